@@ -1,7 +1,7 @@
 """Where dropped records go: one row per drop, so that every record read is accounted for.
 
 Each stage that removes documents hands them to a `DropLedger`, a datatrove `JsonlWriter` that keeps only
-what an audit needs. Files land in `DIR/ledger/{stage}/{rank:05d}.jsonl.gz`; a row looks like
+what an audit needs. Files land in `DIR/ledger/{stage}/[{part}-]{rank:05d}.jsonl`; a row looks like
 
     {"id": "<urn:uuid:...>", "url": "http://example.com/", "warc": "bench-00001.warc.gz", "offset": 12345,
      "stage": "blocklist", "reason": "ut1_domain", "detail": "ut1-adult:example.com"}
@@ -34,7 +34,7 @@ def drop_row(writer: "DropLedger", doc: Document) -> dict:
 
 
 class DropLedger(JsonlWriter):
-    """Records the documents a stage drops under `{stage}/{rank}.jsonl.gz`.
+    """Records the documents a stage drops under `{stage}/{rank}.jsonl`.
 
     Pass it as the `exclusion_writer` of a datatrove filter (the filter stamps `filter_reason` on the
     document), or call `write(doc, rank)` yourself after setting `doc.metadata["filter_reason"]`.
@@ -43,10 +43,13 @@ class DropLedger(JsonlWriter):
 
     name = "📒 Drop ledger"
 
-    def __init__(self, output_folder: DataFolderLike, stage: str, reason: str | None = None):
+    def __init__(self, output_folder: DataFolderLike, stage: str, reason: str | None = None, part: str = ""):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
-        super().__init__(output_folder, output_filename=f"{stage}/${{rank}}.jsonl.gz", adapter=drop_row)
+        # `part` separates the files of several steps of one stage (the four quality filters)
+        filename = f"{stage}/{part + '-' if part else ''}${{rank}}.jsonl"
+        # uncompressed: gzip stamps the time and file name into its header, and outputs must be byte-identical
+        super().__init__(output_folder, output_filename=filename, adapter=drop_row, compression=None)
         self.stage = stage
         self.reason = reason
 

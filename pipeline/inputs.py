@@ -1,0 +1,75 @@
+"""Turn `--input` arguments into the ordered list of WARC files a run reads.
+
+Accepts local files, directories (every `*.warc.gz` / `*.warc` below, sorted), globs, `s3://` and
+`https://` WARC URLs, and Common Crawl `warc.paths.gz` listings (local or remote), whose relative paths
+are joined to `input.cc_base_url`. The order is the order given, each expansion sorted, duplicates
+removed: it decides task assignment, so the same arguments always give the same tasks.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+
+WARC_SUFFIXES = (".warc.gz", ".warc")
+REMOTE_PREFIXES = ("s3://", "http://", "https://", "gs://", "hf://")
+
+
+class InputError(ValueError):
+    """An input path that does not exist or names no WARC file: the message names it."""
+
+
+def is_remote(path: str) -> bool:
+    return path.startswith(REMOTE_PREFIXES)
+
+
+def _is_listing(path: str) -> bool:
+    return path.endswith(".paths.gz") or path.endswith(".paths")
+
+
+def _read_listing(path: str, base_url: str) -> list[str]:
+    if is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "rb", compression="infer") as f:
+            lines = f.read().decode().splitlines()
+    else:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as f:
+            lines = f.read().splitlines()
+    entries = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not entries:
+        raise InputError(f"{path}: the listing names no WARC file")
+    return [e if is_remote(e) or os.path.isabs(e) else base_url.rstrip("/") + "/" + e for e in entries]
+
+
+def expand_inputs(inputs: list[str], cc_base_url: str = "https://data.commoncrawl.org/") -> list[str]:
+    files: list[str] = []
+    for item in inputs:
+        if _is_listing(item):
+            found = _read_listing(item, cc_base_url)
+        elif is_remote(item):
+            found = [item]
+        elif os.path.isdir(item):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(item)
+                for name in names
+                if name.endswith(WARC_SUFFIXES)
+            )
+            if not found:
+                raise InputError(f"{item}: directory holds no .warc.gz or .warc file")
+        elif glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise InputError(f"{item}: the pattern matches no file")
+        elif os.path.isfile(item):
+            found = [item]
+        else:
+            raise InputError(f"{item}: no such file or directory")
+        files.extend(found)
+    unique = list(dict.fromkeys(files))
+    if not unique:
+        raise InputError("no input WARC files given")
+    return unique

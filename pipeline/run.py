@@ -1,0 +1,181 @@
+"""Running a built pipeline: the local executor, resumption, the `.bin` shards and the summary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from datatrove.executor.local import LocalPipelineExecutor
+
+import pipeline
+from pipeline.build import Phase, RunLayout, build_phases, task_count
+from pipeline.config import Config, config_to_dict
+from pipeline.inputs import expand_inputs
+from pipeline.shards import write_shards
+from pipeline.summary import build_summary, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or did not finish; the message says why and where to look."""
+
+
+# crawled pages are messy: these libraries log every page they cannot parse, which our ledger counts
+NOISY_LOGGERS = ("trafilatura", "htmldate", "courlan", "justext", "warcio", "presidio-analyzer")
+
+
+def quiet_console() -> None:
+    """Only warnings on the console; datatrove's task logs still go to their files under DIR/logs.
+
+    Called in the main process and again in each task, since worker processes do not inherit it.
+    """
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class QuietLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor, with task logs kept in their files instead of on the console."""
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        quiet_console()
+        try:
+            # datatrove prints a task's log on the console only for local_rank 0
+            return super()._run_for_rank(rank, local_rank + 1, node_rank)
+        finally:
+            quiet_console()  # datatrove re-adds its console logger when a task ends
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in
+            ("datatrove", "trafilatura", "warcio", "presidio-analyzer", "tiktoken", "pyarrow", "fasttext-predict")}
+
+
+def provenance(phases: list[Phase]) -> dict:
+    """Version and sha256 of every model, list and vocabulary the steps use."""
+    found = {}
+    for phase in phases:
+        for step in phase.steps:
+            if hasattr(step, "provenance"):
+                found[type(step).__name__] = step.provenance()
+            if hasattr(step, "tokenizer"):
+                found["tokenizer"] = step.tokenizer.provenance()
+    return found
+
+
+def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> dict:
+    return {
+        "ccpipe_version": pipeline.__version__,
+        "config": config_to_dict(config),
+        "inputs": files,
+        "tasks": task_count(config, files),
+        "versions": _versions(),
+        "provenance": provenance(phases),
+    }
+
+
+def _identity(resolved: dict) -> str:
+    """What must match for a rerun to resume a run in place: everything that changes the output."""
+    same = dict(resolved)
+    same["config"] = {k: v for k, v in resolved["config"].items() if k != "run"}
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
+
+
+def prepare_output(layout: RunLayout, resolved: dict) -> None:
+    path = layout.root / "config.resolved.yaml"
+    if path.exists():
+        previous = yaml.safe_load(path.read_text())
+        if _identity(previous) != _identity(resolved):
+            raise RunError(f"{layout.root}: holds a run with other inputs, config or task count; "
+                           "use another --output (or delete it) to start afresh")
+        log.info("resuming the run in %s: completed tasks are skipped", layout.root)
+    elif layout.root.exists() and any(layout.root.iterdir()):
+        raise RunError(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    tmp.replace(path)
+
+
+def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: bool) -> None:
+    """Tasks done per phase, polled from datatrove's completion markers."""
+    if not enabled:
+        return
+    from tqdm import tqdm
+
+    done_dir = layout.logs / phase.name / "completions"
+    with tqdm(total=phase.tasks, desc=f"{phase.name:<13}", unit="task", file=sys.stderr, leave=True) as bar:
+        while True:
+            done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
+            bar.update(done - bar.n)
+            if stop.wait(0.5):
+                done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
+                bar.update(done - bar.n)
+                return
+
+
+def _stage_seconds(layout: RunLayout, phases: list[Phase]) -> dict[str, float]:
+    """Seconds spent in each step, summed over tasks, from datatrove's per-phase stats."""
+    seconds: dict[str, float] = {}
+    for phase in phases:
+        stats_file = layout.logs / phase.name / "stats.json"
+        if not stats_file.exists():
+            continue
+        for step in json.loads(stats_file.read_text()):
+            timing = step.get("time_stats")
+            total = timing.get("total", 0.0) if isinstance(timing, dict) else 0.0
+            name = f"{phase.name}: {step['name']}"
+            seconds[name] = round(seconds.get(name, 0.0) + total, 3)
+    return seconds
+
+
+def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False) -> dict:
+    """Run every phase, write the shards and `summary.json`; returns the summary."""
+    started = time.monotonic()
+    files = expand_inputs(inputs, config.input.cc_base_url)
+    layout = RunLayout(Path(output))
+    phases = build_phases(config, files, layout.root)
+    prepare_output(layout, resolved_config(config, files, phases))
+
+    for phase in phases:
+        stop = threading.Event()
+        bar = threading.Thread(target=_progress, args=(phase, layout, stop, progress), daemon=True)
+        bar.start()
+        executor = QuietLocalExecutor(phase.steps, tasks=phase.tasks, workers=min(config.run.workers, phase.tasks),
+                                      logging_dir=str(layout.logs / phase.name), skip_completed=True)
+        try:
+            executor.run()
+        except Exception as exc:
+            raise RunError(f"phase {phase.name!r} failed: {exc} (task logs: {layout.logs / phase.name / 'logs'})") from exc
+        finally:
+            stop.set()
+            bar.join()
+
+    shards = finalize_shards(layout, config.output.shard_tokens)
+    summary = build_summary(layout.root, shards, time.monotonic() - started, _stage_seconds(layout, phases))
+    write_json_atomic(layout.root / "summary.json", summary)
+    return summary
+
+
+def finalize_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
+    """Concatenate every task's token file, in rank order, into `.bin` shards per language."""
+    if layout.bin.exists():
+        shutil.rmtree(layout.bin)  # rebuilt whole from the token files: a rerun gives the same bytes
+    shards = []
+    for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
+        written = write_shards(sorted(lang_dir.glob("*.tokens")), layout.bin, lang_dir.name, shard_tokens)
+        shards += [{"language": lang_dir.name, **s} for s in written]
+    return shards

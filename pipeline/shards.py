@@ -1,0 +1,104 @@
+"""llm.c's `.bin` token shards: the format a GPU trainer reads directly.
+
+    header: 256 little-endian int32 = [20240520 (magic), 1 (version), n_tokens, 0, ...]  (1024 bytes)
+    body:   n_tokens uint16 (GPT-2's largest id, 50256, fits)
+
+As llm.c's `dev/data/fineweb.py`: every document is preceded by `<|endoftext|>`, shards are filled to
+exactly `shard_tokens` (a document may continue in the next shard), shard 0 is the validation shard
+(`{prefix}_val_000000.bin`) and the rest are `{prefix}_train_{i:06d}.bin`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+MAGIC = 20240520
+VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+
+
+class ShardError(ValueError):
+    """A `.bin` file that is not a valid llm.c shard; the message names the file."""
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}_{'val' if index == 0 else 'train'}_{index:06d}.bin"
+
+
+def write_shard(path: str | Path, tokens: np.ndarray) -> None:
+    """Write one shard atomically (temporary name, then rename)."""
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[:3] = (MAGIC, VERSION, len(tokens))
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(header.tobytes())
+        f.write(np.asarray(tokens, dtype="<u2").tobytes())
+    os.replace(tmp, path)
+
+
+def read_header(path: str | Path) -> int:
+    """Validate a shard's header and size as llm.c's loader does; returns its token count."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        header = np.frombuffer(f.read(HEADER_BYTES), dtype="<i4")
+    if len(header) != HEADER_INTS:
+        raise ShardError(f"{path}: too short for a .bin header ({size} bytes)")
+    if header[0] != MAGIC:
+        raise ShardError(f"{path}: bad magic number {header[0]} (expected {MAGIC})")
+    if header[1] != VERSION:
+        raise ShardError(f"{path}: unsupported version {header[1]} (expected {VERSION})")
+    n_tokens = int(header[2])
+    if size != HEADER_BYTES + 2 * n_tokens:
+        raise ShardError(f"{path}: size {size} bytes does not match its {n_tokens} tokens "
+                         f"(expected {HEADER_BYTES + 2 * n_tokens})")
+    return n_tokens
+
+
+def read_tokens(path: str | Path) -> np.ndarray:
+    n_tokens = read_header(path)
+    return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
+
+
+def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix: str, shard_tokens: int) -> list[dict]:
+    """Concatenate per-task token files, in the order given, into shards of `shard_tokens` tokens.
+
+    Streams file by file into the open shard and patches its header when it is full, so memory stays at
+    one task's tokens whatever the shard size. Returns [{"file", "tokens"}].
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[dict] = []
+    current, filled = None, 0
+
+    def close_current():
+        nonlocal current, filled
+        header = np.zeros(HEADER_INTS, dtype="<i4")
+        header[:3] = (MAGIC, VERSION, filled)
+        current.seek(0)
+        current.write(header.tobytes())
+        current.close()
+        name = shard_name(prefix, len(written))
+        os.replace(out_dir / f"{name}.tmp", out_dir / name)
+        written.append({"file": name, "tokens": int(filled)})
+        current, filled = None, 0
+
+    for path in token_files:
+        tokens = np.fromfile(path, dtype="<u2")
+        pos = 0
+        while pos < len(tokens):
+            if current is None:
+                current = open(out_dir / f"{shard_name(prefix, len(written))}.tmp", "wb")
+                current.write(b"\0" * HEADER_BYTES)
+            take = min(shard_tokens - filled, len(tokens) - pos)
+            current.write(tokens[pos:pos + take].tobytes())
+            filled, pos = filled + take, pos + take
+            if filled == shard_tokens:
+                close_current()
+    if current is not None:
+        close_current()
+    return written

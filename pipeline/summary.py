@@ -1,0 +1,146 @@
+"""What a run produced, and the numbers that must add up.
+
+`summary.json` is built from three kinds of per-task files, so it is the sum of mergeable pieces:
+- the reader's per-file reports (`work/files/{rank}.json`): response records read, per-file errors;
+- the drop ledger (`ledger/{stage}/*.jsonl`): one row per dropped record;
+- the tallies of the final phase (`work/kept/{rank}.json`): documents kept, tokens, PII found.
+
+The conservation law `records_total == kept + sum(dropped)` is checked on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+from datatrove.data import DocumentsPipeline
+from datatrove.io import get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+from pipeline.ledger import STAGES
+
+# FineWeb's parquet schema, column for column
+FINEWEB_SCHEMA = pa.schema([
+    ("text", pa.string()),
+    ("id", pa.string()),
+    ("dump", pa.string()),
+    ("url", pa.string()),
+    ("date", pa.string()),
+    ("file_path", pa.string()),
+    ("language", pa.string()),
+    ("language_score", pa.float64()),
+    ("token_count", pa.int64()),
+])
+
+
+def fineweb_row(writer, doc) -> dict:
+    meta = doc.metadata
+    return {
+        "text": doc.text,
+        "id": doc.id,
+        "dump": meta.get("dump"),
+        "url": meta.get("url"),
+        "date": meta.get("date"),
+        "file_path": meta.get("file_path"),
+        "language": meta.get("language"),
+        "language_score": float(meta["language_score"]),
+        "token_count": int(meta["token_count"]),
+    }
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class TaskTally(PipelineStep):
+    """Last step of the final phase: counts what this task kept, by language, and the PII it replaced."""
+
+    name = "🧮 Tally"
+    type = "🧮 - STATS"
+
+    def __init__(self, output_folder: str):
+        super().__init__()
+        self.output_folder = output_folder
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        docs, tokens, pii = Counter(), Counter(), Counter()
+        for doc in data:
+            lang = doc.metadata.get("language")
+            docs[lang] += 1
+            tokens[lang] += doc.metadata.get("token_count", 0) + 1  # + the <|endoftext|> before each document
+            pii.update(doc.metadata.get("pii", {}))
+            yield doc
+        folder = get_datafolder(self.output_folder)
+        with folder.open(f"{rank:05d}.json", "wt") as f:
+            json.dump({"kept": dict(docs), "tokens": dict(tokens), "pii": dict(pii)}, f, sort_keys=True)
+
+
+def _read_json_files(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def count_drops(ledger: Path) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for path in sorted(ledger.glob("*/*.jsonl")):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                counts[row["stage"]][row["reason"]] += 1
+    order = {s: i for i, s in enumerate(STAGES)}
+    return {stage: dict(sorted(counts[stage].items())) for stage in sorted(counts, key=order.get)}
+
+
+def build_summary(root: Path, shards: list[dict], elapsed: float, stage_seconds: dict[str, float]) -> dict:
+    from pipeline.build import RunLayout
+
+    layout = RunLayout(root)
+    files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
+    tallies = _read_json_files(layout.tally)
+    dropped = count_drops(layout.ledger)
+    kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
+    for t in tallies:
+        kept_by_lang.update(t["kept"])
+        tokens_by_lang.update(t["tokens"])
+        pii.update(t["pii"])
+    records_total = sum(f["responses"] for f in files)
+    kept = sum(kept_by_lang.values())
+    n_dropped = sum(n for reasons in dropped.values() for n in reasons.values())
+    return {
+        "records_total": records_total,
+        "kept": kept,
+        "dropped": dropped,
+        "dropped_total": n_dropped,
+        "conservation_ok": records_total == kept + n_dropped,
+        "kept_by_language": dict(sorted(kept_by_lang.items())),
+        "tokens": sum(tokens_by_lang.values()),
+        "tokens_by_language": dict(sorted(tokens_by_lang.items())),
+        "pii": dict(sorted(pii.items())),
+        "files": len(files),
+        "errors": [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")],
+        "shards": shards,
+        "elapsed_seconds": round(elapsed, 3),
+        "seconds_per_stage": stage_seconds,
+    }
+
+
+def funnel_table(summary: dict) -> str:
+    """The short table printed at the end of a run: records in, kept and dropped per stage."""
+    lines = [f"{'stage':<10} {'in':>9} {'dropped':>9}  top reasons"]
+    remaining = summary["records_total"]
+    for stage in STAGES:
+        reasons = summary["dropped"].get(stage, {})
+        n = sum(reasons.values())
+        top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"{stage:<10} {remaining:>9} {n:>9}  {top}")
+        remaining -= n
+    lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
+    if summary["errors"]:
+        lines.append(f"{len(summary['errors'])} file(s) had errors: see summary.json")
+    return "\n".join(lines)

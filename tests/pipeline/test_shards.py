@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from pipeline.shards import HEADER_BYTES, MAGIC, ShardError, read_header, read_tokens, write_shard, write_shards
+
+
+def test_header_is_llmc(tmp_path):
+    write_shard(tmp_path / "a.bin", np.array([50256, 1, 2], dtype=np.uint16))
+    raw = (tmp_path / "a.bin").read_bytes()
+    header = np.frombuffer(raw[:HEADER_BYTES], dtype="<i4")
+    assert list(header[:3]) == [MAGIC, 1, 3] and not header[3:].any()
+    assert len(raw) == HEADER_BYTES + 6
+    assert list(read_tokens(tmp_path / "a.bin")) == [50256, 1, 2]
+
+
+def test_shards_fill_exactly_and_val_comes_first(tmp_path):
+    files = []
+    for i, n in enumerate([7, 0, 5]):
+        path = tmp_path / f"{i}.tokens"
+        np.arange(100 * i, 100 * i + n, dtype="<u2").tofile(path)
+        files.append(path)
+    written = write_shards(files, tmp_path / "bin", "en", shard_tokens=5)
+    assert [w["file"] for w in written] == ["en_val_000000.bin", "en_train_000001.bin", "en_train_000002.bin"]
+    assert [w["tokens"] for w in written] == [5, 5, 2]
+    got = np.concatenate([read_tokens(tmp_path / "bin" / w["file"]) for w in written])
+    assert list(got) == list(range(7)) + list(range(200, 205))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:-2], "does not match"),
+    (lambda b: b"\0\0\0\0" + b[4:], "bad magic"),
+    (lambda b: b[:100], "too short"),
+])
+def test_bad_shard_is_refused_by_name(tmp_path, damage, message):
+    path = tmp_path / "s.bin"
+    write_shard(path, np.arange(10, dtype=np.uint16))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ShardError, match=message) as err:
+        read_header(path)
+    assert str(path) in str(err.value)
