@@ -1,0 +1,323 @@
+"""PII scrubbing with presidio-analyzer, FineWeb style: find, replace, keep every document.
+
+FineWeb (datatrove's `PIIFormatter`) replaces emails and *public* IPv4 addresses with surrogates. We do the
+same with presidio's recognizers and add phones, credit cards, IBANs, US SSNs and Chinese resident IDs:
+
+    "Mail jane.doe@uni-bonn.de or call +49 30 2019433"
+ -> "Mail firstname.lastname@example.org or call 555-0142"      (replacement="surrogate", the default)
+ -> "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>"                (replacement="tag")
+
+Every document gets `pii` ({TYPE: count}, non-zero counts only) and `pii_spans` ([[TYPE, start, end], ...],
+offsets in the text *before* scrubbing) in its metadata. Surrogates are picked by a hash of the value, so
+the output is byte-identical in any process and in any document order (no round-robin, no random state).
+
+Speed, with findings identical to `AnalyzerEngine.analyze(text, "en")` on the same engine (bench/bench_pii.py
+checks this on real text):
+- No recognizer can match across a newline (none of their patterns allows one, and phonenumbers' candidate
+  pattern does not either), and every entity has a character it cannot match without: a digit (`\\d`,
+  all but email), `@` (email), `:` (IPv6 written without digits). So we analyze only the lines that hold
+  such a character, asking only for the entities that character allows; a document with none of them
+  skips presidio entirely.
+- On a blank spaCy pipeline every lemma is "", so presidio's context enhancer can never raise a score:
+  the spaCy pass is pure cost and we hand analyze() empty NLP artifacts instead (checked when the engine
+  is built; with a real lemmatizer we fall back to whole-document analysis).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import version
+
+import regex
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+logger = logging.getLogger(__name__)
+
+PII_SCRUBBER_VERSION = 1  # bump when findings or replacements change for the same input
+
+DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
+                    "CN_RESIDENT_ID")
+REPLACEMENT_STYLES = ("surrogate", "tag")
+
+# FineWeb's surrogates, copied from datatrove's PIIFormatter defaults (a test checks they still match).
+# example.com/org are reserved for documentation.
+EMAIL_SURROGATES = ("email@example.com", "firstname.lastname@example.org")
+# "randomly generated list of ips. they did not respond to ping requests at the time the list was created"
+IP_SURROGATES = ("22.214.171.124", "126.96.36.199", "188.8.131.52", "184.108.40.206", "220.127.116.11",
+                 "18.104.22.168")
+SURROGATES: dict[str, tuple[str, ...]] = {
+    "EMAIL_ADDRESS": EMAIL_SURROGATES,
+    "IP_ADDRESS": IP_SURROGATES,
+    "PHONE_NUMBER": ("555-0100", "555-0123", "555-0142", "555-0199"),  # NANP's fictional 555-01XX block
+    "CREDIT_CARD": ("0000 0000 0000 0000",),
+    "IBAN_CODE": ("XX00 0000 0000 0000 0000 00",),
+    "US_SSN": ("000-00-0000",),  # area 000 is never issued
+    "CN_RESIDENT_ID": ("000000000000000000",),
+}
+
+# The character each entity cannot be matched without (see the module docstring).
+_NEEDS_DIGIT = {"PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "CN_RESIDENT_ID"}
+# One line that holds a trigger character. `regex`'s \d is the digit set presidio's patterns use.
+_TRIGGER_LINE = regex.compile(r"[^\n]*[\d@:][^\n]*")
+_DIGIT = regex.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One replaced span; start/end index the original text."""
+
+    entity_type: str
+    start: int
+    end: int
+    replacement: str
+    score: float = 1.0
+
+
+# ---------------------------------------------------------------- CN resident identity card number (GB 11643)
+
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_CHECK = "10X98765432"  # ISO 7064 MOD 11-2: sum of weighted digits mod 11 indexes this
+
+
+def cn_resident_id_is_valid(value: str) -> bool:
+    """18 characters: 6-digit region, YYYYMMDD birth date, 3-digit sequence, MOD 11-2 check (digit or X)."""
+    value = value.upper()
+    if len(value) != 18 or not value[:17].isascii() or not value[:17].isdigit():
+        return False
+    try:
+        datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _CN_WEIGHTS))
+    return _CN_CHECK[total % 11] == value[17]
+
+
+def _cn_resident_id_recognizer_class():
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    class CnResidentIdRecognizer(PatternRecognizer):
+        """Chinese resident identity card numbers (18 characters), checksum-validated."""
+
+        # \b on both sides: never inside a longer run of digits or letters
+        PATTERNS = [Pattern("CN resident ID (18)",
+                            r"\b[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+                            r"[0-9]{3}[0-9X]\b", 0.5)]
+        CONTEXT = ["身份证", "identity", "resident", "id"]
+
+        def __init__(self, supported_language: str = "en"):
+            super().__init__(supported_entity="CN_RESIDENT_ID", patterns=list(self.PATTERNS),
+                             context=self.CONTEXT, supported_language=supported_language,
+                             name="CnResidentIdRecognizer")
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return cn_resident_id_is_valid(pattern_text)
+
+    return CnResidentIdRecognizer
+
+
+# ---------------------------------------------------------------- engine
+
+
+def _offline_email_recognizer(language: str):
+    """presidio's EmailRecognizer checks the domain with tldextract, whose default extractor fetches the
+    public suffix list over the network. Use the snapshot bundled with tldextract instead: offline and the
+    same answer on every machine."""
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    extract = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return extract(pattern_text).fqdn != ""
+
+    return OfflineEmailRecognizer(supported_language=language, name="EmailRecognizer")
+
+
+def build_analyzer(entities=DEFAULT_ENTITIES, language: str = "en", score_threshold: float = 0.3):
+    """An AnalyzerEngine on a blank spaCy pipeline (no model download) with only the recognizers needed."""
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, IbanRecognizer, IpRecognizer,
+                                                          PhoneRecognizer, UsSsnRecognizer)
+
+    factories = {
+        "EMAIL_ADDRESS": lambda: _offline_email_recognizer(language),
+        # presidio's default regions (US, GB, DE, FR, IL, IN, CA, BR) and leniency 1 (VALID) catch national
+        # US numbers and every "+CC ..." international number we plant; more regions cost one matcher pass each
+        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_language=language),
+        "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
+        "CREDIT_CARD": lambda: CreditCardRecognizer(supported_language=language),
+        "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
+        "US_SSN": lambda: UsSsnRecognizer(supported_language=language),
+        "CN_RESIDENT_ID": lambda: _cn_resident_id_recognizer_class()(supported_language=language),
+    }
+    nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": "blank"}])
+    nlp_engine.nlp = {language: spacy.blank(language)}  # set instead of load(): load() would download a model
+    registry = RecognizerRegistry(recognizers=[factories[e]() for e in entities], supported_languages=[language])
+    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[language],
+                          default_score_threshold=score_threshold)
+
+
+def _is_public_ip(value: str) -> bool:
+    try:
+        return ipaddress.ip_interface(value).ip.is_global
+    except ValueError:
+        return False
+
+
+class PIIScrubber(PipelineStep):
+    """Replaces PII found by presidio with surrogates (or `<TYPE>` tags); never drops a document.
+
+    score_threshold 0.3 (presidio's default is 0): presidio's "very weak" US_SSN patterns (any 9-digit
+    number, ZIP+4 codes) score 0.05 and, with no lemmatizer, context words can never raise them. Every other
+    finding scores >= 0.4 (phone 0.4, SSN with separators 0.5, IP 0.6; checksum-validated types 1.0).
+    """
+
+    name = "🕵 PII scrubber"
+    type = "✂️ - FORMAT"
+
+    def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",
+                 language: str = "en", score_threshold: float = 0.3):
+        super().__init__()
+        unknown = [e for e in entities if e not in DEFAULT_ENTITIES]
+        if unknown:
+            raise ValueError(f"unknown PII entities {unknown}; allowed: {list(DEFAULT_ENTITIES)}")
+        if replacement not in REPLACEMENT_STYLES:
+            raise ValueError(f"replacement must be one of {list(REPLACEMENT_STYLES)}, got {replacement!r}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        # keep DEFAULT_ENTITIES order: it is the last tie-break between overlapping findings
+        self.entities = tuple(e for e in DEFAULT_ENTITIES if e in entities)
+        self.replacement = replacement
+        self.language = language
+        self.score_threshold = score_threshold
+
+    # -------------------------------------------------- lazy, per worker
+
+    @cached_property
+    def analyzer(self):
+        return build_analyzer(self.entities, self.language, self.score_threshold)
+
+    @cached_property
+    def _empty_artifacts(self):
+        """Empty NLP artifacts when the pipeline has no lemmatizer (context can never match), else None."""
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        nlp = self.analyzer.nlp_engine.nlp[self.language]
+        if any(t.lemma_ for t in nlp("calling phone numbers")):
+            return None
+        return NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[], nlp_engine=None,
+                            language=self.language)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("analyzer", None)  # presidio/spaCy objects stay out of the pickle: each worker builds its own
+        state.pop("_empty_artifacts", None)
+        return state
+
+    # -------------------------------------------------- finding
+
+    def _windows(self, text: str):
+        """(start, end, entities) for runs of adjacent lines that hold a trigger character."""
+        wanted = set(self.entities)
+        windows = []
+        for m in _TRIGGER_LINE.finditer(text):
+            line = m.group()
+            ents = set()
+            if _DIGIT.search(line):
+                ents |= _NEEDS_DIGIT
+            if "@" in line:
+                ents.add("EMAIL_ADDRESS")
+            if ":" in line:
+                ents.add("IP_ADDRESS")
+            ents = frozenset(ents & wanted)
+            if not ents:
+                continue
+            if windows and windows[-1][1] + 1 == m.start() and windows[-1][2] == ents:
+                windows[-1] = (windows[-1][0], m.end(), ents)
+            else:
+                windows.append((m.start(), m.end(), ents))
+        return windows
+
+    def analyze(self, text: str) -> list:
+        """presidio RecognizerResults for `text` (offsets in `text`), equal to analyzer.analyze(text) as a set."""
+        windows = self._windows(text)
+        if not windows:  # nothing any recognizer could match: presidio (and the engine build) skipped
+            return []
+        artifacts = self._empty_artifacts
+        if artifacts is None:  # a real lemmatizer: context matters, analyze the whole text
+            return self.analyzer.analyze(text, language=self.language, entities=list(self.entities))
+        results = []
+        for start, end, ents in windows:
+            found = self.analyzer.analyze(text[start:end], language=self.language,
+                                          entities=[e for e in self.entities if e in ents],
+                                          nlp_artifacts=artifacts)
+            for r in found:
+                r.start += start
+                r.end += start
+            results.extend(found)
+        return results
+
+    def _resolve(self, text: str, results) -> list:
+        """Non-overlapping findings, by start: longer span wins, then higher score, then entity order."""
+        order = {e: i for i, e in enumerate(self.entities)}
+        kept = []
+        for r in sorted(results, key=lambda r: (-(r.end - r.start), -r.score, order[r.entity_type], r.start)):
+            if all(r.end <= k.start or r.start >= k.end for k in kept):
+                kept.append(r)
+        # a private IP keeps its span (nothing else replaces part of it) but is not replaced itself
+        kept = [r for r in kept if r.entity_type != "IP_ADDRESS" or _is_public_ip(text[r.start:r.end])]
+        return sorted(kept, key=lambda r: r.start)
+
+    def _replacement_for(self, entity_type: str, value: str) -> str:
+        if self.replacement == "tag":
+            return f"<{entity_type}>"
+        choices = SURROGATES[entity_type]
+        if len(choices) == 1:
+            return choices[0]
+        digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
+        return choices[int.from_bytes(digest, "big") % len(choices)]
+
+    def scrub(self, text: str) -> tuple[str, list[Finding]]:
+        """The text with PII replaced, and what was replaced (offsets in the original text)."""
+        findings = [Finding(r.entity_type, r.start, r.end, self._replacement_for(r.entity_type, text[r.start:r.end]),
+                            r.score)
+                    for r in self._resolve(text, self.analyze(text))]
+        out = text
+        for f in reversed(findings):  # from the end, so earlier offsets stay valid
+            out = out[:f.start] + f.replacement + out[f.end:]
+        return out, findings
+
+    # -------------------------------------------------- pipeline
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            self.stat_update("documents")
+            with self.track_time():
+                doc.text, findings = self.scrub(doc.text)
+            counts: dict[str, int] = {}
+            for f in findings:
+                counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
+            doc.metadata["pii"] = counts
+            doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end] for f in findings]
+            if counts:
+                self.stat_update("docs_with_pii")
+            for entity_type, n in counts.items():
+                self.stat_update(entity_type, value=n)
+            yield doc
+
+    def provenance(self) -> dict:
+        return {"name": "presidio-pii", "version": PII_SCRUBBER_VERSION,
+                "presidio_analyzer": version("presidio-analyzer"), "phonenumbers": version("phonenumbers"),
+                "tldextract": version("tldextract"), "spacy": version("spacy") + " (blank pipeline)",
+                "entities": list(self.entities), "replacement": self.replacement, "language": self.language,
+                "score_threshold": self.score_threshold}
