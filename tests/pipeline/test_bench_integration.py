@@ -155,7 +155,7 @@ def test_parquet_schema_is_fineweb(run1):
 
 
 def test_bin_shards_valid_and_decode_to_parquet_text(run1, gpt2_tiktoken):
-    shards = sorted((run1 / "bin").glob("*.bin"))
+    shards = sorted((run1 / "bin").glob("*.bin"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
     names = [s.name for s in shards]
     assert names[0] == "en_val_000000.bin" and all("_train_" in n for n in names[1:]) and len(names) > 1
     for s in shards:
