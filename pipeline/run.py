@@ -127,19 +127,53 @@ def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: b
                 return
 
 
+def _stage_of(step) -> str:
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+    from datatrove.pipeline.writers.disk_base import DiskWriter
+
+    from pipeline.build import TaskFileReader
+    from stages.blocklist import URLBlocklist
+    from stages.extract import Extractor
+    from stages.langid import LanguageID
+    from stages.pii import PIIScrubber
+    from stages.reader import WarcReader
+    from stages.tokenize import Tokenize
+
+    kinds = [(WarcReader, "reader"), (URLBlocklist, "blocklist"), (Extractor, "extract"), (LanguageID, "langid"),
+             (PIIScrubber, "pii"), (Tokenize, "tokenize"), (DiskWriter, "write"), (TaskFileReader, "write")]
+    for cls, stage in kinds:
+        if isinstance(step, cls):
+            return stage
+    if type(step).__module__.startswith("datatrove.pipeline.dedup") or isinstance(step, MinhashDedupSignature):
+        return "dedup"
+    if type(step).__module__ == "stages.quality":
+        return "quality"
+    return "other"
+
+
 def _stage_seconds(layout: RunLayout, phases: list[Phase]) -> dict[str, float]:
-    """Seconds spent in each step, summed over tasks, from datatrove's per-phase stats."""
+    """CPU-side seconds per stage, summed over tasks, from datatrove's per-phase stats.
+
+    datatrove times MinhashDedupSignature around its whole input loop, which includes every step before it
+    in the phase; its own share is what remains after subtracting theirs.
+    """
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+
     seconds: dict[str, float] = {}
     for phase in phases:
         stats_file = layout.logs / phase.name / "stats.json"
         if not stats_file.exists():
             continue
-        for step in json.loads(stats_file.read_text()):
-            timing = step.get("time_stats")
+        upstream = 0.0
+        for step, stats in zip(phase.steps, json.loads(stats_file.read_text())):
+            timing = stats.get("time_stats")
             total = timing.get("total", 0.0) if isinstance(timing, dict) else 0.0
-            name = f"{phase.name}: {step['name']}"
-            seconds[name] = round(seconds.get(name, 0.0) + total, 3)
-    return seconds
+            if isinstance(step, MinhashDedupSignature):
+                total = max(0.0, total - upstream)
+            upstream += total
+            stage = _stage_of(step)
+            seconds[stage] = seconds.get(stage, 0.0) + total
+    return {stage: round(t, 3) for stage, t in seconds.items()}
 
 
 def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False) -> dict:
