@@ -4,6 +4,7 @@ errors into one clear message and a non-zero exit (2: bad config or arguments, 1
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 
@@ -32,6 +33,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ccpipe: config error: {exc}", file=sys.stderr)
         return 2
     quiet_console()
+    if args.no_progress:
+        os.environ["TQDM_DISABLE"] = "1"  # also datatrove's own bars, in this process and its workers
     try:
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
     except (InputError, TokenizerError) as exc:

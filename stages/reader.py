@@ -148,7 +148,7 @@ class WarcReader(PipelineStep):
         """(doc, reason or None if kept, detail) per response record. Only warcio calls are guarded: the
         `yield`s are outside every try, so an exception thrown in by a later step is never taken for damage."""
         try:
-            f = open_stream(path)
+            f = open_stream(path, whole=self.max_records is None)
         except Exception as exc:
             fate.error = file_error(path, "cannot open", exc)
             return
@@ -271,12 +271,21 @@ def ensure_http_headers(record) -> None:
     record.payload_length = record.length - (record.raw_stream.tell() - start)
 
 
-def open_stream(path: str):
-    if "://" in path:
-        import fsspec
+def cache_dir() -> str:
+    return os.path.join(os.environ.get("CCPIPE_CACHE", os.path.expanduser("~/.cache/ccpipe")), "warc")
 
-        return fsspec.open(path, "rb").open()
-    return open(path, "rb")
+
+def open_stream(path: str, whole: bool = True):
+    """Open a local path or an fsspec URL. A remote file read whole is fetched once into the local cache
+    (`$CCPIPE_CACHE/warc`, default ~/.cache/ccpipe/warc) and reused by later runs; one read partly
+    (`max_records`) is streamed, so a peek at a 1 GB WARC costs only the bytes it reads."""
+    if "://" not in path:
+        return open(path, "rb")
+    import fsspec
+
+    if whole and not path.startswith(("file://", "memory://")):
+        return fsspec.open(f"simplecache::{path}", "rb", simplecache={"cache_storage": cache_dir()}).open()
+    return fsspec.open(path, "rb").open()
 
 
 def drain(stream) -> None:

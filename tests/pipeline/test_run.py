@@ -111,3 +111,17 @@ def test_several_languages_are_partitioned(corpus, gpt2_tiktoken, tmp_path):
         assert len(rows) == summary["kept_by_language"][lang]
         assert all(r["language"] == lang for r in rows)
         assert (out / "bin" / f"{lang}_val_000000.bin").is_file()
+
+
+def test_a_remote_file_read_whole_is_cached(corpus, http_server, tmp_path, monkeypatch):
+    from stages.reader import WarcReader
+
+    root, url = http_server
+    shutil.copy(corpus / "warc" / "cc" / "jwarc_cc.warc.gz", root / "cc.warc.gz")
+    monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path / "cache"))
+    reader = WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "report"))
+    first = [d.id for d in reader.run()]
+    (root / "cc.warc.gz").unlink()  # the second read must come from the cache
+    second = [d.id for d in WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "r2")).run()]
+    assert first == second and len(first) == 1
+    assert list((tmp_path / "cache" / "warc").iterdir())
