@@ -33,8 +33,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ccpipe: config error: {exc}", file=sys.stderr)
         return 2
     quiet_console()
-    if args.no_progress:
-        os.environ["TQDM_DISABLE"] = "1"  # also datatrove's own bars, in this process and its workers
     try:
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
     except (InputError, TokenizerError) as exc:
@@ -45,6 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(funnel_table(summary))
     print(f"wrote {args.output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
+    for error in summary["errors"]:
+        print(f"ccpipe: {error['error']}", file=sys.stderr)
+    if summary["errors"] and len(summary["errors"]) == summary["files"]:
+        print("ccpipe: no input file could be read", file=sys.stderr)
+        return 1
     if not summary["conservation_ok"]:
         print("ccpipe: records_total != kept + dropped: some records are unaccounted for", file=sys.stderr)
         return 1
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "no_progress", False):
+        # also datatrove's own bars; tqdm reads this when first imported, so before any pipeline import
+        os.environ["TQDM_DISABLE"] = "1"
     return args.func(args)
 
 
