@@ -69,6 +69,10 @@ class RunLayout:
         return self.work / "files"
 
     @property
+    def progress(self) -> Path:  # response records read so far, per task
+        return self.work / "progress"
+
+    @property
     def tally(self) -> Path:
         return self.work / "kept"
 
@@ -124,7 +128,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
-                   dump=config.input.dump),
+                   dump=config.input.dump, progress_folder=str(layout.progress)),
     ]
     if config.blocklist.enabled:
         b = config.blocklist

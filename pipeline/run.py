@@ -111,20 +111,31 @@ def prepare_output(layout: RunLayout, resolved: dict) -> None:
 
 
 def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: bool) -> None:
-    """Tasks done per phase, polled from datatrove's completion markers."""
+    """Tasks done per phase, from datatrove's completion markers; in the base phase also the WARC records
+    read so far, from the reader's per-task counters."""
     if not enabled:
         return
     from tqdm import tqdm
 
     done_dir = layout.logs / phase.name / "completions"
+
+    def refresh(bar) -> None:
+        done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
+        if phase.name == "base" and layout.progress.is_dir():
+            records = 0
+            for counter in layout.progress.glob("[0-9]" * 5):  # not the *.tmp being written
+                try:
+                    records += int(counter.read_text())
+                except (OSError, ValueError):
+                    pass  # replaced while we read it: counted at the next refresh
+            bar.set_postfix_str(f"{records:,} records read", refresh=False)
+        bar.update(done - bar.n)
+        bar.refresh()
+
     with tqdm(total=phase.tasks, desc=f"{phase.name:<13}", unit="task", file=sys.stderr, leave=True) as bar:
-        while True:
-            done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
-            bar.update(done - bar.n)
-            if stop.wait(0.5):
-                done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
-                bar.update(done - bar.n)
-                return
+        while not stop.wait(0.5):
+            refresh(bar)
+        refresh(bar)
 
 
 def _stage_of(step) -> str:

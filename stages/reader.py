@@ -104,6 +104,7 @@ class WarcReader(PipelineStep):
         max_payload_bytes: int = 1 << 20,  # Common Crawl truncates payloads at 1 MiB
         max_records: int | None = None,
         dump: str | None = None,
+        progress_folder: str | None = None,
     ):
         super().__init__()
         if isinstance(paths, str):
@@ -118,11 +119,21 @@ class WarcReader(PipelineStep):
         self.max_payload_bytes = max_payload_bytes
         self.max_records = max_records
         self.dump = dump
+        self.progress_folder = progress_folder
+
+    def _report_progress(self, rank: int, responses: int) -> None:
+        """Responses read so far by this task, in `progress_folder/{rank}`, for the command line's progress bar."""
+        path = os.path.join(self.progress_folder, f"{rank:05d}")
+        os.makedirs(self.progress_folder, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            f.write(str(responses))
+        os.replace(path + ".tmp", path)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         if data:
             yield from data
         fates = []
+        responses = 0
         with DropLedger(self.ledger_folder, "reader") as ledger:
             for path in self.paths[rank::world_size]:
                 fate = FileFate(path)
@@ -130,6 +141,9 @@ class WarcReader(PipelineStep):
                 self.stat_update("files")
                 for doc, reason, detail in self._read_file(path, fate):
                     self.stat_update("responses")
+                    responses += 1
+                    if self.progress_folder and responses % 200 == 0:
+                        self._report_progress(rank, responses)
                     if reason is None:
                         fate.kept += 1
                         self.stat_update("kept")
@@ -143,6 +157,8 @@ class WarcReader(PipelineStep):
                     self.stat_update("file_errors")
                     logger.warning("%s", fate.error)
         write_report(self.report_folder, rank, fates)
+        if self.progress_folder:
+            self._report_progress(rank, responses)
 
     def _read_file(self, path: str, fate: FileFate) -> Iterator[tuple[Document, str | None, str | None]]:
         """(doc, reason or None if kept, detail) per response record. Only warcio calls are guarded: the

@@ -402,3 +402,13 @@ def test_genuine_and_odd_warcs_decode_cleanly(corpus, tmp_path):
     assert len(docs) > 80
     for doc in docs:  # gb2312, windows-1251, EUC-JP with an empty payload type, Content-Encoding: gzip
         assert doc.text.count("\ufffd") < 0.001 * len(doc.text), doc.metadata["url"]
+
+
+def test_progress_counter_holds_responses_read(tmp_path):
+    from tests.fixtures import write_warc
+
+    warc = write_warc(tmp_path / "p.warc.gz", [{"url": f"https://example.com/{i}", "body": "<p>hi</p>"} for i in range(3)])
+    reader = WarcReader([str(warc)], str(tmp_path / "ledger"), str(tmp_path / "report"),
+                        progress_folder=str(tmp_path / "progress"))
+    list(reader.run(rank=2))
+    assert (tmp_path / "progress" / "00002").read_text() == "3"
