@@ -6,7 +6,6 @@ Two runs (1 and 2 workers) are made once per session; each takes about a minute 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np

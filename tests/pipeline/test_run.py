@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest

@@ -1,5 +1,4 @@
 import gzip
-import io
 import json
 import random
 import subprocess
