@@ -11,20 +11,33 @@ WORKERS ?= 2
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test clean
+.PHONY: install system-deps run test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,remote]'
+	$(BIN)/pip install --quiet -e '.[test,remote,cluster,train]'
 	touch $@
 
 install: $(BIN)/.installed
 
+# programs some tests drive for real (headless Chromium, a one-node Slurm cluster); installed when we are
+# root with apt-get, otherwise those tests skip and say why
+SYSTEM_PACKAGES := chromium slurm-wlm munge
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing $$missing (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	      || echo "warning: could not install $$missing: the tests that need them will skip"; \
+	  fi; \
+	else echo "not root or no apt-get: tests that need $(SYSTEM_PACKAGES) will skip"; fi
+
 run: install
 	$(BIN)/ccpipe run --input $(INPUT) --output $(OUTPUT) --max-records $(MAX_RECORDS) --workers $(WORKERS) $(RUN_ARGS)
 
-test: install
+test: install system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

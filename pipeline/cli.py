@@ -4,9 +4,14 @@ errors into one clear message and a non-zero exit (2: bad config or arguments, 1
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import logging
+import os
 import sys
+
+# modules that add their own subcommands through `add_commands(subparsers)`; each imports its heavy
+# dependencies inside its command functions, so `ccpipe --help` stays fast
+COMMAND_MODULES = ("pipeline.audit", "pipeline.release", "pipeline.trainer", "pipeline.status")
 
 EPILOG_RUN = """example:
   ccpipe run --input ../shared/corpus/warc/bench --output out/bench \\
@@ -78,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="'gpt2' (default), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module).add_commands(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
     return parser
 
 

@@ -194,7 +194,12 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
     layout = RunLayout(Path(output))
     phases = build_phases(config, files, layout.root)
     prepare_output(layout, resolved_config(config, files, phases))
+    run_phases(config, layout, phases, progress)
+    return finalize_run(config, layout, phases, time.monotonic() - started)
 
+
+def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:
+    """Each phase in turn on the executor; completed tasks (from an earlier, interrupted run) are skipped."""
     for phase in phases:
         stop = threading.Event()
         bar = threading.Thread(target=_progress, args=(phase, layout, stop, progress), daemon=True)
@@ -209,8 +214,11 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
             stop.set()
             bar.join()
 
+
+def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
+    """After the last phase: the `.bin` shards and `summary.json`. Reruns give the same bytes."""
     shards = finalize_shards(layout, config.output.shard_tokens)
-    summary = build_summary(layout.root, shards, time.monotonic() - started, _stage_seconds(layout, phases))
+    summary = build_summary(layout.root, shards, elapsed, _stage_seconds(layout, phases))
     write_json_atomic(layout.root / "summary.json", summary)
     return summary
 
