@@ -28,7 +28,7 @@ from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 from datatrove.utils.hashing import HashConfig
 
 from pipeline.config import Config
-from pipeline.ledger import DropLedger
+from pipeline.ledger import DropLedger, KeptLedger
 from pipeline.summary import FINEWEB_SCHEMA, TaskTally, fineweb_row
 from stages.blocklist import URLBlocklist
 from stages.extract import Extractor
@@ -57,8 +57,12 @@ class RunLayout:
         return self.root / "work"
 
     @property
-    def ledger(self) -> Path:
+    def ledger(self) -> Path:  # the decision ledger, parquet, one row per record (pipeline/ledger.py)
         return self.root / "ledger"
+
+    @property
+    def decisions(self) -> Path:  # the ledger's rows as the tasks write them, before consolidation
+        return self.work / "decisions"
 
     @property
     def logs(self) -> Path:
@@ -108,6 +112,31 @@ class TaskFileReader(PipelineStep):
                 yield doc
 
 
+class CompleteClusterFiles(PipelineStep):
+    """After MinHash clustering: an empty `.remove` / `.clusters` file for every task that has none.
+
+    datatrove's MinhashDedupFilter skips a task without a `.remove` file, and then loads no cluster ids for
+    it, so the document a cluster kept would not know its cluster; with `load_cluster_ids` a missing
+    `.clusters` file is an error. Empty files mean "nothing to remove", "in no cluster".
+    """
+
+    name = "🗂 Cluster files"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, folder: str, tasks: int):
+        super().__init__()
+        self.folder = folder
+        self.tasks = tasks
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        folder = Path(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for task in range(self.tasks):
+            for ext in ("remove", "clusters"):
+                (folder / f"{task:06d}.{ext}").touch(exist_ok=True)
+        yield from data or ()
+
+
 def minhash_config(config: Config) -> MinhashConfig:
     d = config.dedup
     return MinhashConfig(n_grams=d.n_grams, num_buckets=d.buckets, hashes_per_bucket=d.hashes_per_bucket,
@@ -120,7 +149,7 @@ def task_count(config: Config, files: list[str]) -> int:
 
 def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:
     layout = RunLayout(Path(out))
-    ledger = str(layout.ledger)
+    ledger = str(layout.decisions)
     tasks = task_count(config, files)
     mh = minhash_config(config)
     sigs, buckets, clusters = (str(layout.work / "minhash" / p) for p in ("signatures", "buckets", "clusters"))
@@ -149,8 +178,10 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     final: list[PipelineStep] = [TaskFileReader(str(layout.work / "base"))]
     if config.dedup.enabled:
         phases.append(Phase("dedup_buckets", [MinhashDedupBuckets(sigs, buckets, config=mh)], mh.num_buckets))
-        phases.append(Phase("dedup_cluster", [MinhashDedupCluster(buckets, clusters, config=mh)], 1))
-        final.append(MinhashDedupFilter(clusters, exclusion_writer=DropLedger(ledger, "dedup", reason="near_duplicate")))
+        phases.append(Phase("dedup_cluster", [MinhashDedupCluster(buckets, clusters, config=mh, save_cluster_id=True),
+                                              CompleteClusterFiles(clusters, tasks)], 1))
+        final.append(MinhashDedupFilter(clusters, load_cluster_ids=True,
+                                        exclusion_writer=DropLedger(ledger, "dedup", reason="near_duplicate")))
     if config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
@@ -158,6 +189,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),
         ParquetWriter(str(layout.parquet), output_filename="${language}/${rank}.parquet", compression=compression,
                       adapter=fineweb_row, schema=FINEWEB_SCHEMA),
+        KeptLedger(ledger),
         TaskTally(str(layout.tally)),
     ]
     phases.append(Phase("final", final, tasks))

@@ -54,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("ccpipe: no input file could be read", file=sys.stderr)
         return 1
     if not summary["conservation_ok"]:
-        print("ccpipe: records_total != kept + dropped: some records are unaccounted for", file=sys.stderr)
+        print("ccpipe: the ledger does not add up (records read, ledger rows, kept + dropped, tokens): "
+              "see summary.json", file=sys.stderr)
         return 1
     return 0
 

@@ -18,6 +18,7 @@ import pipeline
 from pipeline.build import Phase, RunLayout, build_phases, task_count
 from pipeline.config import Config, config_to_dict
 from pipeline.inputs import expand_inputs
+from pipeline.ledger import consolidate
 from pipeline.shards import write_shards
 from pipeline.summary import build_summary, write_json_atomic
 
@@ -150,7 +151,9 @@ def _stage_of(step) -> str:
     from stages.reader import WarcReader
     from stages.tokenize import Tokenize
 
-    kinds = [(WarcReader, "reader"), (URLBlocklist, "blocklist"), (Extractor, "extract"), (LanguageID, "langid"),
+    from pipeline.ledger import KeptLedger
+
+    kinds = [(KeptLedger, "ledger"), (WarcReader, "reader"), (URLBlocklist, "blocklist"), (Extractor, "extract"), (LanguageID, "langid"),
              (PIIScrubber, "pii"), (Tokenize, "tokenize"), (DiskWriter, "write"), (TaskFileReader, "write")]
     for cls, stage in kinds:
         if isinstance(step, cls):
@@ -218,7 +221,11 @@ def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress:
 def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
     """After the last phase: the `.bin` shards and `summary.json`. Reruns give the same bytes."""
     shards = finalize_shards(layout, config.output.shard_tokens)
-    summary = build_summary(layout.root, shards, elapsed, _stage_seconds(layout, phases))
+    started = time.monotonic()
+    consolidate(layout.decisions, layout.ledger)
+    seconds = _stage_seconds(layout, phases)
+    seconds["ledger"] = round(seconds.get("ledger", 0.0) + time.monotonic() - started, 3)
+    summary = build_summary(layout.root, shards, elapsed, seconds)
     write_json_atomic(layout.root / "summary.json", summary)
     return summary
 

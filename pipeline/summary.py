@@ -1,11 +1,12 @@
 """What a run produced, and the numbers that must add up.
 
-`summary.json` is built from three kinds of per-task files, so it is the sum of mergeable pieces:
+`summary.json` is counted from the decision ledger (`ledger/part-*.parquet`, one row per record), and
+checked against two independent per-task records:
 - the reader's per-file reports (`work/files/{rank}.json`): response records read, per-file errors;
-- the drop ledger (`ledger/{stage}/*.jsonl`): one row per dropped record;
 - the tallies of the final phase (`work/kept/{rank}.json`): documents kept, tokens, PII found.
 
-The conservation law `records_total == kept + sum(dropped)` is checked on every run.
+The conservation law `records read == ledger rows == kept + sum(dropped)`, with kept and tokens equal to
+what the final phase wrote and to the tokens in the `.bin` shards, is checked on every run.
 """
 
 from __future__ import annotations
@@ -86,42 +87,63 @@ def _read_json_files(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def count_drops(ledger: Path) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for path in sorted(ledger.glob("*/*.jsonl")):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                counts[row["stage"]][row["reason"]] += 1
-    order = {s: i for i, s in enumerate(STAGES)}
-    return {stage: dict(sorted(counts[stage].items())) for stage in sorted(counts, key=order.get)}
+def ledger_counts(ledger: Path) -> dict:
+    """The funnel, counted from the ledger's rows: what `summary.json` and `ccpipe audit summary` report.
 
+    `tokens` counts, like the `.bin` shards, one `<|endoftext|>` before each kept document.
+    """
+    import pyarrow.parquet as pq
 
-def build_summary(root: Path, shards: list[dict], elapsed: float, stage_seconds: dict[str, float]) -> dict:
-    from pipeline.build import RunLayout
-
-    layout = RunLayout(root)
-    files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
-    tallies = _read_json_files(layout.tally)
-    dropped = count_drops(layout.ledger)
+    columns = ["decision", "stage", "reason", "language", "token_count", "pii"]
+    parts = sorted(Path(ledger).glob("part-*.parquet"))
+    rows = [r for part in parts for r in pq.read_table(part, columns=columns).to_pylist()]
+    dropped: dict[str, Counter] = defaultdict(Counter)
     kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
-    for t in tallies:
-        kept_by_lang.update(t["kept"])
-        tokens_by_lang.update(t["tokens"])
-        pii.update(t["pii"])
-    records_total = sum(f["responses"] for f in files)
-    kept = sum(kept_by_lang.values())
-    n_dropped = sum(n for reasons in dropped.values() for n in reasons.values())
+    for row in rows:
+        if row["decision"] == "kept":
+            kept_by_lang[row["language"]] += 1
+            tokens_by_lang[row["language"]] += (row["token_count"] or 0) + 1
+            pii.update(dict(row["pii"] or []))
+        else:
+            dropped[row["stage"]][row["reason"]] += 1
+    order = {s: i for i, s in enumerate(STAGES)}
+    dropped_sorted = {stage: dict(sorted(dropped[stage].items())) for stage in sorted(dropped, key=order.get)}
+    funnel, remaining = [], len(rows)
+    for stage in STAGES:
+        n = sum(dropped[stage].values())
+        funnel.append({"stage": stage, "in": remaining, "dropped": n, "out": remaining - n})
+        remaining -= n
     return {
-        "records_total": records_total,
-        "kept": kept,
-        "dropped": dropped,
-        "dropped_total": n_dropped,
-        "conservation_ok": records_total == kept + n_dropped,
+        "records_total": len(rows),
+        "kept": sum(kept_by_lang.values()),
+        "dropped": dropped_sorted,
+        "dropped_total": sum(sum(r.values()) for r in dropped.values()),
         "kept_by_language": dict(sorted(kept_by_lang.items())),
         "tokens": sum(tokens_by_lang.values()),
         "tokens_by_language": dict(sorted(tokens_by_lang.items())),
         "pii": dict(sorted(pii.items())),
+        "funnel": funnel,
+    }
+
+
+def build_summary(root: Path, shards: list[dict], elapsed: float, stage_seconds: dict[str, float]) -> dict:
+    """The ledger's counts, checked against what the reader read and what the final phase wrote."""
+    from pipeline.build import RunLayout
+
+    layout = RunLayout(root)
+    files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
+    counts = ledger_counts(layout.ledger)
+    tallies = _read_json_files(layout.tally)
+    tally_kept = sum(n for t in tallies for n in t["kept"].values())
+    tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
+    records_read = sum(f["responses"] for f in files)
+    shard_tokens = sum(s["tokens"] for s in shards)
+    return {
+        **counts,
+        # every record read has exactly one ledger row; the rows' kept/tokens are what was written
+        "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
+                            and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
+        "records_read": records_read,
         "files": len(files),
         "errors": [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")],
         "shards": shards,

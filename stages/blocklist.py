@@ -323,6 +323,26 @@ class URLBlocklist(BaseFilter):
                 return self._drop(doc, "host_banned_word", "ccpipe-host-words", f"label={label},word={w}")
         return True
 
+    def check(self, url: str) -> dict:
+        """One URL's verdict, for `ccpipe blocklist check`: {"blocked", "reason", "detail" ("list:rule"),
+        "allowed" (the allowlist entry), "without_allowlist" (the verdict the allowlist overrode)}."""
+        verdict = self._verdict(url)
+        if verdict["allowed"]:
+            st = self._load()
+            allow, st["allow"] = st["allow"], set()
+            try:
+                verdict["without_allowlist"] = self._verdict(url)
+            finally:
+                st["allow"] = allow
+        return verdict
+
+    def _verdict(self, url: str) -> dict:
+        doc = Document(text="", id=url, metadata={"url": url})
+        result = self.filter(doc)
+        blocked = result is not True
+        return {"url": url, "blocked": blocked, "reason": result[1] if blocked else None,
+                "detail": doc.metadata.get("drop_detail"), "allowed": doc.metadata.get("blocklist_allowed")}
+
 
 def _tag(name: str, version: str) -> str:
     """The list's name in drop details: ut1-adult-v0.3.0, allowlist-v1, datatrove-banned_words-v0.10.1."""
