@@ -102,3 +102,30 @@ def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix:
     if current is not None:
         close_current()
     return written
+
+
+def token_file_length(path: str | Path) -> int:
+    """Tokens in a raw uint16 token file (the run's `work/tokens/*.tokens`), from its size."""
+    size = os.path.getsize(path)
+    if size % 2:
+        raise ShardError(f"{path}: {size} bytes is not a whole number of uint16 tokens")
+    return size // 2
+
+
+def write_split_shards(val_files: list[str | Path], train_files: list[str | Path], out_dir: str | Path, prefix: str,
+                       shard_tokens: int) -> list[dict]:
+    """A release's shards: every validation token in shard 0 (`{prefix}_val_000000.bin`, where llm.c looks for
+    it), then the training tokens in shards 1, 2, ... of exactly `shard_tokens` (the last one shorter).
+
+    Returns [{"file", "tokens"}] in shard order.
+    """
+    out_dir = Path(out_dir)
+    val_tokens = sum(token_file_length(p) for p in val_files)
+    written = write_shards(val_files, out_dir, prefix, shard_tokens=max(1, val_tokens))
+    # write_shards numbers from 0, the validation name: write the training shards aside, then renumber from 1
+    aside = out_dir / f".{prefix}_train.partial"
+    for i, shard in enumerate(write_shards(train_files, aside, prefix, shard_tokens), start=1):
+        os.replace(aside / shard["file"], out_dir / shard_name(prefix, i))
+        written.append({"file": shard_name(prefix, i), "tokens": shard["tokens"]})
+    aside.rmdir()
+    return written
