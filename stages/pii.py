@@ -303,12 +303,14 @@ class PIIScrubber(PipelineStep):
         for doc in data:
             self.stat_update("documents")
             with self.track_time():
-                doc.text, findings = self.scrub(doc.text)
+                original = doc.text
+                doc.text, findings = self.scrub(original)
             counts: dict[str, int] = {}
             for f in findings:
                 counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
             doc.metadata["pii"] = counts
-            doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end] for f in findings]
+            # the values go to the decision ledger only (for `ccpipe audit explain --show-pii`), never to the output
+            doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end, original[f.start:f.end]] for f in findings]
             if counts:
                 self.stat_update("docs_with_pii")
             for entity_type, n in counts.items():
