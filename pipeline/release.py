@@ -154,6 +154,9 @@ def split_task(task: dict, fraction: float, parts: str, tokenizer: dict) -> dict
         tables.append(table)
     table = pa.concat_tables(tables)
     tokens = _task_tokens(task, table, tokenizer)
+    # the WARC as given to `ccpipe run`: URLs stay, local paths become file names (no host paths in a release)
+    paths = pa.array([_portable(p) for p in table.column("file_path").to_pylist()], pa.string())
+    table = table.set_column(table.schema.get_field_index("file_path"), "file_path", paths)
     lengths = _run_lengths(table.column("token_count").to_numpy())
     in_val = validation_mask(table.column("text").to_pylist(), fraction)
     out = Path(parts) / task["language"]
@@ -454,7 +457,7 @@ LIMITATIONS = [
     "PII scrubbing finds patterns (e-mail, phone, IP, card, IBAN, SSN, Chinese resident id); names, postal "
     "addresses and other personal data are not removed, and surrogate values may resemble real ones.",
     "The URL blocklist catches listed domains and URL words only: adult or toxic content on other sites remains.",
-    "`file_path` is the WARC path as given to `ccpipe run`; for local inputs it is a local path.",
+    "`file_path` is the WARC's URL as given to `ccpipe run`; for local inputs only its file name is kept.",
     "The pages are Common Crawl captures: subject to Common Crawl's terms of use; their copyright stays with "
     "their authors.",
 ]
