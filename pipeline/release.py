@@ -1,10 +1,12 @@
 """Dataset releases: a finished run packaged into an immutable directory that anyone can verify.
 
     RELEASE_DIR/
-      README.md                                          the dataset card (Hugging Face format), rendered from the manifest
-      MANIFEST.json                                      every file (bytes, sha256, documents, tokens), totals, config, versions, funnel
-      data/{lang}/{split}-{i:05d}-of-{n:05d}.parquet     FineWeb's schema, rows in the run's order
-      bin/{lang}_val_000000.bin, {lang}_train_{i:06d}.bin   llm.c shards: validation is shard 0, training from 1
+      README.md                                       dataset card (Hugging Face format), rendered from the manifest
+      MANIFEST.json                                   every file (bytes, sha256, documents, tokens), totals, config,
+                                                      versions and checksums, inputs, the run's funnel
+      data/{lang}/{split}-{i:05d}-of-{n:05d}.parquet  FineWeb's schema, rows in the run's order
+      bin/{lang}_val_000000.bin                       llm.c shards: every validation token in shard 0,
+      bin/{lang}_train_{i:06d}.bin                    then the training tokens from shard 1
 
 The split is a function of the text alone: a document is in validation when the first 8 bytes of
 sha256(text), as a big-endian integer, are below `validation_fraction * 2**64`. Identical texts never straddle
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "ccpipe-release/1"
 SPLITS = ("train", "validation")
-SPLIT_RULE = "validation iff int.from_bytes(sha256(text.encode('utf-8')).digest()[:8], 'big') < validation_fraction * 2**64"
+SPLIT_RULE = ("validation iff int.from_bytes(sha256(text.encode('utf-8')).digest()[:8], 'big') "
+              "< validation_fraction * 2**64")
 PARQUET_DOCUMENTS = 100_000  # rows per parquet file (FineWeb's files hold ~1M rows; viewers prefer smaller)
 ROW_GROUP_ROWS = 10_000
 # the run summary's keys that describe the data, not the machine it ran on (no timings, no shard list)
@@ -173,14 +176,12 @@ def split_task(task: dict, fraction: float, parts: str, tokenizer: dict) -> dict
 
 def _write_parquet(parts: list[str], out_dir: Path, split: str, docs_per_file: int) -> list[dict]:
     """Concatenate Arrow parts, in order, into parquet files of at most `docs_per_file` rows, fixed settings."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from pipeline.summary import FINEWEB_SCHEMA
 
-    tables = [pa.ipc.open_file(p).read_all() for p in parts]
-    total = sum(t.num_rows for t in tables)
-    n_files = -(-total // docs_per_file)
+    tables = [_read_part(p) for p in parts]
+    n_files = -(-sum(t.num_rows for t in tables) // docs_per_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, writer, rows, tokens = [], None, 0, 0
     for table in tables:
@@ -204,29 +205,32 @@ def _write_parquet(parts: list[str], out_dir: Path, split: str, docs_per_file: i
     return written
 
 
-def _doc_starts(parts: list[str]) -> np.ndarray:
-    """Offsets of the documents in the concatenated token stream of these parts."""
+def _read_part(path: str):
+    """An Arrow part, memory-mapped: concatenating a split costs page cache, not memory."""
     import pyarrow as pa
 
-    counts = [pa.ipc.open_file(p).read_all().column("token_count").to_numpy() for p in parts]
+    return pa.ipc.open_file(pa.memory_map(path)).read_all()
+
+
+def _doc_starts(parts: list[str]) -> np.ndarray:
+    """Offsets of the documents in the concatenated token stream of these parts."""
+    counts = [_read_part(p).column("token_count").to_numpy() for p in parts]
     lengths = _run_lengths(np.concatenate(counts)) if counts else np.zeros(0, dtype=np.int64)
     return np.cumsum(lengths) - lengths
 
 
-def _run_tokenizer(resolved: dict, override: str | None) -> dict:
-    """The vocabulary to re-tokenize with, when token files are gone; its sha256 must be the run's."""
+def _run_tokenizer(resolved: dict, override: str | None, needed: bool) -> dict:
+    """The run's vocabulary and `<|endoftext|>` id; when its token files are gone (`needed`), the vocabulary
+    must be a file with the run's sha256, to re-tokenize with."""
     recorded = resolved.get("provenance", {}).get("tokenizer", {})
-    return {"path": override or resolved["config"]["tokenizer"]["name"],
+    info = {"path": override or resolved["config"]["tokenizer"]["name"],
             "eot_token": resolved["config"]["tokenizer"]["eot_token"], "eot": recorded.get("eot", 50256)}
-
-
-def _check_tokenizer(info: dict, resolved: dict) -> None:
-    recorded = resolved.get("provenance", {}).get("tokenizer", {}).get("sha256")
-    if not os.path.isfile(info["path"]):
-        raise ReleaseError(f"the run's token files (work/tokens) are gone and its vocabulary {info['path']!r} is not "
-                           "a file: pass --tokenizer PATH to re-tokenize")
-    if recorded and sha256_file(info["path"]) != recorded:
-        raise ReleaseError(f"{info['path']}: sha256 differs from the run's vocabulary ({recorded})")
+    if needed and not os.path.isfile(info["path"]):
+        raise ReleaseError(f"the run's token files (work/tokens) are gone and its vocabulary {info['path']!r} is "
+                           "not a file: pass --tokenizer PATH to re-tokenize")
+    if needed and recorded.get("sha256") and sha256_file(info["path"]) != recorded["sha256"]:
+        raise ReleaseError(f"{info['path']}: sha256 differs from the run's vocabulary ({recorded['sha256']})")
+    return info
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, dict]:
@@ -269,9 +273,7 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
     tasks = _tasks(run_dir)
     if not tasks:
         raise ReleaseError(f"{run_dir}: no parquet files under parquet/")
-    tok = _run_tokenizer(resolved, tokenizer)
-    if any(t["tokens"] is None for t in tasks):
-        _check_tokenizer(tok, resolved)
+    tok = _run_tokenizer(resolved, tokenizer, needed=any(t["tokens"] is None for t in tasks))
     shard_tokens = shard_tokens or resolved["config"]["output"]["shard_tokens"]
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -292,11 +294,13 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
                 files = _write_parquet([p["arrow"] for p in split_parts[split]], staging / "data" / lang, split,
                                        parquet_documents)
                 if not files:
-                    raise ReleaseError(f"the {split} split of {lang!r} is empty: {'lower' if split == 'train' else 'raise'} "
-                                       f"--validation-fraction ({validation_fraction})")
+                    change = "lower" if split == "train" else "raise"
+                    raise ReleaseError(f"the {split} split of {lang!r} is empty: {change} --validation-fraction "
+                                       f"({validation_fraction})")
                 entries += [{**f, "language": lang, "split": split, "format": "parquet"} for f in files]
             shards = write_split_shards([p["tokens"] for p in split_parts["validation"]],
-                                        [p["tokens"] for p in split_parts["train"]], staging / "bin", lang, shard_tokens)
+                                        [p["tokens"] for p in split_parts["train"]], staging / "bin", lang,
+                                        shard_tokens)
             entries += _bin_entries(staging / "bin", lang, shards,
                                     {s: _doc_starts([p["arrow"] for p in split_parts[s]]) for s in SPLITS})
         shutil.rmtree(parts)
@@ -430,36 +434,109 @@ def bin_files(release_dir: str | Path, split: str, language: str | None = None) 
 
 # ---------------------------------------------------------------------------------------------- the card
 
+CARD = """---
+{front}
+---
+
+# {name} {version}
+
+{documents:,} documents and {tokens:,} tokens of web text ({languages}) from {n_inputs} Common Crawl WARC file(s)
+({dumps}), built by ccpipe {ccpipe} with FineWeb's recipe: {records_total:,} WARC response records read,
+{kept:,} kept ({kept_pct:.1f}%).
+
+## Files
+
+| language | split | documents | tokens | parquet files | .bin files |
+|---|---|---:|---:|---:|---:|
+{files_table}
+
+{n_files} files, {bytes:,} bytes. `MANIFEST.json` lists each with its size, sha256, documents and tokens;
+`ccpipe release verify .` recomputes them all. Tokens count one `<|endoftext|>` per document, as in the `.bin` files.
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("parquet", data_files={{"train": "data/{lang}/train-*.parquet",
+                                          "validation": "data/{lang}/validation-*.parquet"}})
+```
+
+The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 tokens):
+`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.loader.BinLoader` in Python;
+`ccpipe train-smoke .` trains a small GPT on them.
+
+## Processing steps
+
+| step | in | dropped | top reasons |
+|---|---:|---:|---|
+{funnel_table}
+| kept | {kept:,} | | {tokens:,} tokens |
+
+{steps}
+
+## Train/validation split
+
+By document hash, {validation_fraction:g} of documents to validation: `{rule}`. Identical texts are always on
+the same side, and a document keeps its side in every release built this way. Validation is `.bin` shard 0
+(`*_val_000000.bin`); training shards hold {shard_tokens:,} tokens each (a document may continue in the next
+shard); parquet files hold at most {parquet_documents:,} rows.
+
+## Schema
+
+| column | type |
+|---|---|
+{schema_table}
+
+`text` is the extracted, PII-scrubbed text; `id` the WARC record id; `date` the crawl date; `language_score`
+fastText's score; `token_count` the BPE tokens of `text` (without `<|endoftext|>`).
+
+## Personal information
+
+{pii_text} Only these patterns are handled; see the limitations below.
+
+## Known limitations
+
+{limitations}
+
+## Provenance
+
+| component | version | sha256 |
+|---|---|---|
+{provenance_table}
+
+Resolved config sha256 `{config_sha256}` (in MANIFEST.json, with the input list and the full funnel).
+"""
+
 STEP_TEXT = {
-    "reader": "**Read WARC records.** HTML responses with status 200 are read; other payloads, other statuses, "
-              "payloads over {max_payload_bytes:,} bytes and damaged records are counted and skipped.",
-    "blocklist": "**URL blocklist.** UT1's adult list and FineWeb's banned words in the URL, plus ccpipe's "
-                 "host-name word rules and allowlist (lists and checksums under Provenance).",
-    "extract": "**Text extraction** with trafilatura {trafilatura} (favor_precision={favor_precision}, "
-               "{timeout:g} s limit per page).",
-    "langid": "**Language identification** with fastText lid.176: kept {languages} at a score of at least "
-              "{threshold}.",
+    "reader": ("**Read WARC records.** HTML responses with status 200 are read; other payloads, other statuses, "
+               "payloads over {max_payload_bytes:,} bytes and damaged records are counted and skipped."),
+    "blocklist": ("**URL blocklist.** UT1's adult list and FineWeb's banned words in the URL, plus ccpipe's "
+                  "host-name word rules and allowlist (lists and checksums under Provenance)."),
+    "extract": ("**Text extraction** with trafilatura {trafilatura} (favor_precision={favor_precision}, "
+                "{timeout:g} s limit per page)."),
+    "langid": "**Language identification** with fastText lid.176: kept {languages} at a score of at least {threshold}.",
     "quality": "**Quality filters**, FineWeb's thresholds: {quality}.",
-    "dedup": "**MinHash deduplication** over the whole build: {n_grams}-grams, {buckets} buckets x "
-             "{hashes_per_bucket} hashes (seed {seed}); one document per cluster of near-duplicates is kept.",
-    "pii": "**PII scrubbing** (presidio regex recognizers): {entities} replaced by {replacement} values. "
-           "Replacements: {pii}.",
-    "tokenize": "**Tokenization** with {tokenizer} ({n_vocab:,} tokens, sha256 `{vocab_sha}`); every document is "
-                "preceded by `<|endoftext|>` ({eot}) in the `.bin` files.",
+    "dedup": ("**MinHash deduplication** over the whole build: {n_grams}-grams, {buckets} buckets x "
+              "{hashes_per_bucket} hashes (seed {seed}); one document per cluster of near-duplicates is kept."),
+    "pii": ("**PII scrubbing** (presidio regex recognizers): {entities} replaced by {replacement} values. "
+            "Replacements: {pii}."),
+    "tokenize": ("**Tokenization** with {tokenizer} ({n_vocab:,} tokens, sha256 `{vocab_sha}`); every document "
+                 "is preceded by `<|endoftext|>` ({eot}) in the `.bin` files."),
 }
 
 LIMITATIONS = [
-    "Language identification is fastText lid.176 on whole documents: short and mixed-language pages are "
-    "misclassified more often, and pages mostly in another language may keep some passages in it.",
-    "FineWeb's quality filters are heuristics tuned on English web text; they drop some good pages (lists, "
-    "tables, code) and keep some spam.",
+    ("Language identification is fastText lid.176 on whole documents: short and mixed-language pages are "
+     "misclassified more often, and pages mostly in another language may keep some passages in it."),
+    ("FineWeb's quality filters are heuristics tuned on English web text; they drop some good pages (lists, "
+     "tables, code) and keep some spam."),
     "Deduplication covers only the documents of this build, not other dumps or other releases.",
-    "PII scrubbing finds patterns (e-mail, phone, IP, card, IBAN, SSN, Chinese resident id); names, postal "
-    "addresses and other personal data are not removed, and surrogate values may resemble real ones.",
+    ("PII scrubbing finds patterns (e-mail, phone, IP, card, IBAN, SSN, Chinese resident id); names, postal "
+     "addresses and other personal data are not removed, and surrogate values may resemble real ones."),
     "The URL blocklist catches listed domains and URL words only: adult or toxic content on other sites remains.",
     "`file_path` is the WARC's URL as given to `ccpipe run`; for local inputs only its file name is kept.",
-    "The pages are Common Crawl captures: subject to Common Crawl's terms of use; their copyright stays with "
-    "their authors.",
+    ("The pages are Common Crawl captures: subject to Common Crawl's terms of use; their copyright stays with "
+     "their authors."),
 ]
 
 
@@ -469,8 +546,7 @@ def _fmt_counts(counts: dict, top: int | None = None) -> str:
 
 
 def _step_values(m: dict) -> dict:
-    c, prov = m["config"], m["provenance"]
-    tok = prov.get("tokenizer", {})
+    c, tok = m["config"], m["provenance"].get("tokenizer", {})
     on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
     return {**c["input"], **c["extract"], **c["dedup"], "threshold": c["langid"]["threshold"],
             "languages": ", ".join(c["langid"]["languages"]), "quality": ", ".join(on) or "none",
@@ -478,6 +554,45 @@ def _step_values(m: dict) -> dict:
             "pii": _fmt_counts(m["funnel"].get("pii", {})), "trafilatura": m["versions"].get("trafilatura"),
             "tokenizer": tok.get("name", c["tokenizer"]["name"]), "n_vocab": tok.get("n_vocab", 0),
             "vocab_sha": tok.get("sha256", "?"), "eot": tok.get("eot", "?")}
+
+
+def _card_tables(m: dict) -> dict:
+    t, f = m["totals"], m["funnel"]
+    files = []
+    for lang in sorted(t["by_language"]):
+        for split in SPLITS:
+            g = t["by_language"][lang].get(split, {})
+            n = [sum(1 for x in m["files"] if (x["language"], x["split"], x["format"]) == (lang, split, fmt))
+                 for fmt in ("parquet", "bin")]
+            files.append(f"| {lang} | {split} | {g.get('documents', 0):,} | {g.get('tokens', 0):,} | {n[0]} | {n[1]} |")
+    values = _step_values(m)
+    steps = []
+    for i, s in enumerate(f["stages"], start=1):
+        text = STEP_TEXT.get(s["stage"], f"**{s['stage']}**.").format(**values)
+        dropped = f" Dropped {s['dropped']:,} of {s['in']:,}: {_fmt_counts(s['reasons'])}." if s["dropped"] else ""
+        steps.append(f"{i}. {text}{dropped}")
+    limitations = list(LIMITATIONS)
+    if f.get("errors"):
+        names = "; ".join(f"`{e['path']}`" for e in f["errors"])
+        limitations.append(f"{len(f['errors'])} input file(s) could not be read completely: {names}.")
+    if t["documents"] < 10_000:
+        limitations.append(f"This release is small ({t['documents']:,} documents): for testing a pipeline, "
+                           "not for training.")
+    components = [item for _, value in sorted(m["provenance"].items())
+                  for item in (value if isinstance(value, list) else [value])
+                  if isinstance(item, dict) and item.get("sha256")]
+    return {
+        "files_table": "\n".join(files),
+        "funnel_table": "\n".join(f"| {s['stage']} | {s['in']:,} | {s['dropped']:,} | {_fmt_counts(s['reasons'], 3)} |"
+                                  for s in f["stages"]),
+        "steps": "\n".join(steps),
+        "pii_text": STEP_TEXT["pii"].format(**values),
+        "schema_table": "\n".join(f"| `{c['name']}` | {c['type']} |" for c in m["schema"]),
+        "limitations": "\n".join(f"- {line}" for line in limitations),
+        "provenance_table": "\n".join([f"| {pkg} | {ver} | |" for pkg, ver in sorted(m["versions"].items())]
+                                      + [f"| {c['name']} | {c.get('version', '')} | `{c['sha256']}` |"
+                                         for c in components]),
+    }
 
 
 def render_card(m: dict) -> str:
@@ -496,76 +611,13 @@ def render_card(m: dict) -> str:
                      "data_files": [{"split": s, "path": f"data/{lang}/{s}-*.parquet"} for s in SPLITS]}
                     for i, lang in enumerate(langs)],
     }
-    kept_pct = 100 * f.get("kept", 0) / max(1, f.get("records_total", 0))
-    out = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
-           f"# {m['name']} {m['version']}", "",
-           f"{t['documents']:,} documents and {t['tokens']:,} tokens of web text ({', '.join(langs)}) from "
-           f"{len(m['inputs'])} Common Crawl WARC file(s) ({', '.join(m['dumps']) or 'dump unknown'}), built by ccpipe "
-           f"{m['versions'].get('ccpipe')} with FineWeb's recipe: {f.get('records_total', 0):,} WARC response records "
-           f"read, {f.get('kept', 0):,} kept ({kept_pct:.1f}%).", "",
-           "## Files", "",
-           "| language | split | documents | tokens | parquet files | .bin files |", "|---|---|---:|---:|---:|---:|"]
-    for lang in langs:
-        for split in SPLITS:
-            g = t["by_language"][lang].get(split, {})
-            n = {fmt: sum(1 for x in m["files"] if (x["language"], x["split"], x["format"]) == (lang, split, fmt))
-                 for fmt in ("parquet", "bin")}
-            out.append(f"| {lang} | {split} | {g.get('documents', 0):,} | {g.get('tokens', 0):,} | {n['parquet']} | {n['bin']} |")
-    out += ["", f"{t['files']} files, {t['bytes']:,} bytes. `MANIFEST.json` lists each with its size, sha256, "
-            "documents and tokens; `ccpipe release verify .` recomputes them all. Tokens count one `<|endoftext|>` "
-            "per document, as in the `.bin` files.", "",
-            "## Loading", "", "```python", "from datasets import load_dataset", "",
-            f"ds = load_dataset(\"parquet\", data_files={{\"train\": \"data/{langs[0]}/train-*.parquet\", "
-            f"\"validation\": \"data/{langs[0]}/validation-*.parquet\"}})", "```", "",
-            f"The `.bin` files are llm.c's format (256 int32 header: 20240520, 1, token count; then uint16 tokens): "
-            f"`train_gpt2cu -i 'bin/{langs[0]}_train_*.bin' -j 'bin/{langs[0]}_val_*.bin'`, or "
-            "`pipeline.loader.BinLoader` in Python; `ccpipe train-smoke .` trains a small GPT on them.", "",
-            "## Processing steps", "",
-            "| step | in | dropped | top reasons |", "|---|---:|---:|---|"]
-    for s in f["stages"]:
-        out.append(f"| {s['stage']} | {s['in']:,} | {s['dropped']:,} | {_fmt_counts(s['reasons'], 3)} |")
-    out += [f"| kept | {f.get('kept', 0):,} | | {f.get('tokens', 0):,} tokens |", ""]
-    values = _step_values(m)
-    for i, s in enumerate(f["stages"], start=1):
-        text = STEP_TEXT.get(s["stage"], f"**{s['stage']}**.").format(**values)
-        reasons = f" Dropped {s['dropped']:,} of {s['in']:,}: {_fmt_counts(s['reasons'])}." if s["dropped"] else ""
-        out.append(f"{i}. {text}{reasons}")
-    sp = m["split"]
-    out += ["", "## Train/validation split", "",
-            f"By document hash, {sp['validation_fraction']:g} of documents to validation: `{sp['rule']}`. Identical "
-            "texts are always on the same side, and a document keeps its side in every release built this way. "
-            f"Validation is `.bin` shard 0 (`*_val_000000.bin`); training shards hold {sp['shard_tokens']:,} tokens "
-            f"each (a document may continue in the next shard); parquet files hold at most {sp['parquet_documents']:,} rows.",
-            "", "## Schema", "", "| column | type |", "|---|---|"]
-    out += [f"| `{c['name']}` | {c['type']} |" for c in m["schema"]]
-    out += ["", "`text` is the extracted, PII-scrubbed text; `id` the WARC record id; `date` the crawl date; "
-            "`language_score` fastText's score; `token_count` the BPE tokens of `text` (without `<|endoftext|>`).",
-            "", "## Personal information", "",
-            f"{STEP_TEXT['pii'].format(**values)} Only these patterns are handled; see the limitations below.",
-            "", "## Known limitations", ""]
-    out += [f"- {line}" for line in LIMITATIONS]
-    if f.get("errors"):
-        out.append(f"- {len(f['errors'])} input file(s) could not be read completely: "
-                   + "; ".join(f"`{e['path']}`" for e in f["errors"]) + ".")
-    if t["documents"] < 10_000:
-        out.append(f"- This release is small ({t['documents']:,} documents): for testing a pipeline, not for training.")
-    out += ["", "## Provenance", "", "| component | version | sha256 |", "|---|---|---|"]
-    for pkg, ver in sorted(m["versions"].items()):
-        out.append(f"| {pkg} | {ver} | |")
-    for component in _provenance_rows(m["provenance"]):
-        out.append(f"| {component['name']} | {component.get('version', '')} | `{component.get('sha256', '')}` |")
-    out += ["", f"Resolved config sha256 `{m['config_sha256']}` (in MANIFEST.json, with the input list and the full funnel).",
-            ""]
-    return "\n".join(out)
-
-
-def _provenance_rows(prov: dict) -> list[dict]:
-    rows = []
-    for _, value in sorted(prov.items()):
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict) and item.get("sha256"):
-                rows.append(item)
-    return rows
+    return CARD.format(
+        front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), name=m["name"],
+        version=m["version"], documents=t["documents"], tokens=t["tokens"], languages=", ".join(langs),
+        n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
+        records_total=f.get("records_total", 0), kept=f.get("kept", 0),
+        kept_pct=100 * f.get("kept", 0) / max(1, f.get("records_total", 0)), n_files=t["files"], bytes=t["bytes"],
+        lang=langs[0], config_sha256=m["config_sha256"], **m["split"], **_card_tables(m))
 
 
 # ---------------------------------------------------------------------------------------------- verify
@@ -602,7 +654,7 @@ def verify_release(release_dir: str | Path) -> list[str]:
         try:
             table = pq.read_table(full, columns=["text", "language", "token_count"])
             schema = pq.read_schema(full)
-        except Exception as exc:  # a damaged file raises anything from pyarrow: name the file, go on
+        except Exception as exc:  # noqa: BLE001 -- a damaged file raises anything from pyarrow: name it, go on
             problems.append(f"{path}: cannot be read as parquet ({type(exc).__name__}: {exc})")
             broken.add(key)
             continue
@@ -663,7 +715,8 @@ def _check_manifest(m: dict) -> list[str]:
     recomputed = totals(m["files"])
     for key in ("files", "bytes", "documents", "tokens", "by_split", "by_language"):
         if recomputed[key] != m["totals"].get(key):
-            problems.append(f"MANIFEST.json: totals.{key} is {m['totals'].get(key)}, its files add up to {recomputed[key]}")
+            problems.append(f"MANIFEST.json: totals.{key} is {m['totals'].get(key)}, "
+                            f"its files add up to {recomputed[key]}")
     for split in SPLITS:
         bin_tokens = sum(f["tokens"] for f in m["files"] if f["format"] == "bin" and f["split"] == split)
         bin_docs = sum(f["documents"] for f in m["files"] if f["format"] == "bin" and f["split"] == split)
@@ -724,7 +777,8 @@ def diff_manifests(old: dict, new: dict) -> dict:
         "old": f"{old['name']} {old['version']}",
         "new": f"{new['name']} {new['version']}",
         "counts": counts,
-        "funnel": _changes({k: old["funnel"].get(k) for k in funnel_keys}, {k: new["funnel"].get(k) for k in funnel_keys}),
+        "funnel": _changes({k: old["funnel"].get(k) for k in funnel_keys},
+                           {k: new["funnel"].get(k) for k in funnel_keys}),
         "split": _changes(old["split"], new["split"]),
         "config": _changes(old["config"], new["config"]),
         "versions": _changes({"versions": old["versions"], "provenance": old["provenance"]},
@@ -786,8 +840,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if Path(args.output).exists():
         print(f"ccpipe: {args.output}: exists; a release is immutable, build into a new directory", file=sys.stderr)
         return 2
-    options = dict(name=args.name, version=args.version, validation_fraction=args.validation_fraction,
-                   shard_tokens=args.shard_tokens, workers=args.workers, tokenizer=args.tokenizer, license=args.license)
+    options = {"name": args.name, "version": args.version, "validation_fraction": args.validation_fraction,
+               "shard_tokens": args.shard_tokens, "workers": args.workers, "tokenizer": args.tokenizer,
+               "license": args.license}
     run_dir, temporary = args.run_dir, None
     try:
         if args.input:
@@ -814,7 +869,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             shutil.rmtree(temporary, ignore_errors=True)
     t = manifest["totals"]
     for split in SPLITS:
-        print(f"{split:<11} {t['by_split'][split]['documents']:>9,} documents {t['by_split'][split]['tokens']:>13,} tokens")
+        group = t["by_split"][split]
+        print(f"{split:<11} {group['documents']:>9,} documents {group['tokens']:>13,} tokens")
     print(f"wrote {args.output}: {t['files']} files, {t['bytes']:,} bytes, MANIFEST.json, README.md")
     return 0
 
@@ -863,7 +919,8 @@ def add_commands(sub) -> None:
     build.add_argument("--output", required=True, metavar="RELEASE_DIR", help="release directory (must not exist)")
     build.add_argument("--validation-fraction", type=float, default=0.01, metavar="F",
                        help="share of documents in validation, by hash of their text (default 0.01)")
-    build.add_argument("--shard-tokens", type=int, metavar="N", help="tokens per training .bin shard (default: the run's)")
+    build.add_argument("--shard-tokens", type=int, metavar="N",
+                       help="tokens per training .bin shard (default: the run's output.shard_tokens)")
     build.add_argument("--workers", type=int, default=1, help="parallel processes (the release does not depend on it)")
     build.add_argument("--license", default="odc-by", help="license in the card (default odc-by, as FineWeb)")
     build.add_argument("--tokenizer", metavar="PATH", help="vocabulary, when the run's work/tokens are gone or to run")

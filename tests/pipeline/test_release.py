@@ -16,7 +16,14 @@ import pytest
 import yaml
 
 from pipeline.cli import build_parser
-from pipeline.release import ReleaseError, build_release, diff_manifests, format_diff, read_manifest, validation_mask
+from pipeline.release import (
+    ReleaseError,
+    build_release,
+    diff_manifests,
+    format_diff,
+    read_manifest,
+    validation_mask,
+)
 from pipeline.shards import read_tokens, write_split_shards
 
 VALIDATION_FRACTION = 0.1  # ~25 of the bench corpus's 256 documents
@@ -24,7 +31,7 @@ SHARD_TOKENS = 100_000  # 3 training shards
 
 
 def ccpipe(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=900)
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=900, check=False)
 
 
 def bench_release(tmp_path_factory, corpus: Path, tokenizer: Path) -> tuple[Path, Path]:
