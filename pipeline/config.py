@@ -102,9 +102,42 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """`run.executor: slurm`: each phase is a job array depending on the one before (`sbatch --dependency`)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    time: str = "04:00:00"  # per task; a 1 GB Common Crawl WARC takes well under an hour on one core
+    cpus_per_task: int = 1  # a task is one process: more CPUs only buy memory on per-CPU clusters
+    mem_per_task_gb: float = 3.0  # peak RSS measured ~1.1 GB per task (README, "Running on a cluster")
+    array_throttle: int | None = None  # at most N array tasks at once (`--array=0-M%N`); None: no limit
+    max_array_size: int = 1001  # the cluster's MaxArraySize: a bigger phase is split into several arrays
+    sbatch_args: tuple[str, ...] | None = None  # extra sbatch options, e.g. ["--account=cc", "--qos=batch"]
+    venv: str | None = None  # virtualenv activated in each job; None: the one running `ccpipe run`
+    container: str | None = None  # image run by `srun --container-image` (pyxis/enroot) instead of a venv
+    env_command: str | None = None  # shell line run before each task instead (`module load ...`)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """`run.executor: ray`: each phase's tasks on a running Ray cluster."""
+
+    address: str | None = None  # "auto", "HOST:6379" or "ray://HOST:10001"; None: a Ray instance on this machine
+    cpus_per_task: int = 1
+    mem_per_task_gb: float = 3.0
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    workers: int = 1
+    workers: int = 1  # local: processes; slurm/ray: tasks at once (array throttle / in flight)
     tasks: int | None = None  # None: one task per input file
+    executor: Literal["local", "slurm", "ray"] = "local"
+    # each task first sleeps a random 0..N seconds, so thousands of tasks do not hit one bucket at once
+    random_start_seconds: int = 0
+    # logs and intermediate files when --output is a URL (s3://...): must be shared by every node of a
+    # cluster; None: $CCPIPE_CACHE/runs/<output URL> on this machine
+    work_dir: str | None = None
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass(frozen=True)
@@ -134,6 +167,13 @@ _RANGES = {
     "output.shard_tokens": (1, None),
     "run.workers": (1, None),
     "run.tasks": (1, None),
+    "run.random_start_seconds": (0, None),
+    "run.slurm.cpus_per_task": (1, None),
+    "run.slurm.mem_per_task_gb": (0.1, None),
+    "run.slurm.array_throttle": (1, None),
+    "run.slurm.max_array_size": (1, None),
+    "run.ray.cpus_per_task": (1, None),
+    "run.ray.mem_per_task_gb": (0.1, None),
 }
 
 
@@ -209,6 +249,17 @@ def config_from_dict(data: dict | None) -> Config:
     return _build(Config, data or {}, "")
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, key by key at every depth (`run.slurm.time` keeps `run.slurm.partition`)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path | None, overrides: dict | None = None) -> Config:
     """Read and validate a YAML config; `overrides` ({"section": {"key": value}}) come from the command line."""
     data: dict = {}
@@ -221,11 +272,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Confi
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}: not valid YAML{where}") from exc
-    for section, values in (overrides or {}).items():
-        if isinstance(data.get(section), dict):
-            data[section] = {**data[section], **values}
-        else:
-            data[section] = dict(values)
+    data = _merge(data, overrides or {})
     try:
         return config_from_dict(data)
     except ConfigError as exc:

@@ -267,6 +267,10 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
         raise ReleaseError(f"--version {version!r}: expected X.Y.Z (semantic versioning)")
     if not 0 < validation_fraction < 1:
         raise ReleaseError(f"--validation-fraction {validation_fraction}: expected a number between 0 and 1")
+    counts = (("--workers", workers), ("--shard-tokens", shard_tokens), ("parquet_documents", parquet_documents))
+    for option, value in counts:
+        if value is not None and value < 1:
+            raise ReleaseError(f"{option} {value}: expected at least 1")
     if output.exists():
         raise ReleaseError(f"{output}: exists; a release is immutable, build a new version into a new directory")
     resolved, summary = load_run(run_dir)

@@ -143,15 +143,21 @@ def train_smoke(release_dir: str | Path, steps: int = 200, device: str = "auto",
 
 def cmd_train_smoke(args: argparse.Namespace) -> int:
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         print("ccpipe: train-smoke needs PyTorch: pip install 'ccpipe[train]'", file=sys.stderr)
         return 2
     from pipeline.release import ReleaseError
     from pipeline.shards import ShardError
 
-    if args.steps < 1:
-        print(f"ccpipe: --steps {args.steps}: expected at least 1", file=sys.stderr)
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--context", args.context),
+                          ("--threads", args.threads)):
+        if value < 1:
+            print(f"ccpipe: {option} {value}: expected at least 1", file=sys.stderr)
+            return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"ccpipe: --device {args.device}: this PyTorch sees no CUDA device (use --device auto or cpu)",
+              file=sys.stderr)
         return 2
     try:
         history = train_smoke(args.release_dir, args.steps, args.device, batch_size=args.batch_size,
