@@ -13,7 +13,11 @@ import sys
 # dependencies inside its command functions, so `ccpipe --help` stays fast
 COMMAND_MODULES = ("pipeline.audit", "pipeline.release", "pipeline.trainer", "pipeline.status")
 
-EPILOG_RUN = """example:
+EPILOG_RUN = """on a cluster (see README, "Running on a cluster"):
+  ccpipe run --executor slurm --partition cpu --input warc.paths.gz --output /shared/run --dry-run
+  ccpipe run --executor ray --ray-address auto --input warc.paths.gz --output s3://bucket/run
+
+example:
   ccpipe run --input ../shared/corpus/warc/bench --output out/bench \\
       --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2"""
 
@@ -21,7 +25,7 @@ EPILOG_RUN = """example:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.inputs import InputError
-    from pipeline.run import RunError, quiet_console, run_pipeline
+    from pipeline.run import RunError, plan_pipeline, quiet_console, run_pipeline, submit_pipeline
     from pipeline.summary import funnel_table
     from stages.tokenize import TokenizerError
 
@@ -32,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("input", {})["max_records"] = args.max_records
     if args.tokenizer is not None:
         overrides.setdefault("tokenizer", {})["name"] = args.tokenizer
+    _engine_overrides(args, overrides)
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
@@ -39,6 +44,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     quiet_console()
     try:
+        if args.dry_run:
+            print(plan_pipeline(config, args.input, args.output), end="")
+            return 0
+        if config.run.executor == "slurm":
+            layout, jobs = submit_pipeline(config, args.input, args.output)
+            print("submitted to Slurm: " + ", ".join(f"{name} {job}" for name, job in jobs.items() if job != -1))
+            print(f"follow it with: ccpipe status {layout.root}")
+            return 0
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
     except (InputError, TokenizerError) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
@@ -58,6 +71,56 @@ def cmd_run(args: argparse.Namespace) -> int:
               "see summary.json", file=sys.stderr)
         return 1
     return 0
+
+
+# --flag -> key under `run.` in the config: each engine's knobs, also settable in the config file
+ENGINE_FLAGS = {
+    "executor": "executor", "random_start": "random_start_seconds", "work_dir": "work_dir",
+    "partition": "slurm.partition", "time": "slurm.time", "array_throttle": "slurm.array_throttle",
+    "sbatch_arg": "slurm.sbatch_args", "venv": "slurm.venv", "container": "slurm.container",
+    "ray_address": "ray.address",
+    # per task, for whichever cluster engine runs
+    "cpus_per_task": ("slurm.cpus_per_task", "ray.cpus_per_task"),
+    "mem_per_task_gb": ("slurm.mem_per_task_gb", "ray.mem_per_task_gb"),
+}
+
+
+def _engine_overrides(args: argparse.Namespace, overrides: dict) -> None:
+    run = overrides.setdefault("run", {})
+    for dest, keys in ENGINE_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None or value == []:
+            continue
+        for key in (keys,) if isinstance(keys, str) else keys:
+            *sections, name = key.split(".")
+            target = run
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+    if not run:
+        del overrides["run"]
+
+
+def _add_engine_arguments(run: argparse.ArgumentParser) -> None:
+    engine = run.add_argument_group("where it runs (also run.* in the config file)")
+    engine.add_argument("--executor", choices=("local", "slurm", "ray"),
+                        help="local processes (default), Slurm job arrays with dependencies, or a Ray cluster")
+    engine.add_argument("--dry-run", action="store_true",
+                        help="print what would run or be submitted (sbatch scripts, Ray task plan); run nothing")
+    engine.add_argument("--random-start", type=int, metavar="SECONDS",
+                        help="each task first sleeps 0..SECONDS, so thousands of tasks do not hit a bucket at once")
+    engine.add_argument("--work-dir", metavar="DIR",
+                        help="logs and intermediate files when --output is a URL (shared by all nodes on a cluster)")
+    engine.add_argument("--cpus-per-task", type=int, help="Slurm/Ray: CPUs per task")
+    engine.add_argument("--mem-per-task-gb", type=float, help="Slurm/Ray: memory per task, GB")
+    engine.add_argument("--partition", help="Slurm partition")
+    engine.add_argument("--time", help="Slurm time limit per task (HH:MM:SS)")
+    engine.add_argument("--array-throttle", type=int, metavar="N", help="Slurm: at most N array tasks at once")
+    engine.add_argument("--sbatch-arg", action="append", default=[], metavar="OPTION",
+                        help="extra sbatch option, repeatable (--sbatch-arg=--account=cc)")
+    engine.add_argument("--venv", help="Slurm: virtualenv to activate in each job (default: this one)")
+    engine.add_argument("--container", metavar="IMAGE", help="Slurm: run tasks in IMAGE (srun --container-image)")
+    engine.add_argument("--ray-address", metavar="ADDR", help="Ray: cluster address (default: a local Ray instance)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tokenizer", metavar="NAME_OR_PATH",
                      help="'gpt2' (default), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_engine_arguments(run)
     run.set_defaults(func=cmd_run)
     for module in COMMAND_MODULES:
         try:

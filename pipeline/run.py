@@ -95,16 +95,40 @@ def _identity(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
 
 
-def prepare_output(layout: RunLayout, resolved: dict) -> None:
+def _what_changed(previous: dict, resolved: dict) -> str:
+    if previous.get("tasks") != resolved["tasks"]:
+        return (f"the task count changed ({previous.get('tasks')} -> {resolved['tasks']}): task r of N reads input "
+                "files r, r+N, r+2N, ..., so the tasks already completed cover another split of the files and "
+                "the output would silently lose or repeat documents")
+    if previous.get("inputs") != resolved["inputs"]:
+        return "other input files"
+    old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
+    if old != new and previous.get("config", {}) != resolved["config"]:
+        keys = [f"{section}.{key}" for section, values in resolved["config"].items() if section != "run"
+                for key in values if previous.get("config", {}).get(section, {}).get(key) != values[key]]
+        if keys:
+            return "another config (" + ", ".join(keys) + ")"
+    return "other package versions, models, blocklists or tokenizer"
+
+
+def check_resumable(layout: RunLayout, resolved: dict) -> bool:
+    """True when `layout.root` holds this very run (resume it), False when it is new; raises otherwise."""
     path = layout.root / "config.resolved.yaml"
     if path.exists():
         previous = yaml.safe_load(path.read_text())
         if _identity(previous) != _identity(resolved):
-            raise RunError(f"{layout.root}: holds a run with other inputs, config or task count; "
-                           "use another --output (or delete it) to start afresh")
-        log.info("resuming the run in %s: completed tasks are skipped", layout.root)
-    elif layout.root.exists() and any(layout.root.iterdir()):
+            raise RunError(f"{layout.root}: holds a run with {_what_changed(previous, resolved)}; rerun it as it "
+                           "was started, or use another --output (or delete it) to start afresh")
+        return True
+    if layout.root.exists() and any(layout.root.iterdir()):
         raise RunError(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
+    return False
+
+
+def prepare_output(layout: RunLayout, resolved: dict) -> None:
+    path = layout.root / "config.resolved.yaml"
+    if check_resumable(layout, resolved):
+        log.info("resuming the run in %s: completed tasks are skipped", layout.root)
     layout.root.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
@@ -190,32 +214,78 @@ def _stage_seconds(layout: RunLayout, phases: list[Phase]) -> dict[str, float]:
     return {stage: round(t, 3) for stage, t in seconds.items()}
 
 
-def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False) -> dict:
-    """Run every phase, write the shards and `summary.json`; returns the summary."""
-    started = time.monotonic()
+def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True) -> tuple[RunLayout, list[Phase]]:
+    """Expand the inputs, build the phases, check (and with `write`, create) the run directory.
+
+    With a URL `--output` (s3://...), the run directory is `run.work_dir` and the outputs are published to
+    the URL when the run finishes (`pipeline.remote`)."""
+    from pipeline.remote import run_root
+
     files = expand_inputs(inputs, config.input.cc_base_url)
-    layout = RunLayout(Path(output))
+    root, publish_to = run_root(config, str(output))
+    layout = RunLayout(root)
     phases = build_phases(config, files, layout.root)
-    prepare_output(layout, resolved_config(config, files, phases))
+    resolved = resolved_config(config, files, phases)
+    if write:
+        prepare_output(layout, resolved)
+        if publish_to:
+            from pipeline.remote import set_publish_target
+
+            set_publish_target(layout, publish_to)
+    else:
+        check_resumable(layout, resolved)
+    return layout, phases
+
+
+def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False) -> dict:
+    """Run every phase, write the shards and `summary.json`; returns the summary (local and Ray executors)."""
+    if config.run.executor == "slurm":
+        raise RunError("the Slurm executor submits jobs and returns: use submit_pipeline()")
+    started = time.monotonic()
+    layout, phases = start_run(config, inputs, output)
     run_phases(config, layout, phases, progress)
     return finalize_run(config, layout, phases, time.monotonic() - started)
 
 
+def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tuple[RunLayout, dict]:
+    """Slurm: submit every phase as dependent job arrays and a last job that finalizes; returns the job ids."""
+    from pipeline.executors import submit_slurm
+
+    layout, phases = start_run(config, inputs, output)
+    return layout, submit_slurm(config, layout, phases)
+
+
+def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
+    """--dry-run: what would run or be submitted (the sbatch scripts, the Ray task plan); writes nothing."""
+    from pipeline.executors import describe_plan
+
+    layout, phases = start_run(config, inputs, output, write=False)
+    return describe_plan(config, layout, phases)
+
+
 def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:
-    """Each phase in turn on the executor; completed tasks (from an earlier, interrupted run) are skipped."""
-    for phase in phases:
-        stop = threading.Event()
-        bar = threading.Thread(target=_progress, args=(phase, layout, stop, progress), daemon=True)
-        bar.start()
-        executor = QuietLocalExecutor(phase.steps, tasks=phase.tasks, workers=min(config.run.workers, phase.tasks),
-                                      logging_dir=str(layout.logs / phase.name), skip_completed=True)
-        try:
-            executor.run()
-        except Exception as exc:
-            raise RunError(f"phase {phase.name!r} failed: {exc} (task logs: {layout.logs / phase.name / 'logs'})") from exc
-        finally:
-            stop.set()
-            bar.join()
+    """Each phase in turn on the local or Ray executor; completed tasks (from an earlier, interrupted run)
+    are skipped, and a phase with a task that did not complete stops the run."""
+    from pipeline.executors import engine_session, incomplete_tasks, make_executor
+
+    with engine_session(config):
+        for phase in phases:
+            stop = threading.Event()
+            bar = threading.Thread(target=_progress, args=(phase, layout, stop, progress), daemon=True)
+            bar.start()
+            where = f"task logs: {layout.logs / phase.name / 'logs'}; `ccpipe status {layout.root}`"
+            try:
+                make_executor(config, layout, phase).run()
+            except Exception as exc:
+                raise RunError(f"phase {phase.name!r} failed: {exc} ({where}); rerunning the same command "
+                               "redoes only the tasks that did not complete") from exc
+            finally:
+                stop.set()
+                bar.join()
+            missing = incomplete_tasks(layout, phase)
+            if missing:
+                raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete ({where}); rerunning the "
+                               "same command redoes only them")
 
 
 def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
@@ -227,6 +297,9 @@ def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed
     seconds["ledger"] = round(seconds.get("ledger", 0.0) + time.monotonic() - started, 3)
     summary = build_summary(layout.root, shards, elapsed, seconds)
     write_json_atomic(layout.root / "summary.json", summary)
+    from pipeline.remote import publish_outputs
+
+    publish_outputs(layout)  # to the --output URL, when there is one
     return summary
 
 
