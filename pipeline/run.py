@@ -117,8 +117,9 @@ def check_resumable(layout: RunLayout, resolved: dict) -> bool:
     if path.exists():
         previous = yaml.safe_load(path.read_text())
         if _identity(previous) != _identity(resolved):
-            raise RunError(f"{layout.root}: holds a run with {_what_changed(previous, resolved)}; rerun it as it "
-                           "was started, or use another --output (or delete it) to start afresh")
+            raise RunError(f"{layout.root}: holds a run with other inputs, config or task count: "
+                           f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "
+                           "--output (or delete it) to start afresh")
         return True
     if layout.root.exists() and any(layout.root.iterdir()):
         raise RunError(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
