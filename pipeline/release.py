@@ -341,7 +341,6 @@ def _bin_entries(bin_dir: Path, lang: str, shards: list[dict], starts: dict[str,
 
 def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict, *, name: str, version: str,
                   dumps: list[str], split: dict, license: str, workers: int) -> dict:
-    import pipeline
     from pipeline.ledger import STAGES
     from pipeline.summary import FINEWEB_SCHEMA
 
@@ -378,7 +377,7 @@ def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict
         "config": config,
         "config_sha256": hashlib.sha256(canonical_json(config)).hexdigest(),
         "versions": {"ccpipe": resolved.get("ccpipe_version"), **resolved.get("versions", {})},
-        "built_with": {"ccpipe": pipeline.__version__, "pyarrow": _version("pyarrow"), "numpy": np.__version__},
+        "built_with": installed_versions(),
         "provenance": _portable(resolved.get("provenance", {})),
         "inputs": _portable(resolved.get("inputs", [])),
         "dumps": dumps,
@@ -386,10 +385,23 @@ def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict
     }
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import version
+def installed_versions() -> dict:
+    """Version and sha256 of the code that built the release: for ccpipe its source files, for a wheel its
+    RECORD (which lists the sha256 of every installed file)."""
+    from importlib.metadata import distribution
 
-    return version(package)
+    import pipeline
+
+    root = Path(pipeline.__file__).resolve().parent.parent
+    source = hashlib.sha256()
+    for path in sorted(p for package in ("pipeline", "stages") for p in (root / package).rglob("*.py")):
+        source.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    found = {"ccpipe": {"version": pipeline.__version__, "sha256": source.hexdigest()}}
+    for name in ("datatrove", "trafilatura", "pyarrow", "numpy"):
+        dist = distribution(name)
+        record = dist.read_text("RECORD")
+        found[name] = {"version": dist.version, "sha256": hashlib.sha256(record.encode()).hexdigest() if record else None}
+    return found
 
 
 def totals(files: list[dict]) -> dict:
@@ -509,6 +521,8 @@ fastText's score; `token_count` the BPE tokens of `text` (without `<|endoftext|>
 |---|---|---|
 {provenance_table}
 
+A package's sha256 is that of the code that built this release (ccpipe: its source files; a wheel: its
+RECORD, which lists every installed file's hash), shown where it is the version the run used.
 Resolved config sha256 `{config_sha256}` (in MANIFEST.json, with the input list and the full funnel).
 """
 
@@ -593,10 +607,17 @@ def _card_tables(m: dict) -> dict:
         "pii_text": STEP_TEXT["pii"].format(**values),
         "schema_table": "\n".join(f"| `{c['name']}` | {c['type']} |" for c in m["schema"]),
         "limitations": "\n".join(f"- {line}" for line in limitations),
-        "provenance_table": "\n".join([f"| {pkg} | {ver} | |" for pkg, ver in sorted(m["versions"].items())]
+        "provenance_table": "\n".join([_package_row(m, pkg, ver) for pkg, ver in sorted(m["versions"].items())]
                                       + [f"| {c['name']} | {c.get('version', '')} | `{c['sha256']}` |"
                                          for c in components]),
     }
+
+
+def _package_row(m: dict, package: str, version: str) -> str:
+    """A package the run used; its checksum when the release was built with the same version."""
+    built = m["built_with"].get(package, {})
+    sha = f"`{built['sha256']}`" if built.get("version") == version and built.get("sha256") else ""
+    return f"| {package} | {version} | {sha} |"
 
 
 def render_card(m: dict) -> str:
@@ -785,8 +806,8 @@ def diff_manifests(old: dict, new: dict) -> dict:
                            {k: new["funnel"].get(k) for k in funnel_keys}),
         "split": _changes(old["split"], new["split"]),
         "config": _changes(old["config"], new["config"]),
-        "versions": _changes({"versions": old["versions"], "provenance": old["provenance"]},
-                             {"versions": new["versions"], "provenance": new["provenance"]}),
+        "versions": _changes({k: old[k] for k in ("versions", "built_with", "provenance")},
+                             {k: new[k] for k in ("versions", "built_with", "provenance")}),
         "inputs": {"added": sorted(set(new["inputs"]) - set(old["inputs"])),
                    "removed": sorted(set(old["inputs"]) - set(new["inputs"]))},
         "files": {"added": sorted(set(new_files) - set(old_files)), "removed": sorted(set(old_files) - set(new_files)),

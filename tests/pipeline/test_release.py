@@ -156,6 +156,9 @@ def test_manifest_records_versions_checksums_and_funnel(bench):
         entry = next(f for f in m["files"] if f["path"] == path.relative_to(release).as_posix())
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and entry["bytes"] == path.stat().st_size
     assert {"ccpipe", "datatrove", "trafilatura"} <= set(m["versions"])
+    for package in ("ccpipe", "datatrove", "trafilatura"):
+        assert len(m["built_with"][package]["sha256"]) == 64
+    assert m["built_with"]["datatrove"]["version"] == m["versions"]["datatrove"]
     assert m["provenance"]["tokenizer"]["sha256"] == resolved["provenance"]["tokenizer"]["sha256"]
     assert m["provenance"]["LanguageID"]["sha256"] == resolved["provenance"]["LanguageID"]["sha256"]
     assert len(m["provenance"]["URLBlocklist"]) == len(resolved["provenance"]["URLBlocklist"])
