@@ -42,6 +42,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FORMAT = "ccpipe-release/1"
+CARD_VERSION = 1  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 SPLIT_RULE = ("validation iff int.from_bytes(sha256(text.encode('utf-8')).digest()[:8], 'big') "
               "< validation_fraction * 2**64")
@@ -367,6 +368,7 @@ def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict
     funnel["stages"] = stages
     return {
         "format": FORMAT,
+        "card_version": CARD_VERSION,
         "name": name,
         "version": version,
         "license": license,
@@ -620,24 +622,29 @@ def _package_row(m: dict, package: str, version: str) -> str:
     return f"| {package} | {version} | {sha} |"
 
 
-def render_card(m: dict) -> str:
-    """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
-    import yaml
-
-    t, f = m["totals"], m["funnel"]
-    langs = sorted(t["by_language"])
-    front = {
+def card_front_matter(m: dict) -> dict:
+    """The card's YAML front matter: what the Hugging Face Hub reads (license, languages, size, data files)."""
+    langs = sorted(m["totals"]["by_language"])
+    return {
         "license": m["license"],
         "language": langs,
-        "size_categories": [size_category(t["documents"])],
+        "size_categories": [size_category(m["totals"]["documents"])],
         "task_categories": ["text-generation"],
         "pretty_name": f"{m['name']} {m['version']}",
         "configs": [{"config_name": lang, **({"default": True} if i == 0 else {}),
                      "data_files": [{"split": s, "path": f"data/{lang}/{s}-*.parquet"} for s in SPLITS]}
                     for i, lang in enumerate(langs)],
     }
+
+
+def render_card(m: dict) -> str:
+    """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
+    import yaml
+
+    t, f = m["totals"], m["funnel"]
+    langs = sorted(t["by_language"])
     return CARD.format(
-        front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), name=m["name"],
+        front=yaml.safe_dump(card_front_matter(m), sort_keys=False, allow_unicode=True).rstrip(), name=m["name"],
         version=m["version"], documents=t["documents"], tokens=t["tokens"], languages=", ".join(langs),
         n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
         records_total=f.get("records_total", 0), kept=f.get("kept", 0),
@@ -672,8 +679,9 @@ def verify_release(release_dir: str | Path) -> list[str]:
             continue
         if os.path.getsize(full) != entry["bytes"]:
             problems.append(f"{path}: {os.path.getsize(full)} bytes, MANIFEST.json says {entry['bytes']}")
-        if sha256_file(full) != entry["sha256"]:
-            problems.append(f"{path}: sha256 {sha256_file(full)} differs from MANIFEST.json's {entry['sha256']}")
+        digest = sha256_file(full)
+        if digest != entry["sha256"]:
+            problems.append(f"{path}: sha256 {digest} differs from MANIFEST.json's {entry['sha256']}")
         if entry["format"] != "parquet":
             continue
         try:
@@ -725,13 +733,27 @@ def verify_release(release_dir: str | Path) -> list[str]:
         if len(bad):
             problems.append(f"{path}: no <|endoftext|> at {len(bad)} document start(s), first at token {int(bad[0])}")
     problems += _check_manifest(m)
-    card = (root / "README.md").read_text() if (root / "README.md").is_file() else None
-    expected = render_card(m)
-    if card is None:
-        problems.append("README.md: missing")
-    elif card != expected:
-        problems.append(f"README.md: {_first_difference(card, expected)}")
-    return problems
+    return problems + _check_card(root / "README.md", m)
+
+
+def _check_card(path: Path, m: dict) -> list[str]:
+    """The card must be the one this manifest renders; a card of another CARD_VERSION (an older or newer
+    ccpipe's wording) is held to its front matter only."""
+    import yaml
+
+    if not path.is_file():
+        return ["README.md: missing"]
+    card = path.read_text()
+    if m.get("card_version") == CARD_VERSION:
+        expected = render_card(m)
+        return [] if card == expected else [f"README.md: {_first_difference(card, expected)}"]
+    try:
+        front = yaml.safe_load(card.split("---\n")[1])
+    except (IndexError, yaml.YAMLError):
+        return ["README.md: no YAML front matter between '---' lines"]
+    if front != card_front_matter(m):
+        return ["README.md: front matter (license, language, size, configs) disagrees with MANIFEST.json"]
+    return []
 
 
 def _check_manifest(m: dict) -> list[str]:

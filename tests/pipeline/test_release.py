@@ -238,8 +238,14 @@ def test_verify_catches_edits_to_the_card_and_the_manifest(bench, tmp_path):
     (copy / "README.md").write_text(edited)
     proc = ccpipe("release", "verify", str(copy))
     assert proc.returncode == 1 and problems_named(proc.stderr) == {"README.md"}, proc.stderr
-    (copy / "README.md").write_text(card)
+    # a card another ccpipe wrote (another wording) is held to its front matter
     m = json.loads((copy / "MANIFEST.json").read_text())
+    (copy / "MANIFEST.json").write_text(json.dumps({**m, "card_version": 0}))
+    assert ccpipe("release", "verify", str(copy)).returncode == 0
+    (copy / "README.md").write_text(card.replace("license: odc-by", "license: mit"))
+    proc = ccpipe("release", "verify", str(copy))
+    assert proc.returncode == 1 and problems_named(proc.stderr) == {"README.md"}, proc.stderr
+    (copy / "README.md").write_text(card)
     entry = next(f for f in m["files"] if f["path"] == "bin/en_train_000001.bin")
     entry["documents"] += 1
     (copy / "MANIFEST.json").write_text(json.dumps(m))
