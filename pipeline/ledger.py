@@ -13,7 +13,7 @@ Both write the same row (`ledger_row`) under `work/decisions/{stage}/...jsonl`. 
     dup_cluster, duplicate_of, duplicate_of_url   MinHash cluster, and the document kept for it
     blocklist_list, blocklist_rule, blocklist_allowed
     pii (map type -> count), pii_spans (JSON [[type, start, end, value], ...], offsets in the extracted text)
-    excerpt                       the first 300 characters of the text at the point of the decision
+    excerpt                       the first 1,000 characters of the text at the point of the decision
 
 The ledger holds the original values of the PII that was scrubbed from the output, for audits: keep it
 with the run, do not publish it. Rows are sorted by (warc, offset, id), so the ledger of a run is
@@ -37,7 +37,7 @@ from datatrove.pipeline.writers.jsonl import JsonlWriter
 
 # stage names, in pipeline order: summary tables and the ledger use exactly these
 STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii", "tokenize")
-EXCERPT_CHARS = 300
+EXCERPT_CHARS = 1000  # enough for a reviewer to judge a page; ~0.3 KB a row compressed
 # before extraction `doc.text` is the raw payload: no excerpt
 NO_TEXT_STAGES = ("reader", "blocklist")
 

@@ -1,6 +1,6 @@
 """The whole pipeline on ../shared/corpus/warc/bench, checked against its truth.jsonl.
 
-Two runs (1 and 2 workers) are made once per session; each takes about a minute on 2 cores.
+Two runs (1 and 2 workers, fixtures in conftest.py) are made once per session; each takes about a minute.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import config_from_dict
-from pipeline.run import run_pipeline
 from pipeline.shards import read_header, read_tokens
 from stages.tokenize import BPETokenizer
 
@@ -22,45 +20,13 @@ pytestmark = pytest.mark.slow
 EOT = 50256
 
 
-@pytest.fixture(scope="session")
-def bench_dir(corpus) -> Path:
-    path = corpus / "warc" / "bench"
-    if not (path / "truth.jsonl").is_file():
-        pytest.skip(f"bench corpus not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def truth(bench_dir) -> list[dict]:
-    return [json.loads(line) for line in (bench_dir / "truth.jsonl").read_text().splitlines()]
-
-
-def _run(bench_dir, gpt2_tiktoken, out: Path, workers: int) -> Path:
-    # small shards so that the train/val split and shard boundaries are exercised
-    config = config_from_dict({"run": {"workers": workers}, "tokenizer": {"name": str(gpt2_tiktoken)},
-                               "output": {"shard_tokens": 100_000}})
-    run_pipeline(config, [str(bench_dir)], out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def run1(bench_dir, gpt2_tiktoken, tmp_path_factory) -> Path:
-    return _run(bench_dir, gpt2_tiktoken, tmp_path_factory.mktemp("bench") / "w1", workers=1)
-
-
-@pytest.fixture(scope="session")
-def run2(bench_dir, gpt2_tiktoken, tmp_path_factory) -> Path:
-    return _run(bench_dir, gpt2_tiktoken, tmp_path_factory.mktemp("bench") / "w2", workers=2)
-
-
 def ledger_rows(run: Path) -> dict[str, dict]:
+    """The ledger's rows for dropped records, by record id."""
     rows = {}
-    for path in sorted((run / "ledger").glob("*/*.jsonl")):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                assert row["id"] not in rows, f"{row['id']} dropped twice"
-                rows[row["id"]] = row
+    for row in pq.read_table(run / "ledger").to_pylist():
+        if row["decision"] == "dropped":
+            assert row["id"] not in rows, f"{row['id']} dropped twice"
+            rows[row["id"]] = row
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import http.server
@@ -26,9 +27,19 @@ def ccpipe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=900)
 
 
+def _commands(parser) -> list:
+    """The parser and every subcommand under it, nested ones (`audit explain`) included."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _commands(sub)
+    return found
+
+
 def test_every_command_has_help_ending_with_an_example():
-    parser = build_parser()
-    commands = [parser] + list(parser._subparsers._group_actions[0].choices.values())
+    commands = _commands(build_parser())
+    assert {"ccpipe audit explain", "ccpipe blocklist check"} <= {c.prog for c in commands}
     for command in commands:
         text = command.format_help().rstrip()
         assert command.description or command is parser
