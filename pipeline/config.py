@@ -63,6 +63,7 @@ class QualityConfig:
     gopher_quality: bool = True
     c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
     fineweb: bool = True
+    fast: bool = True  # one pass with the same decisions (stages/quality.py); false: datatrove's four filters
 
 
 @dataclass(frozen=True)
