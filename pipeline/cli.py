@@ -159,11 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "no_progress", False):
-        # also datatrove's own bars; tqdm reads this when first imported, so before any pipeline import
+    if "--no-progress" in (sys.argv[1:] if argv is None else argv):
+        # also datatrove's own bars; tqdm reads this when first imported, so before the command modules
+        # (which build_parser imports) bring in datatrove
         os.environ["TQDM_DISABLE"] = "1"
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

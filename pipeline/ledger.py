@@ -207,9 +207,13 @@ def consolidate(decisions: Path, ledger: Path) -> list[Path]:
                 row.setdefault("duplicate_of_url", None)
         rows.sort(key=_sort_key)
         path = ledger / f"part-{rank:05d}.parquet"
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA), tmp, compression="zstd",
-                       row_group_size=100_000)
-        os.replace(tmp, path)
+        write_ledger_part(pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA), path)
         written.append(path)
     return written
+
+
+def write_ledger_part(table: pa.Table, path: Path) -> None:
+    """One ledger file, atomically; fixed settings, so the same rows give the same bytes."""
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=100_000)
+    os.replace(tmp, path)
