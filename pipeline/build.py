@@ -32,7 +32,7 @@ from pipeline.ledger import DropLedger, KeptLedger
 from pipeline.summary import FINEWEB_SCHEMA, TaskTally, fineweb_row
 from stages.blocklist import URLBlocklist
 from stages.extract import Extractor
-from stages.langid import LanguageID
+from stages.langid import LanguageID, LanguagePrecheck
 from stages.pii import PIIScrubber
 from stages.quality import quality_filters
 from stages.reader import WarcReader
@@ -164,6 +164,9 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         base.append(URLBlocklist(lists_dir=b.lists_dir, use_ut1=b.ut1, use_banned_words=b.banned_words,
                                  soft_word_threshold=b.soft_word_threshold, host_word_rules=b.host_word_rules,
                                  exclusion_writer=DropLedger(ledger, "blocklist")))
+    if config.langid.precheck:
+        base.append(LanguagePrecheck(config.langid.languages, config.langid.precheck_threshold, config.langid.model,
+                                     exclusion_writer=DropLedger(ledger, "langid", part="precheck")))
     base += [
         Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,

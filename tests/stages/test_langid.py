@@ -32,3 +32,46 @@ def test_picklable_after_use_and_provenance():
     clone = pickle.loads(pickle.dumps(lid))
     assert clone.filter(make_doc(EN)) is True
     assert len(lid.provenance()["sha256"]) == 64
+
+
+# ------------------------------------------------------------------ the pre-check before trafilatura
+
+from stages.langid import LanguagePrecheck, html_text  # noqa: E402
+from tests.fixtures import html_page  # noqa: E402
+
+
+def test_html_text_skips_scripts_and_styles():
+    html = "<html><head><style>p {color: red}</style></head><body><script>var a = 1;</script><p>Hello</p>" \
+           "<noscript>enable it</noscript><div>world</div></body></html>"
+    assert html_text(html) == "Hello world"
+
+
+def test_precheck_drops_a_page_in_no_kept_language_with_scores():
+    doc = make_doc(html_page("Wetter", DE, DE))
+    assert LanguagePrecheck().filter(doc) == (False, "language_precheck")
+    assert doc.metadata["drop_detail"].startswith("en ") and doc.metadata["drop_detail"].endswith(
+        " < 0.01 on the HTML's text")
+    assert LanguagePrecheck(languages=("en", "de")).filter(make_doc(html_page("Wetter", DE))) is True
+
+
+def test_precheck_keeps_english_mixed_and_empty_pages():
+    assert LanguagePrecheck().filter(make_doc(html_page("Weather", EN))) is True
+    # a German page with an English paragraph scores well above 0.01 for English: trafilatura decides
+    assert LanguagePrecheck().filter(make_doc(html_page("Wetter", DE, EN))) is True
+    assert LanguagePrecheck().filter(make_doc("<html><body><script>x()</script></body></html>")) is True
+
+
+def test_precheck_threshold_zero_keeps_everything():
+    assert LanguagePrecheck(threshold=0.0).filter(make_doc(html_page("Wetter", DE, DE))) is True
+
+
+def test_precheck_is_built_before_extraction_and_can_be_switched_off(tmp_path):
+    from pipeline.build import build_phases
+    from pipeline.config import config_from_dict
+
+    def base_steps(cfg):
+        return [type(s).__name__ for s in build_phases(config_from_dict(cfg), ["a.warc.gz"], tmp_path)[0].steps]
+
+    steps = base_steps({})
+    assert steps.index("LanguagePrecheck") + 1 == steps.index("Extractor")
+    assert "LanguagePrecheck" not in base_steps({"langid": {"precheck": False}})
