@@ -186,7 +186,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         final.append(MinhashDedupFilter(clusters, load_cluster_ids=True,
                                         exclusion_writer=DropLedger(ledger, "dedup", reason="near_duplicate")))
     if config.pii.enabled:
-        final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement))
+        final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
+                                 fast=config.pii.fast))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),

@@ -91,6 +91,7 @@ class PIIConfig:
         "CN_RESIDENT_ID",
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
+    fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
 
 
 @dataclass(frozen=True)

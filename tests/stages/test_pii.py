@@ -180,3 +180,35 @@ def test_planted_bench_values_are_scrubbed(corpus, scrubber):
         if value in out or entity not in {f.entity_type for f in findings}:
             missed.append((entity, value, out))
     assert missed == []
+
+
+# ------------------------------------------------------------------ the fast path finds what presidio finds
+
+TRICKY_LINES = [
+    "In 2020 we sold 1,234 units at $5.99 (page 12-14).",
+    "Call 1640 or 030 1234567, fax (089) 12 34 56-7, or +1 (202) 555-0143 ext. 12.",
+    "Dates: 12.05.2020, 2020/05/12, 12:30, v2.3.4.5, 10.0.0.1 and 8.8.8.8:53, ::1 and fe80::1ff:fe23:4567:890a",
+    "SSN 078-05-1120, 078 05 1120, 078051120; card 4111 1111 1111 1111 and 4111-1111-1111-1111",
+    "IBAN DE89 3704 0044 0532 0130 00, gb82west12345698765432, id 11010519491231002X, 身份证 110101196807036368",
+    "mail jane.doe@uni-bonn.de, user@localhost, a@b.c",
+    "Kelvin-sign \u212aX12 3456 7890 1234 5678 90; full-width ＋８１ ３－１２３４－５６７８",
+]
+
+
+def test_fast_path_findings_equal_presidio_s(scrubber):
+    def canonical(results):
+        return {(r.entity_type, r.start, r.end, round(r.score, 9)) for r in results}
+
+    slow = PIIScrubber(fast=False)
+    for text in TRICKY_LINES + ["\n".join(TRICKY_LINES), "no digits at all\n\nhere"]:
+        assert canonical(scrubber.analyze(text)) == canonical(slow.analyze(text)), text
+
+
+def test_phone_lines_without_a_possible_number_are_skipped():
+    from stages.pii import phone_possible
+
+    regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+    assert not phone_possible("In 2020 we sold 1,234 units at $5.99 (page 12-14).", regions)
+    assert phone_possible("Call 030 1234567", regions)
+    assert phone_possible("Call 1640", regions)  # a valid 4-digit German number
+    assert not phone_possible("Call 2020", regions)
