@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+from array import array
 from functools import cached_property
 
-import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
@@ -92,8 +93,11 @@ class BPETokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         if self.kind == "huggingface":
             return [e.ids for e in self._impl.encode_batch(texts, add_special_tokens=False)]
-        # one thread: parallelism comes from tasks, and a thread pool per worker would oversubscribe cores
-        return self._impl.encode_ordinary_batch(texts, num_threads=1)
+        # the same tokens as encode_ordinary_batch(texts, num_threads=1), which hands every text to a thread
+        # pool and waits for it: calling the encoder here is 4x faster on short documents (bench_tokenize.py).
+        # One thread: parallelism comes from tasks, and a thread pool per worker would oversubscribe cores.
+        encode = self._impl.encode_ordinary
+        return [encode(text) for text in texts]
 
     def decode(self, ids) -> str:
         ids = [int(i) for i in ids]
@@ -126,15 +130,22 @@ class Tokenize(PipelineStep):
         tok = self.tokenizer
         if tok.n_vocab > 65536:
             raise TokenizerError(f"{tok.name}: {tok.n_vocab} tokens do not fit llm.c's uint16 .bin format")
-        eot = np.array([tok.eot], dtype=np.uint16)
+        eot = tok.eot
         with self.output_folder.get_output_file_manager(mode="wb") as files:
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
                     encoded = tok.encode_batch([doc.text for doc in batch])
-                for doc, ids in zip(batch, encoded):
-                    doc.metadata["token_count"] = len(ids)
-                    self.stat_update("tokens", value=len(ids) + 1)
-                    out = files.get_file(f"{doc.metadata['language']}/{rank:05d}.tokens")
-                    out.write(eot.tobytes())
-                    out.write(np.asarray(ids, dtype=np.uint16).tobytes())
-                    yield doc
+                    by_language: dict[str, array] = {}  # one write per language per batch, in document order
+                    n_tokens = 0
+                    for doc, ids in zip(batch, encoded):
+                        doc.metadata["token_count"] = len(ids)
+                        n_tokens += len(ids) + 1
+                        buf = by_language.setdefault(doc.metadata["language"], array("H"))
+                        buf.append(eot)
+                        buf.extend(ids)  # uint16: checked above that every id fits
+                    for language, buf in by_language.items():
+                        if sys.byteorder != "little":
+                            buf.byteswap()
+                        files.get_file(f"{language}/{rank:05d}.tokens").write(buf.tobytes())
+                self.stat_update("tokens", value=n_tokens)
+                yield from batch
