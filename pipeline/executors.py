@@ -151,8 +151,12 @@ def make_executor(config: Config, layout: RunLayout, phase: Phase):
     if run.executor == "ray":
         import ray
 
+        from loguru import logger
+
         r = run.ray
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // r.cpus_per_task))
+        # datatrove warns on every phase that a local logging dir must be shared by the nodes: the README says so
+        logger.disable("datatrove.executor.ray")
         return QuietRayExecutor(phase.steps, tasks=phase.tasks, workers=min(slots, phase.tasks), logging_dir=logs,
                                 skip_completed=True, randomize_start_duration=run.random_start_seconds,
                                 cpus_per_task=r.cpus_per_task, mem_per_cpu_gb=r.mem_per_task_gb / r.cpus_per_task)
