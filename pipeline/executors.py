@@ -326,7 +326,7 @@ def submit_slurm(config: Config, layout: RunLayout, phases: list[Phase]) -> dict
 # ------------------------------------------------------------------------------------------- dry run
 
 
-def describe_plan(config: Config, layout: RunLayout, phases: list[Phase]) -> str:
+def describe_plan(config: Config, layout: RunLayout, phases: list[Phase], publish_to: str | None = None) -> str:
     """What `ccpipe run` would run or submit, without running, submitting or writing anything."""
     run = config.run
     lines = [f"# ccpipe run: executor {run.executor}, run directory {layout.root}"]
@@ -345,6 +345,8 @@ def describe_plan(config: Config, layout: RunLayout, phases: list[Phase]) -> str
         dep = f" --dependency=afterok:<{previous} job>" if previous else ""
         lines.append(f"\n# then: sbatch{dep}")
         lines.append(_finalize_script(executors[-1], layout).rstrip())
+        if publish_to:
+            lines.append(f"# the finalize job publishes the outputs to {publish_to}")
         return "\n".join(lines) + "\n"
     if run.executor == "ray":
         r = run.ray
@@ -358,8 +360,6 @@ def describe_plan(config: Config, layout: RunLayout, phases: list[Phase]) -> str
         todo = incomplete_tasks(layout, phase)
         steps = " -> ".join(type(s).__name__ for s in phase.steps)
         lines.append(f"phase {phase.name:<13} {len(todo):>6}/{phase.tasks} tasks to run: {steps}")
-    from pipeline.remote import publish_target
-
-    url = publish_target(layout)
+    url = publish_to
     lines.append("then on this machine: .bin shards, summary.json" + (f", published to {url}" if url else ""))
     return "\n".join(lines) + "\n"

@@ -260,8 +260,10 @@ def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
     """--dry-run: what would run or be submitted (the sbatch scripts, the Ray task plan); writes nothing."""
     from pipeline.executors import describe_plan
 
+    from pipeline.remote import run_root
+
     layout, phases = start_run(config, inputs, output, write=False)
-    return describe_plan(config, layout, phases)
+    return describe_plan(config, layout, phases, run_root(config, str(output))[1])
 
 
 def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:
