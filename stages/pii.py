@@ -42,6 +42,8 @@ import regex
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from stages import without_torch
+
 logger = logging.getLogger(__name__)
 
 PII_SCRUBBER_VERSION = 1  # bump when findings or replacements change for the same input (not for speed-ups)
@@ -201,6 +203,11 @@ def _offline_email_recognizer(language: str):
 
 def build_analyzer(entities=DEFAULT_ENTITIES, language: str = "en", score_threshold: float = 0.3):
     """An AnalyzerEngine on a blank spaCy pipeline (no model download) with only the recognizers needed."""
+    with without_torch():  # ~200 MB less per worker: no recognizer here uses it
+        return _build_analyzer(entities, language, score_threshold)
+
+
+def _build_analyzer(entities, language: str, score_threshold: float):
     import spacy
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
@@ -309,7 +316,8 @@ class PIIScrubber(PipelineStep):
 
     @cached_property
     def phone_regions(self) -> tuple[str, ...]:
-        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+        with without_torch():
+            from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
         return tuple(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)
 

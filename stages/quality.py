@@ -47,6 +47,7 @@ from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
 from pipeline.config import QualityConfig
 from pipeline.ledger import DropLedger
+from stages import without_torch
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
@@ -108,6 +109,14 @@ def repeated_chars(words: list[str], n: int) -> int:
     return total
 
 
+def blank_english():
+    """spaCy's blank English pipeline (its tokenizer only), built without importing PyTorch."""
+    with without_torch():
+        import spacy
+
+        return spacy.blank("en")
+
+
 class SpacyWords:
     """datatrove's `split_into_words(text, "en")` (spaCy's blank English tokenizer), chunk by chunk.
 
@@ -127,10 +136,8 @@ class SpacyWords:
 
     def _tokenize(self, chunks: list[str]) -> None:
         if self._nlp is None:
-            import spacy
-
             # a fresh pipeline whenever our cache is cleared bounds spaCy's vocabulary too
-            self._nlp = spacy.blank("en")
+            self._nlp = blank_english()
         tokenizer = self._nlp.tokenizer
         # one call per chunk: chunks joined by spaces in one call do not always come out the same
         # (after some history, "o.Ä." came back as "o", ".", "Ä." instead of "o.", "Ä.")
@@ -140,9 +147,7 @@ class SpacyWords:
     @property
     def special_cases(self) -> set[str]:
         if self._special is None:
-            import spacy
-
-            self._special = set(spacy.blank("en").tokenizer.rules)
+            self._special = set(blank_english().tokenizer.rules)
         return self._special
 
     def __call__(self, text: str) -> list[str]:

@@ -108,7 +108,8 @@ def test_run_sets_metadata_and_stats_and_keeps_every_doc(scrubber):
     assert [d.id for d in out] == ["pii", "clean"]
     assert out[0].metadata["pii"] == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
     spans = out[0].metadata["pii_spans"]
-    assert [text[s:e] for _, s, e in spans] == ["a.b@gmail.com", "c.d@web.de", "+44 20 7946 3968"]
+    assert [text[s:e] for _, s, e, _ in spans] == ["a.b@gmail.com", "c.d@web.de", "+44 20 7946 3968"]
+    assert [value for *_, value in spans] == ["a.b@gmail.com", "c.d@web.de", "+44 20 7946 3968"]
     assert "a.b@gmail.com" not in out[0].text and out[0].text.endswith(".\nNothing here.")
     assert out[1].metadata["pii"] == {} and out[1].metadata["pii_spans"] == []
     assert scrubber.stats["EMAIL_ADDRESS"].total == 2 and scrubber.stats["PHONE_NUMBER"].total == 1
