@@ -111,9 +111,11 @@ class SlurmConfig:
     """`run.executor: slurm`: each phase is a job array depending on the one before (`sbatch --dependency`)."""
 
     partition: str | None = None  # None: the cluster's default partition
-    time: str = "04:00:00"  # per task; a 1 GB Common Crawl WARC takes well under an hour on one core
+    time: str = "04:00:00"  # per task; a ~1 GB Common Crawl WARC needs ~8 CPU-minutes (README, "Running on a cluster")
     cpus_per_task: int = 1  # a task is one process: more CPUs only buy memory on per-CPU clusters
-    mem_per_task_gb: float = 3.0  # peak RSS measured ~1.1 GB per task (README, "Running on a cluster")
+    # measured: 0.42 GB at peak for a task and its extraction child (bench/cluster_cost.py); 2 GB leaves
+    # room for pages near the 1 MiB payload limit
+    mem_per_task_gb: float = 2.0
     array_throttle: int | None = None  # at most N array tasks at once (`--array=0-M%N`); None: no limit
     max_array_size: int = 1001  # the cluster's MaxArraySize: a bigger phase is split into several arrays
     sbatch_args: tuple[str, ...] | None = None  # extra sbatch options, e.g. ["--account=cc", "--qos=batch"]
@@ -128,12 +130,12 @@ class RayConfig:
 
     address: str | None = None  # "auto", "HOST:6379" or "ray://HOST:10001"; None: a Ray instance on this machine
     cpus_per_task: int = 1
-    mem_per_task_gb: float = 3.0
+    mem_per_task_gb: float = 2.0  # as run.slurm.mem_per_task_gb
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    workers: int = 1  # local: processes; slurm/ray: tasks at once (array throttle / in flight)
+    workers: int = 1  # local processes (slurm: run.slurm.array_throttle; ray: as many as the cluster's CPUs allow)
     tasks: int | None = None  # None: one task per input file
     executor: Literal["local", "slurm", "ray"] = "local"
     # each task first sleeps a random 0..N seconds, so thousands of tasks do not hit one bucket at once
