@@ -279,24 +279,45 @@ def _jobs_file(layout: RunLayout) -> Path:
     return layout.logs / "slurm_jobs.json"
 
 
-def _previous_jobs_still_queued(layout: RunLayout) -> None:
-    """Refuse to submit twice; clear jobs left waiting forever on a dependency that failed."""
+# squeue -j also lists recently finished jobs (COMPLETED, FAILED, ...) for MinJobAge: only these are alive
+ALIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "RESIZING",
+         "SIGNALING", "STAGE_OUT"}
+
+
+def queued_jobs(layout: RunLayout) -> list[tuple[str, str, str]] | None:
+    """(job id, state, reason) of the run's Slurm jobs still alive; None when the run was not submitted to
+    Slurm or squeue cannot say."""
     path = _jobs_file(layout)
     if not path.exists():
-        return
+        return None
     ids = [str(i) for i in json.loads(path.read_text()).values() if i not in (None, -1)]
     if not ids:
-        return
-    out = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T %r"], capture_output=True, text=True)
-    stale, active = [], []
+        return []
+    try:
+        out = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T %r"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    jobs = []
     for line in out.stdout.splitlines():
         job, state, reason = (line.split(None, 2) + ["", ""])[:3]
-        (stale if state == "PENDING" and "DependencyNeverSatisfied" in reason else active).append(job.split("_")[0])
-    if active:
-        raise RunError(f"{layout.root}: jobs {', '.join(sorted(set(active)))} of this run are still queued or "
+        if state in ALIVE:
+            jobs.append((job.split("_")[0], state, reason))
+    return jobs
+
+
+def _previous_jobs_still_queued(layout: RunLayout) -> None:
+    """Refuse to submit twice; clear jobs left waiting forever on a dependency that failed."""
+    stale, active = set(), set()
+    for job, state, reason in queued_jobs(layout) or []:
+        (stale if state == "PENDING" and "DependencyNeverSatisfied" in reason else active).add(job)
+    if active - stale:
+        raise RunError(f"{layout.root}: jobs {', '.join(sorted(active))} of this run are still queued or "
                        "running; wait for them (`ccpipe status`) or scancel them before resubmitting")
     if stale:
-        subprocess.run(["scancel", *sorted(set(stale))], check=False)
+        subprocess.run(["scancel", *sorted(stale)], check=False)
 
 
 def submit_slurm(config: Config, layout: RunLayout, phases: list[Phase]) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,18 +48,13 @@ def _error_tail(log: Path) -> list[str] | None:
     return [tail[0]] + tail[1:][-(TAIL_LINES - 1):] if len(tail) > TAIL_LINES else tail
 
 
-def _slurm_jobs_queued(logs: Path) -> bool | None:
+def _slurm_jobs_queued(root: Path) -> bool | None:
     """Whether any Slurm job of the run is still queued or running; None when the run is not on Slurm."""
-    path = logs / "slurm_jobs.json"
-    if not path.exists():
-        return None
-    ids = [str(i) for i in json.loads(path.read_text()).values() if i not in (None, -1)]
-    try:
-        out = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i"], capture_output=True, text=True,
-                             timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    from pipeline.build import RunLayout
+    from pipeline.executors import queued_jobs
+
+    jobs = queued_jobs(RunLayout(root))
+    return None if jobs is None else bool(jobs)
 
 
 def _phase_tasks(root: Path) -> list[tuple[str, int]]:
@@ -77,7 +71,7 @@ def _phase_tasks(root: Path) -> list[tuple[str, int]]:
 
 def run_status(root: Path) -> list[PhaseStatus]:
     logs = root / "logs"
-    queued = _slurm_jobs_queued(logs)
+    queued = _slurm_jobs_queued(root)
     result = []
     for name, tasks in _phase_tasks(root):
         status = PhaseStatus(name, tasks)

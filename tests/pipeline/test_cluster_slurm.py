@@ -167,3 +167,11 @@ def test_slurm_job_arrays_with_dependencies_match_local(slurm_cluster, corpus, g
         assert len(times) == {"base": 2, "dedup_buckets": 14, "dedup_cluster": 1, "final": 2, "finalize": 1}[phase]
         assert min(start for start, _ in times) >= previous_end, phase
         previous_end = max(end for _, end in times)
+
+    # the same command again: every task is complete, so only the finalize job is submitted
+    again = ccpipe(*args, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resubmitted = again.stdout.splitlines()[0].split(":", 1)[1].split()
+    assert resubmitted[0] == "finalize" and len(resubmitted) == 2, again.stdout
+    _wait(finished, 120, "the second finalize job", interval=1)
+    assert output_digests(out) == output_digests(reference)
