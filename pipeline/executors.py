@@ -150,7 +150,6 @@ def make_executor(config: Config, layout: RunLayout, phase: Phase):
     run = config.run
     if run.executor == "ray":
         import ray
-
         from loguru import logger
 
         r = run.ray

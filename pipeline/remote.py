@@ -77,6 +77,6 @@ def publish_outputs(layout: RunLayout) -> str | None:
     files.sort(key=lambda p: p.name == "summary.json")  # last: its presence means the rest is there
     for path in files:
         rel = path.relative_to(layout.root).as_posix()
-        with_retries(lambda: fs.put_file(str(path), f"{base}/{rel}"), f"publishing {rel} to {url}")
+        with_retries(lambda src=str(path), dest=f"{base}/{rel}": fs.put_file(src, dest), f"publishing {rel} to {url}")
     log.info("published %d files to %s", len(files), url)
     return url

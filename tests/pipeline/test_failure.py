@@ -50,7 +50,7 @@ def test_sigkill_mid_task_then_rerun_gives_identical_output(corpus, gpt2_tiktoke
         assert victim is not None, "never caught base task 1 mid-way"
         os.kill(victim.pid, signal.SIGKILL)
         killed_before_done = not marker.exists()
-        stdout, stderr = proc.communicate(timeout=180)
+        _, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()

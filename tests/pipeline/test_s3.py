@@ -7,7 +7,6 @@ The `.bin` shards must be byte-identical. Parquet and ledger rows name their inp
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
