@@ -39,10 +39,17 @@ import re
 from collections import Counter
 
 from datatrove.data import Document
-from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, POLICY_SUBSTRINGS
-from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates, get_n_grams
+from datatrove.pipeline.filters.gopher_repetition_filter import (
+    find_duplicates,
+)
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
 from pipeline.config import QualityConfig
@@ -52,6 +59,7 @@ from stages import without_torch
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
 _LINES = re.compile("\n+")
+_PUNCTUATION = "".join(PUNCTUATION_SET)  # single characters: str.strip() takes them as a set
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
 
 
@@ -75,11 +83,18 @@ C4Quality = _prefixed(C4QualityFilter, "c4_")
 FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
 
 
-def top_duplicate_chars(n_grams: list[str]) -> int:
-    """datatrove's `find_top_duplicate`, counted in C: the most common n-gram (the first seen among ties)
-    times its length."""
-    gram, count = Counter(n_grams).most_common(1)[0]
-    return len(gram) * count
+def top_duplicate_chars(words: list[str], n: int) -> int | None:
+    """datatrove's `find_top_duplicate(get_n_grams(words, n))`: the most common n-gram (the first seen among
+    ties) times its length as words joined by spaces; None without any n-gram.
+
+    Counted as tuples of words, in C: no word holds whitespace (words come from `str.split()` chunks), so
+    joining with spaces maps distinct tuples to distinct strings and the counts and their order are the same.
+    """
+    grams = list(zip(*(words[i:] for i in range(n))))
+    if not grams:
+        return None
+    gram, count = Counter(grams).most_common(1)[0]
+    return (sum(map(len, gram)) + n - 1) * count
 
 
 def repeated_chars(words: list[str], n: int) -> int:
@@ -235,9 +250,9 @@ class QualityFilters(BaseFilter):
                   f.dup_line_char_frac)
         words = self.words(text)
         for n, frac in f.top_n_grams:
-            n_grams = get_n_grams(words, n)
-            if n_grams:
-                value = top_duplicate_chars(n_grams) / len(text)
+            top = top_duplicate_chars(words, n)
+            if top is not None:
+                value = top / len(text)
                 check(p, f"top_{n}_gram", value, value > frac, ">", frac)
         for n, frac in f.dup_n_grams:
             value = repeated_chars(words, n) / len(text)
@@ -247,9 +262,9 @@ class QualityFilters(BaseFilter):
     def _gopher_quality(self, text: str, words: list[str], check) -> None:
         f, p = self.gq, "gopher_"
         n_words = len(words)
-        lengths = [len(w) for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
+        lengths = [len(w) for w in words if w.strip(_PUNCTUATION)]  # a word with a character not in the set
         n = len(lengths)
-        signals_only = lambda name, value: check(p, name, value, False, "", "")  # noqa: E731
+        signals_only = lambda name, value: check(p, name, value, False, "", "")
         signals_only("word_count", n)
         if f.min_doc_words and n < f.min_doc_words:
             raise _Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
@@ -276,7 +291,8 @@ class QualityFilters(BaseFilter):
             check(p, "too_many_end_ellipsis", value, value > f.max_ellipsis_lines_ratio, ">",
                   f.max_ellipsis_lines_ratio)
         if f.max_non_alpha_words_ratio:  # datatrove's name: it is the minimum share of words with a letter
-            value = sum(any(c.isalpha() for c in w) for w in words) / n_words
+            has_letter = {w: any(c.isalpha() for c in w) for w in set(words)}  # once per distinct word
+            value = sum(map(has_letter.__getitem__, words)) / n_words
             check(p, "below_alpha_threshold", value, value < f.max_non_alpha_words_ratio, "<",
                   f.max_non_alpha_words_ratio)
         if f.min_stop_words:
