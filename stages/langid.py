@@ -8,9 +8,9 @@ Drop reasons: `language_not_kept` (the best language is not one we keep), `low_s
 score is under the threshold), `language_precheck` (see below).
 
 `LanguagePrecheck` runs before trafilatura (~16 ms a page here) on a rough text of the HTML (Lexbor via
-selectolax, ~1 ms): a page that scores under 0.01 for every kept language is dropped unextracted. On the
-bench corpus this skips trafilatura on 894 of 1,295 pages; of those, 2 would have passed language ID on
-trafilatura's text (a 65-character copyright line and a calendar) and none would have been kept.
+selectolax, ~1 ms): a page whose middle 4,000 characters score under 0.01 for every kept language is dropped
+unextracted. On the bench corpus this skips trafilatura on 884 of 1,295 pages; of those, 2 would have passed
+language ID on trafilatura's text (a 65-character copyright line and a calendar) and none would have been kept.
 `langid.precheck: false` turns it off.
 """
 
@@ -92,6 +92,11 @@ def html_text(html: str) -> str:
     return root.text(separator=" ", strip=True) if root is not None else ""
 
 
+# fastText reads the whole text (~10k characters a page here): 4,000 from the middle cost a third and decide the
+# same on the bench corpus (884 pages skipped instead of 894, none that would be kept)
+PRECHECK_WINDOW = 4000
+
+
 class LanguagePrecheck(LanguageID):
     """Before extraction: drops pages whose HTML text scores under `threshold` for every kept language.
 
@@ -102,13 +107,17 @@ class LanguagePrecheck(LanguageID):
     name = "🌍 Language pre-check"
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
-                 exclusion_writer=None):
+                 exclusion_writer=None, window: int | None = PRECHECK_WINDOW):
         super().__init__(languages, threshold, model_path, exclusion_writer)
+        self.window = window
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         text = html_text(doc.text)
         if not text:
             return True
+        if self.window and len(text) > self.window:  # the middle of the page: menus open it, footers close it
+            start = (len(text) - self.window) // 2
+            text = text[start:start + self.window]
         scores = self.scores(text)
         if max(scores.values()) >= self.threshold:
             return True
