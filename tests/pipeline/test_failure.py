@@ -21,30 +21,34 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def _task_process(parent: psutil.Process, log: Path) -> psutil.Process | None:
-    """The descendant of `parent` that has `log` (a datatrove task log) open: the process running that task."""
+    """The process running the task that writes `log` (a datatrove task log): of the descendants of `parent`
+    holding it open, the topmost (its extraction child inherits the descriptor)."""
+    holders = {}
     for child in parent.children(recursive=True):
         try:
             if any(f.path == str(log) for f in child.open_files()):
-                return child
+                holders[child.pid] = child
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return None
+    top = [p for p in holders.values() if p.ppid() not in holders]
+    return top[0] if len(top) == 1 else None
 
 
 def test_sigkill_mid_task_then_rerun_gives_identical_output(corpus, gpt2_tiktoken, tmp_path_factory):
     reference = reference_run(corpus, gpt2_tiktoken, tmp_path_factory.mktemp("ref"))
     out = tmp_path_factory.mktemp("killed") / "run"
     args = [sys.executable, "-m", "pipeline.cli", *run_args(bench_inputs(corpus), out, gpt2_tiktoken, "--workers", "2")]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: nothing outlives a failed test
     log = out / "logs" / "base" / "logs" / "task_00001.log"
-    progress = out / "work" / "progress" / "00001"
     marker = out / "logs" / "base" / "completions" / "00001"
     victim = None
     try:
         deadline = time.monotonic() + 180
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
-            # mid-task: records read, not done
-            if progress.exists() and progress.read_text().strip() not in ("", "0") and not marker.exists():
+            # mid-task: it has written some of its outputs (ledger rows, kept documents), not its completion marker
+            partial = [p for p in (out / "work").rglob("*00001*") if p.is_file()] if (out / "work").is_dir() else []
+            if partial and not marker.exists():
                 victim = _task_process(psutil.Process(proc.pid), log)
             time.sleep(0.02)
         assert victim is not None, "never caught base task 1 mid-way"
@@ -52,9 +56,11 @@ def test_sigkill_mid_task_then_rerun_gives_identical_output(corpus, gpt2_tiktoke
         killed_before_done = not marker.exists()
         _, stderr = proc.communicate(timeout=180)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and every process it started
+        except ProcessLookupError:
+            pass
+        proc.wait()
     assert killed_before_done
     assert proc.returncode == 1, stderr[-2000:]
     assert "task process died" in stderr and "rerunning the same command" in stderr, stderr[-2000:]
