@@ -10,12 +10,15 @@ Drop reasons: `timeout`, `crashed` (the child died, e.g. out of memory), `extrac
 
 from __future__ import annotations
 
+import functools
+
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.extractors.base import ExtractorSandbox
 from datatrove.pipeline.extractors.trafilatura import Trafilatura
 from datatrove.utils.typeshelper import StatHints
 
 from pipeline.ledger import DropLedger, drop
+from stages.extract_child import extract_text
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
 
@@ -45,13 +48,18 @@ class Extractor(Trafilatura):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         ledger = DropLedger(self.ledger_folder, "extract")
         sandbox = shared_sandbox(self)
+        if type(self).extract is Trafilatura.extract and not self.kwargs:
+            extract = functools.partial(extract_text, favor_precision=self.favour_precision,
+                                        deduplicate=self.deduplicate)
+        else:  # a subclass with its own extraction (tests): the child unpickles this step
+            extract = self.extract
         with ledger:
             for doc in data:
                 self.stat_update(StatHints.total)
                 reason = None
                 with self.track_time():
                     try:
-                        text = sandbox.process_document(doc.text, self.extract)
+                        text = sandbox.process_document(doc.text, extract)
                     except TimeoutError:
                         reason = "timeout"
                     except EOFError:
