@@ -9,6 +9,7 @@ Corpora (from ../shared/corpus, or $CCPIPE_CORPUS):
   web       gold_text of the scrapinghub-aeb extraction benchmark (181 real articles, ~800k characters)
   web+pii   the same articles with one sentence of planted PII values (warc/bench/truth.jsonl) appended
   synth     presidio-research synth_dataset_v2 sentences (1,500 short sentences, most with PII)
+  run       with --run DIR: the kept documents of a ccpipe run (e.g. of the bench corpus)
 
 Run by hand, e.g.:
   .venv/bin/python bench/bench_pii.py --repeat 3
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stages.pii import PIIScrubber  # noqa: E402
+from stages.pii import PIIScrubber
 
 
 def load_corpora(corpus: Path) -> dict[str, list[str]]:
@@ -64,9 +65,15 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", type=Path,
                         default=Path(os.environ.get("CCPIPE_CORPUS", ROOT.parent / "shared" / "corpus")))
     parser.add_argument("--repeat", type=int, default=3, help="passes per measurement; the best is kept")
+    parser.add_argument("--run", type=Path, help="also the kept texts of this ccpipe run (its parquet/): what the "
+                        "PII stage really sees, already scrubbed once")
     args = parser.parse_args(argv)
 
     corpora = load_corpora(args.corpus)
+    if args.run:
+        import pyarrow.parquet as pq
+
+        corpora["run"] = pq.read_table(args.run / "parquet", columns=["text"]).column("text").to_pylist()
     scrubber = PIIScrubber()
     analyzer = scrubber.analyzer
     scrubber.scrub("warm up 8.8.8.8 a@b.com")
