@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.card import CARD_VERSION, SPLITS, card_front_matter, render_card
+
 log = logging.getLogger(__name__)
 
 FORMAT = "ccpipe-release/1"
-CARD_VERSION = 1  # bump when the card's wording changes: verify then checks older cards by front matter only
-SPLITS = ("train", "validation")
 SPLIT_RULE = ("validation iff int.from_bytes(sha256(text.encode('utf-8')).digest()[:8], 'big') "
               "< validation_fraction * 2**64")
 PARQUET_DOCUMENTS = 100_000  # rows per parquet file (FineWeb's files hold ~1M rows; viewers prefer smaller)
@@ -91,18 +91,6 @@ def _run_lengths(token_counts: np.ndarray) -> np.ndarray:
     return np.asarray(token_counts, dtype=np.int64) + 1  # + the <|endoftext|> before each document
 
 
-def size_category(n: int) -> str:
-    """Hugging Face's `size_categories` bucket for n rows."""
-    if n < 1000:
-        return "n<1K"
-    bounds = ["1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T"]
-    for i in range(len(bounds) - 1):
-        if n < 10 ** (i + 4):
-            return f"{bounds[i]}<n<{bounds[i + 1]}"
-    return "n>1T"
-
-
-# ---------------------------------------------------------------------------------------------- build
 
 def _tasks(run_dir: Path) -> list[dict]:
     """The run's tasks per language: parquet files `{counter:03d}_{rank:05d}.parquet` grouped by rank."""
@@ -449,207 +437,6 @@ def bin_files(release_dir: str | Path, split: str, language: str | None = None) 
     return [Path(release_dir) / f["path"] for f in manifest["files"]
             if f["format"] == "bin" and f["split"] == split and f["language"] == language]
 
-
-# ---------------------------------------------------------------------------------------------- the card
-
-CARD = """---
-{front}
----
-
-# {name} {version}
-
-{documents:,} documents and {tokens:,} tokens of web text ({languages}) from {n_inputs} Common Crawl WARC file(s)
-({dumps}), built by ccpipe {ccpipe} with FineWeb's recipe: {records_total:,} WARC response records read,
-{kept:,} kept ({kept_pct:.1f}%).
-
-## Files
-
-| language | split | documents | tokens | parquet files | .bin files |
-|---|---|---:|---:|---:|---:|
-{files_table}
-
-{n_files} files, {bytes:,} bytes. `MANIFEST.json` lists each with its size, sha256, documents and tokens;
-`ccpipe release verify .` recomputes them all. Tokens count one `<|endoftext|>` per document, as in the `.bin` files.
-
-## Loading
-
-```python
-from datasets import load_dataset
-
-ds = load_dataset("parquet", data_files={{"train": "data/{lang}/train-*.parquet",
-                                          "validation": "data/{lang}/validation-*.parquet"}})
-```
-
-The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 tokens):
-`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.loader.BinLoader` in Python;
-`ccpipe train-smoke .` trains a small GPT on them.
-
-## Processing steps
-
-| step | in | dropped | top reasons |
-|---|---:|---:|---|
-{funnel_table}
-| kept | {kept:,} | | {tokens:,} tokens |
-
-{steps}
-
-## Train/validation split
-
-By document hash, {validation_fraction:g} of documents to validation: `{rule}`. Identical texts are always on
-the same side, and a document keeps its side in every release built this way. Validation is `.bin` shard 0
-(`*_val_000000.bin`); training shards hold {shard_tokens:,} tokens each (a document may continue in the next
-shard); parquet files hold at most {parquet_documents:,} rows.
-
-## Schema
-
-| column | type |
-|---|---|
-{schema_table}
-
-`text` is the extracted, PII-scrubbed text; `id` the WARC record id; `date` the crawl date; `language_score`
-fastText's score; `token_count` the BPE tokens of `text` (without `<|endoftext|>`).
-
-## Personal information
-
-{pii_text} Only these patterns are handled; see the limitations below.
-
-## Known limitations
-
-{limitations}
-
-## Provenance
-
-| component | version | sha256 |
-|---|---|---|
-{provenance_table}
-
-A package's sha256 is that of the code that built this release (ccpipe: its source files; a wheel: its
-RECORD, which lists every installed file's hash), shown where it is the version the run used.
-Resolved config sha256 `{config_sha256}` (in MANIFEST.json, with the input list and the full funnel).
-"""
-
-STEP_TEXT = {
-    "reader": ("**Read WARC records.** HTML responses with status 200 are read; other payloads, other statuses, "
-               "payloads over {max_payload_bytes:,} bytes and damaged records are counted and skipped."),
-    "blocklist": ("**URL blocklist.** UT1's adult list and FineWeb's banned words in the URL, plus ccpipe's "
-                  "host-name word rules and allowlist (lists and checksums under Provenance)."),
-    "extract": ("**Text extraction** with trafilatura {trafilatura} (favor_precision={favor_precision}, "
-                "{timeout:g} s limit per page)."),
-    "langid": "**Language identification** with fastText lid.176: kept {languages} at a score of at least {threshold}.",
-    "quality": "**Quality filters**, FineWeb's thresholds: {quality}.",
-    "dedup": ("**MinHash deduplication** over the whole build: {n_grams}-grams, {buckets} buckets x "
-              "{hashes_per_bucket} hashes (seed {seed}); one document per cluster of near-duplicates is kept."),
-    "pii": ("**PII scrubbing** (presidio regex recognizers): {entities} replaced by {replacement} values. "
-            "Replacements: {pii}."),
-    "tokenize": ("**Tokenization** with {tokenizer} ({n_vocab:,} tokens, sha256 `{vocab_sha}`); every document "
-                 "is preceded by `<|endoftext|>` ({eot}) in the `.bin` files."),
-}
-
-LIMITATIONS = [
-    ("Language identification is fastText lid.176 on whole documents: short and mixed-language pages are "
-     "misclassified more often, and pages mostly in another language may keep some passages in it."),
-    ("FineWeb's quality filters are heuristics tuned on English web text; they drop some good pages (lists, "
-     "tables, code) and keep some spam."),
-    "Deduplication covers only the documents of this build, not other dumps or other releases.",
-    ("PII scrubbing finds patterns (e-mail, phone, IP, card, IBAN, SSN, Chinese resident id); names, postal "
-     "addresses and other personal data are not removed, and surrogate values may resemble real ones."),
-    "The URL blocklist catches listed domains and URL words only: adult or toxic content on other sites remains.",
-    "`file_path` is the WARC's URL as given to `ccpipe run`; for local inputs only its file name is kept.",
-    ("The pages are Common Crawl captures: subject to Common Crawl's terms of use; their copyright stays with "
-     "their authors."),
-]
-
-
-def _fmt_counts(counts: dict, top: int | None = None) -> str:
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    return ", ".join(f"{k} {v:,}" for k, v in items) or "none"
-
-
-def _step_values(m: dict) -> dict:
-    c, tok = m["config"], m["provenance"].get("tokenizer", {})
-    on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
-    return {**c["input"], **c["extract"], **c["dedup"], "threshold": c["langid"]["threshold"],
-            "languages": ", ".join(c["langid"]["languages"]), "quality": ", ".join(on) or "none",
-            "entities": ", ".join(c["pii"]["entities"]), "replacement": c["pii"]["replacement"],
-            "pii": _fmt_counts(m["funnel"].get("pii", {})), "trafilatura": m["versions"].get("trafilatura"),
-            "tokenizer": tok.get("name", c["tokenizer"]["name"]), "n_vocab": tok.get("n_vocab", 0),
-            "vocab_sha": tok.get("sha256", "?"), "eot": tok.get("eot", "?")}
-
-
-def _card_tables(m: dict) -> dict:
-    t, f = m["totals"], m["funnel"]
-    files = []
-    for lang in sorted(t["by_language"]):
-        for split in SPLITS:
-            g = t["by_language"][lang].get(split, {})
-            n = [sum(1 for x in m["files"] if (x["language"], x["split"], x["format"]) == (lang, split, fmt))
-                 for fmt in ("parquet", "bin")]
-            files.append(f"| {lang} | {split} | {g.get('documents', 0):,} | {g.get('tokens', 0):,} | {n[0]} | {n[1]} |")
-    values = _step_values(m)
-    steps = []
-    for i, s in enumerate(f["stages"], start=1):
-        text = STEP_TEXT.get(s["stage"], f"**{s['stage']}**.").format(**values)
-        dropped = f" Dropped {s['dropped']:,} of {s['in']:,}: {_fmt_counts(s['reasons'])}." if s["dropped"] else ""
-        steps.append(f"{i}. {text}{dropped}")
-    limitations = list(LIMITATIONS)
-    if f.get("errors"):
-        names = "; ".join(f"`{e['path']}`" for e in f["errors"])
-        limitations.append(f"{len(f['errors'])} input file(s) could not be read completely: {names}.")
-    if t["documents"] < 10_000:
-        limitations.append(f"This release is small ({t['documents']:,} documents): for testing a pipeline, "
-                           "not for training.")
-    components = [item for _, value in sorted(m["provenance"].items())
-                  for item in (value if isinstance(value, list) else [value])
-                  if isinstance(item, dict) and item.get("sha256")]
-    return {
-        "files_table": "\n".join(files),
-        "funnel_table": "\n".join(f"| {s['stage']} | {s['in']:,} | {s['dropped']:,} | {_fmt_counts(s['reasons'], 3)} |"
-                                  for s in f["stages"]),
-        "steps": "\n".join(steps),
-        "pii_text": STEP_TEXT["pii"].format(**values),
-        "schema_table": "\n".join(f"| `{c['name']}` | {c['type']} |" for c in m["schema"]),
-        "limitations": "\n".join(f"- {line}" for line in limitations),
-        "provenance_table": "\n".join([_package_row(m, pkg, ver) for pkg, ver in sorted(m["versions"].items())]
-                                      + [f"| {c['name']} | {c.get('version', '')} | `{c['sha256']}` |"
-                                         for c in components]),
-    }
-
-
-def _package_row(m: dict, package: str, version: str) -> str:
-    """A package the run used; its checksum when the release was built with the same version."""
-    built = m["built_with"].get(package, {})
-    sha = f"`{built['sha256']}`" if built.get("version") == version and built.get("sha256") else ""
-    return f"| {package} | {version} | {sha} |"
-
-
-def card_front_matter(m: dict) -> dict:
-    """The card's YAML front matter: what the Hugging Face Hub reads (license, languages, size, data files)."""
-    langs = sorted(m["totals"]["by_language"])
-    return {
-        "license": m["license"],
-        "language": langs,
-        "size_categories": [size_category(m["totals"]["documents"])],
-        "task_categories": ["text-generation"],
-        "pretty_name": f"{m['name']} {m['version']}",
-        "configs": [{"config_name": lang, **({"default": True} if i == 0 else {}),
-                     "data_files": [{"split": s, "path": f"data/{lang}/{s}-*.parquet"} for s in SPLITS]}
-                    for i, lang in enumerate(langs)],
-    }
-
-
-def render_card(m: dict) -> str:
-    """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
-    import yaml
-
-    t, f = m["totals"], m["funnel"]
-    langs = sorted(t["by_language"])
-    return CARD.format(
-        front=yaml.safe_dump(card_front_matter(m), sort_keys=False, allow_unicode=True).rstrip(), name=m["name"],
-        version=m["version"], documents=t["documents"], tokens=t["tokens"], languages=", ".join(langs),
-        n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
-        records_total=f.get("records_total", 0), kept=f.get("kept", 0),
-        kept_pct=100 * f.get("kept", 0) / max(1, f.get("records_total", 0)), n_files=t["files"], bytes=t["bytes"],
-        lang=langs[0], config_sha256=m["config_sha256"], **m["split"], **_card_tables(m))
 
 
 # ---------------------------------------------------------------------------------------------- verify
