@@ -162,7 +162,9 @@ class SpacyWords:
     @property
     def special_cases(self) -> set[str]:
         if self._special is None:
-            self._special = set(blank_english().tokenizer.rules)
+            if self._nlp is None:
+                self._nlp = blank_english()
+            self._special = set(self._nlp.tokenizer.rules)
         return self._special
 
     def __call__(self, text: str) -> list[str]:
@@ -186,6 +188,9 @@ class SpacyWords:
         return [w for c in chunks for w in cache[c]]
 
 
+_SHARED_WORDS: SpacyWords | None = None
+
+
 class _Drop(Exception):
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
@@ -204,7 +209,15 @@ class QualityFilters(BaseFilter):
         self.gq = GopherQualityFilter() if gopher_quality else None
         self.c4 = C4QualityFilter(filter_no_terminal_punct=False) if c4 else None
         self.fw = FineWebQualityFilter() if fineweb else None
-        self.words = SpacyWords()
+
+    @property
+    def words(self) -> SpacyWords:
+        """One per process, shared by every task it runs: building spaCy's pipeline costs ~0.2 s, and the
+        words of common chunks are worth remembering across documents and tasks."""
+        global _SHARED_WORDS
+        if _SHARED_WORDS is None:
+            _SHARED_WORDS = SpacyWords()
+        return _SHARED_WORDS
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         signals: dict[str, float] = {}
@@ -328,7 +341,11 @@ class QualityFilters(BaseFilter):
         check(p, "removed_lines", removed, False, "", "")
         if f.min_num_sentences != -1:
             # every kept line holds at least one sentence: count them only when that may not be enough
-            sentences = len(kept) if len(kept) >= f.min_num_sentences else sum(len(split_into_sentences(k)) for k in kept)
+            if len(kept) >= f.min_num_sentences:
+                sentences = len(kept)
+            else:
+                with without_torch():  # datatrove builds its own spaCy pipeline here
+                    sentences = sum(len(split_into_sentences(k)) for k in kept)
             check(p, "too_few_sentences", sentences, sentences < f.min_num_sentences, "<", f.min_num_sentences)
         return "\n".join(kept).strip()
 
