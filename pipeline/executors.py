@@ -62,8 +62,21 @@ def merge_stats(layout: RunLayout, phase: Phase) -> None:
 def _init_worker(pickled: bytes) -> None:
     import dill
 
+    # a process group per worker, which the children it forks (the extraction sandbox) join: when a worker
+    # dies, the pool terminates the others, and their children would otherwise live on as orphans
+    os.setpgid(0, 0)
     global _WORKER_EXECUTOR
     _WORKER_EXECUTOR = dill.loads(pickled)
+
+
+def _kill_groups(pids: set[int]) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # the group is gone: the worker and its children exited
 
 
 def _run_rank(rank: int):
@@ -93,10 +106,19 @@ class LocalExecutor(QuietLocalExecutor):
         failed: dict[int, str] = {}
         stats = []
         context = multiprocessing.get_context(self.start_method)
-        with ProcessPoolExecutor(min(self.workers, len(ranks)), mp_context=context,
-                                 initializer=_init_worker, initargs=(dill.dumps(self),)) as pool:
+        pool = ProcessPoolExecutor(min(self.workers, len(ranks)), mp_context=context,
+                                   initializer=_init_worker, initargs=(dill.dumps(self),))
+        workers: set[int] = set()
+        try:
             futures = {pool.submit(_run_rank, rank): rank for rank in ranks}
+            workers = set(pool._processes or {})  # workers start with the submissions
             wait(futures)
+        except BaseException:  # Ctrl-C: workers have their own process groups, so stop them here
+            _kill_groups(workers | set(pool._processes or {}))
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            _kill_groups(workers)  # after a worker died: what is left of the others' process groups
         for future, rank in futures.items():
             exc = future.exception()
             if exc is None:

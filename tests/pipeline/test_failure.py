@@ -34,6 +34,16 @@ def _task_process(parent: psutil.Process, log: Path) -> psutil.Process | None:
     return top[0] if len(top) == 1 else None
 
 
+def _stacks(pid: int) -> str:
+    """py-spy dumps of a hung process tree (py-spy comes with ray[default]), for the failure message."""
+    spy = Path(sys.executable).with_name("py-spy")
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    if not spy.exists():
+        return " ".join(str(p.pid) for p in procs)
+    return "\n".join(subprocess.run([str(spy), "dump", "--pid", str(p.pid)], capture_output=True, text=True).stdout
+                     for p in procs)
+
+
 def test_sigkill_mid_task_then_rerun_gives_identical_output(corpus, gpt2_tiktoken, tmp_path_factory):
     reference = reference_run(corpus, gpt2_tiktoken, tmp_path_factory.mktemp("ref"))
     out = tmp_path_factory.mktemp("killed") / "run"
@@ -54,7 +64,10 @@ def test_sigkill_mid_task_then_rerun_gives_identical_output(corpus, gpt2_tiktoke
         assert victim is not None, "never caught base task 1 mid-way"
         os.kill(victim.pid, signal.SIGKILL)
         killed_before_done = not marker.exists()
-        _, stderr = proc.communicate(timeout=180)
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the run did not stop after its task process died:\n" + _stacks(proc.pid)) from None
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the run and every process it started
