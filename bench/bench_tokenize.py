@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from datatrove.data import Document  # noqa: E402
+from datatrove.data import Document
 
-from pipeline.shards import write_shards  # noqa: E402
-from stages.tokenize import BPETokenizer, Tokenize  # noqa: E402
+from pipeline.shards import write_shards
+from stages.tokenize import BPETokenizer, Tokenize
 
 
 def main(argv=None) -> int:

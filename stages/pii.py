@@ -38,7 +38,6 @@ from functools import cached_property
 from importlib.metadata import version
 
 import regex
-
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
@@ -85,7 +84,7 @@ _LINE_NEEDS = {
 _TRIGGER_LINE = regex.compile(r"[^\n]*[\d@:][^\n]*")  # a line any entity could need
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phone_rules(regions: tuple[str, ...]) -> tuple:
     """What a line needs for phonenumbers' matcher to find a valid number in any of `regions`.
 
@@ -211,8 +210,13 @@ def _build_analyzer(entities, language: str, score_threshold: float):
     import spacy
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, IbanRecognizer, IpRecognizer,
-                                                          PhoneRecognizer, UsSsnRecognizer)
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
 
     factories = {
         "EMAIL_ADDRESS": lambda: _offline_email_recognizer(language),

@@ -1,7 +1,7 @@
 import pickle
 
-from stages.langid import LanguageID
-from tests.fixtures import make_doc
+from stages.langid import LanguageID, LanguagePrecheck, html_text
+from tests.fixtures import html_page, make_doc
 
 EN = "The weather was lovely this morning, so we walked along the river and talked about the book we were reading."
 DE = "Das Wetter war heute Morgen herrlich, also sind wir am Fluss entlang spaziert und haben über das Buch gesprochen."
@@ -35,9 +35,6 @@ def test_picklable_after_use_and_provenance():
 
 
 # ------------------------------------------------------------------ the pre-check before trafilatura
-
-from stages.langid import LanguagePrecheck, html_text  # noqa: E402
-from tests.fixtures import html_page  # noqa: E402
 
 
 def test_html_text_skips_scripts_and_styles():

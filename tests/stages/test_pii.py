@@ -8,8 +8,14 @@ import pickle
 
 import pytest
 
-from stages.pii import (DEFAULT_ENTITIES, EMAIL_SURROGATES, IP_SURROGATES, SURROGATES, PIIScrubber,
-                        cn_resident_id_is_valid)
+from stages.pii import (
+    DEFAULT_ENTITIES,
+    EMAIL_SURROGATES,
+    IP_SURROGATES,
+    SURROGATES,
+    PIIScrubber,
+    cn_resident_id_is_valid,
+)
 from tests.fixtures import make_doc
 
 VALID_CN = "51010719800810192X"  # planted in the bench WARCs; check character X

@@ -1,10 +1,21 @@
+import gzip
+import json
+
+import pytest
+from datatrove.utils.text import split_into_words
+
 from pipeline.config import QualityConfig
+from stages.langid import html_text
 from stages.quality import (
     C4Quality,
     FineWebQuality,
     GopherQuality,
     GopherRepetition,
+    QualityFilters,
+    SpacyWords,
     quality_filters,
+    repeated_chars,
+    top_duplicate_chars,
 )
 from tests.fixtures import make_doc
 
@@ -39,20 +50,6 @@ def test_filters_can_be_switched_off():
 
 
 # ------------------------------------------------------------------ the one pass (quality.fast, the default)
-
-import gzip
-import json
-
-import pytest
-from datatrove.utils.text import split_into_words
-
-from stages.langid import html_text
-from stages.quality import (
-    QualityFilters,
-    SpacyWords,
-    repeated_chars,
-    top_duplicate_chars,
-)
 
 DATATROVE_CHAIN = (GopherRepetition, GopherQuality, lambda: C4Quality(filter_no_terminal_punct=False), FineWebQuality)
 
