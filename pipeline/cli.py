@@ -149,11 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_arguments(run)
     run.set_defaults(func=cmd_run)
     for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module).add_commands(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

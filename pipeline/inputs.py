@@ -1,7 +1,7 @@
 """Turn `--input` arguments into the ordered list of WARC files a run reads.
 
 Accepts local files, directories (every `*.warc.gz` / `*.warc` below, sorted), globs, `s3://` and
-`https://` WARC URLs, and Common Crawl `warc.paths.gz` listings (local or remote), whose relative paths
+`https://` WARC URLs, object-store prefixes and globs (`s3://bucket/crawl/`, `s3://bucket/*/*.warc.gz`), and Common Crawl `warc.paths.gz` listings (local or remote), whose relative paths
 are joined to `input.cc_base_url`. The order is the order given, each expansion sorted, duplicates
 removed: it decides task assignment, so the same arguments always give the same tasks.
 """
@@ -44,13 +44,35 @@ def _read_listing(path: str, base_url: str) -> list[str]:
     return [e if is_remote(e) or os.path.isabs(e) else base_url.rstrip("/") + "/" + e for e in entries]
 
 
+def _expand_remote(url: str) -> list[str]:
+    """A WARC URL as it is; an object-store prefix (`s3://bucket/crawl/`) or glob (`s3://b/*/x.warc.gz`):
+    every WARC file under it or matching it, sorted. HTTP servers cannot be listed: name their files."""
+    if url.endswith(WARC_SUFFIXES) and not glob.has_magic(url):
+        return [url]
+    if url.startswith(("http://", "https://")):
+        raise InputError(f"{url}: not a .warc.gz/.warc URL, and an HTTP server cannot be listed; "
+                         "name the files or give a warc.paths.gz listing")
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        names = fs.glob(path) if glob.has_magic(path) else fs.find(path)
+    except OSError as exc:
+        raise InputError(f"{url}: cannot list it: {exc}") from exc
+    protocol = url.split("://", 1)[0]
+    found = sorted(f"{protocol}://{name}" for name in names if name.endswith(WARC_SUFFIXES))
+    if not found:
+        raise InputError(f"{url}: no .warc.gz or .warc file under this prefix or matching this pattern")
+    return found
+
+
 def expand_inputs(inputs: list[str], cc_base_url: str = "https://data.commoncrawl.org/") -> list[str]:
     files: list[str] = []
     for item in inputs:
         if _is_listing(item):
             found = _read_listing(item, cc_base_url)
         elif is_remote(item):
-            found = [item]
+            found = _expand_remote(item)
         elif os.path.isdir(item):
             found = sorted(
                 os.path.join(root, name)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.inputs import InputError, expand_inputs
 from tests.pipeline.clusterkit import BENCH_FILES, bench_inputs, ccpipe, free_port, reference_run, run_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
@@ -75,6 +76,11 @@ def test_s3_input_and_output_match_local_disk(s3_server, corpus, gpt2_tiktoken, 
         s3.upload_file(path, BUCKET, key)
         urls[f"s3://{BUCKET}/{key}"] = path
     assert len(urls) == len(BENCH_FILES)
+    # a prefix or a glob names every WARC under it, sorted
+    assert expand_inputs([f"s3://{BUCKET}/crawl/"]) == sorted(urls)
+    assert expand_inputs([f"s3://{BUCKET}/cr*/*.warc.gz"]) == sorted(urls)
+    with pytest.raises(InputError, match="no .warc.gz or .warc file"):
+        expand_inputs([f"s3://{BUCKET}/nothing-here/"])
 
     cache = tmp_path_factory.mktemp("cache")
     env = {**s3_server, "CCPIPE_CACHE": str(cache)}
