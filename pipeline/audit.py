@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.ledger import STAGES
+from pipeline.ledger import PRECHECK_REASON, STAGES
 
 
 class AuditError(ValueError):
@@ -110,7 +110,8 @@ def trail(con, row: dict, config: dict, show_pii: bool = False) -> list[tuple[st
         why = _why(con, stage, row, dropped, threshold, languages, show_pii)
         if dropped:
             why = f"{row['reason']}" + (f": {why}" if why else "")
-        out.append((stage, "DROPPED" if dropped else "passed", why))
+        skipped = stage == "extract" and row["reason"] == PRECHECK_REASON
+        out.append((stage, "DROPPED" if dropped else "skipped" if skipped else "passed", why))
     return out
 
 
@@ -123,6 +124,8 @@ def _why(con, stage, row, dropped, threshold, languages, show_pii) -> str:
             return f"list {row['blocklist_list']}, rule {row['blocklist_rule']}"
         return f"allowed by {row['blocklist_allowed']}" if row["blocklist_allowed"] else "no list or rule matched"
     if stage == "extract":
+        if row["reason"] == PRECHECK_REASON:
+            return "not run: the language pre-check on the HTML's text decided first"
         return detail if dropped else f"trafilatura text, {row['text_length']:,} characters"
     if stage == "langid":
         if row["language"] is None:
@@ -134,7 +137,9 @@ def _why(con, stage, row, dropped, threshold, languages, show_pii) -> str:
             held = f"score {'<' if score < threshold else '>='} threshold {threshold}"
         return f"language {lang}, score {score:.4f}: {held}" + (f"; {detail}" if detail else "")
     if stage == "quality":
-        signals = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(dict(row["quality"] or []).items()))
+        limits = dict(row["quality_thresholds"] or [])
+        signals = ", ".join(f"{k} {_fmt(v)}" + (f" (drop if {limits[k]})" if k in limits else "")
+                            for k, v in sorted(dict(row["quality"] or []).items()))
         return "; ".join(s for s in (detail, signals and f"measured: {signals}") if s) or \
             "Gopher repetition, Gopher quality, C4 and FineWeb filters passed"
     if stage == "dedup":
@@ -179,7 +184,11 @@ def explain_text(found: list[dict]) -> str:
         fate = "KEPT" if row["decision"] == "kept" else f"DROPPED at {row['stage']}: {row['reason']}"
         lines = [f"record   {row['id']}", f"url      {row['url']}", f"warc     {row['warc']} @ {row['offset']}",
                  f"fate     {fate}", ""]
-        lines += [f"  {stage:<10} {state:<12} {why}".rstrip() for stage, state, why in row["trail"]]
+        for stage, state, why in row["trail"]:
+            head, _, measured = why.partition("measured: ")
+            head = head.rstrip("; ") or ("measured:" if measured else "")
+            lines.append(f"  {stage:<10} {state:<12} {head}".rstrip())
+            lines += [f"{'':<26}{value}" for value in measured.split(", ") if value]
         if row["excerpt"]:
             lines += ["", "  excerpt  " + row["excerpt"][:200].replace("\n", " ")]
         blocks.append("\n".join(lines))

@@ -9,7 +9,9 @@ Both write the same row (`ledger_row`) under `work/decisions/{stage}/...jsonl`. 
     decision, stage, reason       "kept", or "dropped" with the stage and reason of the drop
     detail                        what the decision rested on: "ut1-adult-v0.3.0:domain=example.com",
                                   "dup_line_frac 0.42 > 0.30", "score 0.41 < 0.65", ...
-    text_length, language, language_score, quality (map name -> value), token_count
+    text_length, language, language_score, token_count
+    quality, quality_thresholds   the quality filters' measured values (map name -> value), and what would
+                                  have dropped the document for each (map name -> "> 0.3")
     dup_cluster, duplicate_of, duplicate_of_url   MinHash cluster, and the document kept for it
     blocklist_list, blocklist_rule, blocklist_allowed
     pii (map type -> count), pii_spans (JSON [[type, start, end, value], ...], offsets in the extracted text)
@@ -40,6 +42,7 @@ STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii",
 EXCERPT_CHARS = 1000  # enough for a reviewer to judge a page; ~0.3 KB a row compressed
 # before extraction `doc.text` is the raw payload: no excerpt
 NO_TEXT_STAGES = ("reader", "blocklist")
+PRECHECK_REASON = "language_precheck"  # stages/langid.py LanguagePrecheck
 
 LEDGER_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -54,6 +57,7 @@ LEDGER_SCHEMA = pa.schema([
     ("language", pa.string()),
     ("language_score", pa.float64()),
     ("quality", pa.map_(pa.string(), pa.float64())),
+    ("quality_thresholds", pa.map_(pa.string(), pa.string())),
     ("token_count", pa.int64()),
     ("dup_cluster", pa.int64()),
     ("duplicate_of", pa.string()),
@@ -72,7 +76,9 @@ _LIST_RULE = re.compile(r"^([^:]+):(.*)$", re.S)
 def ledger_row(doc: Document, stage: str | None, reason: str | None = None) -> dict:
     """The row for `doc`, dropped at `stage` for `reason`, or kept (stage None)."""
     meta = doc.metadata
-    extracted = stage not in NO_TEXT_STAGES
+    reason = (meta.get("filter_reason") or reason) if stage else None
+    # the language pre-check drops a page before trafilatura: its text is still the HTML
+    extracted = stage not in NO_TEXT_STAGES and reason != PRECHECK_REASON
     detail = meta.get("drop_detail") if stage else None
     blocklist_list = blocklist_rule = None
     if stage == "blocklist" and detail and (m := _LIST_RULE.match(detail)):
@@ -85,12 +91,13 @@ def ledger_row(doc: Document, stage: str | None, reason: str | None = None) -> d
         "offset": meta.get("offset"),
         "decision": "dropped" if stage else "kept",
         "stage": stage,
-        "reason": (meta.get("filter_reason") or reason) if stage else None,
+        "reason": reason,
         "detail": detail,
         "text_length": len(doc.text) if extracted and doc.text is not None else None,
         "language": meta.get("language"),
         "language_score": meta.get("language_score"),
         "quality": meta.get("quality_signals") or None,
+        "quality_thresholds": meta.get("quality_thresholds") or None,
         "token_count": meta.get("token_count"),
         "dup_cluster": cluster if cluster is not None and cluster >= 0 else None,
         "blocklist_list": blocklist_list,

@@ -29,7 +29,8 @@ Thresholds are read from datatrove's filter objects, so they cannot drift apart.
 
 Signals: every document that reaches this step gets `quality_signals` in its metadata, the values compared
 so far (all of them for a kept document), named like the drop reasons (`gopher_rep_dup_line_frac`,
-`gopher_word_count`, `fineweb_line_punct_ratio`, ...); a dropped one gets `drop_detail`, e.g.
+`gopher_word_count`, `fineweb_line_punct_ratio`, ...), and `quality_thresholds`, the condition that would
+drop it for each (`{"gopher_rep_dup_line_frac": "> 0.3", ...}`); a dropped one gets `drop_detail`, e.g.
 `"dup_line_frac 0.42 > 0.3"`.
 """
 
@@ -221,10 +222,14 @@ class QualityFilters(BaseFilter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         signals: dict[str, float] = {}
+        thresholds: dict[str, str] = {}  # what would have dropped it, for `ccpipe audit explain`
         doc.metadata["quality_signals"] = signals
+        doc.metadata["quality_thresholds"] = thresholds
 
         def check(prefix: str, name: str, value: float, bad: bool, op: str, threshold) -> None:
             signals[prefix + name] = value
+            if op:
+                thresholds[prefix + name] = f"{op} {threshold}"
             if bad:
                 raise _Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
 
