@@ -92,29 +92,33 @@ def ledger_counts(ledger: Path) -> dict:
 
     `tokens` counts, like the `.bin` shards, one `<|endoftext|>` before each kept document.
     """
-    import pyarrow.parquet as pq
+    import duckdb
 
-    columns = ["decision", "stage", "reason", "language", "token_count", "pii"]
-    parts = sorted(Path(ledger).glob("part-*.parquet"))
-    rows = [r for part in parts for r in pq.read_table(part, columns=columns).to_pylist()]
     dropped: dict[str, Counter] = defaultdict(Counter)
     kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
-    for row in rows:
-        if row["decision"] == "kept":
-            kept_by_lang[row["language"]] += 1
-            tokens_by_lang[row["language"]] += (row["token_count"] or 0) + 1
-            pii.update(dict(row["pii"] or []))
-        else:
-            dropped[row["stage"]][row["reason"]] += 1
+    if any(Path(ledger).glob("part-*.parquet")):
+        # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
+        con = duckdb.connect()
+        con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{Path(ledger) / 'part-*.parquet'}')")
+        for stage, reason, n in con.execute(
+                "SELECT stage, reason, count(*) FROM ledger WHERE decision = 'dropped' GROUP BY ALL").fetchall():
+            dropped[stage][reason] = n
+        for lang, n, tokens in con.execute("SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
+                                           "FROM ledger WHERE decision = 'kept' GROUP BY ALL").fetchall():
+            kept_by_lang[lang], tokens_by_lang[lang] = n, int(tokens)
+        for kind, n in con.execute("SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e "
+                                   "FROM ledger WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
+            pii[kind] = int(n)
+    records = sum(kept_by_lang.values()) + sum(sum(r.values()) for r in dropped.values())
     order = {s: i for i, s in enumerate(STAGES)}
     dropped_sorted = {stage: dict(sorted(dropped[stage].items())) for stage in sorted(dropped, key=order.get)}
-    funnel, remaining = [], len(rows)
+    funnel, remaining = [], records
     for stage in STAGES:
         n = sum(dropped[stage].values())
         funnel.append({"stage": stage, "in": remaining, "dropped": n, "out": remaining - n})
         remaining -= n
     return {
-        "records_total": len(rows),
+        "records_total": records,
         "kept": sum(kept_by_lang.values()),
         "dropped": dropped_sorted,
         "dropped_total": sum(sum(r.values()) for r in dropped.values()),
