@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.ledger import write_ledger_part
+from pipeline.finalize.consolidate import write_ledger_part
 
 ROOT = Path(__file__).resolve().parent.parent
 # rows per ledger file: one task per WARC file, and a Common Crawl WARC holds ~40,000 response records
@@ -98,7 +98,7 @@ def synthesize(run: Path, rows: int, out: Path) -> tuple[Path, str]:
 
 
 def explain_latency(run: Path, url: str) -> None:
-    from pipeline.audit import explain
+    from pipeline.audit.queries import explain
 
     explain(run, url)  # warm the page cache
     warm = []

@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: no *.warc.gz in {input_dir}", file=sys.stderr)
         return 2
     if args.peer_timeout is None:
-        from pipeline.config import ExtractConfig
+        from pipeline.plan.config import ExtractConfig
 
         args.peer_timeout = ExtractConfig().timeout
     tmp = Path(tempfile.mkdtemp(prefix="ccpipe-bench-"))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from datatrove.data import Document
 
-from pipeline.shards import write_shards
+from pipeline.finalize.shards import write_shards
 from stages.tokenize import BPETokenizer, Tokenize
 
 

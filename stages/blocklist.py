@@ -20,18 +20,23 @@ A 64-bit hash false positive needs a collision among 4.56 M entries: ~2.5e-13 pe
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import re
 import tarfile
-import tempfile
 from pathlib import Path
 
+import numpy as np
+import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.utils._import_utils import ASSETS_PATH
+from tldextract import TLDExtract
+
+import blocklists
+from stages import io
+from stages.io import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +55,7 @@ _scheme = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")
 
 
 def _hash(s: str) -> int:
-    import xxhash
-
     return xxhash.xxh64_intdigest(s.encode("utf-8"))
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_list(path: str | Path) -> list[str]:
@@ -74,29 +69,13 @@ def read_list(path: str | Path) -> list[str]:
     return entries
 
 
-def _save_atomic(array, path: Path) -> None:
-    import numpy as np
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; workers of other users may share the cache
-        os.replace(tmp, path)  # concurrent builders write identical bytes: the last rename wins
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def build_hash_index(lines, path: Path) -> int:
     """Sorted, deduplicated xxh64 digests of `lines` (bytes, one entry each) saved as .npy; returns the count."""
-    import numpy as np
-    import xxhash
-
     digest = xxhash.xxh64_intdigest
     hashes = np.fromiter((digest(x) for x in lines if x and not x.startswith(b"#")), dtype=np.uint64)
     hashes = np.unique(hashes)  # sorts
-    _save_atomic(hashes, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # concurrent builders write identical bytes
+        np.save(f, hashes)
     return len(hashes)
 
 
@@ -122,19 +101,12 @@ def ut1_index(asset: str | Path, cache_dir: str | Path, sha256: str | None = Non
     return domains, urls
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CCPIPE_CACHE") or Path.home() / ".cache" / "ccpipe")
-
-
 def default_lists_dir() -> Path:
-    import blocklists
-
     return Path(blocklists.__file__).parent
 
 
 def tld_extractor():
     """tldextract on its bundled public-suffix snapshot: no fetch, no cache directory."""
-    from tldextract import TLDExtract
 
     return TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -143,8 +115,6 @@ class _HashSet:
     """Membership in a sorted uint64 array of xxh64 digests (memory-mapped)."""
 
     def __init__(self, path: Path):
-        import numpy as np
-
         # a plain ndarray view of the memory map: np.memmap's subclass overhead doubles the lookup time
         self.array = np.asarray(np.load(path, mmap_mode="r"))
         if self.array.dtype != np.uint64 or self.array.ndim != 1:
@@ -165,6 +135,7 @@ class URLBlocklist(BaseFilter):
     host-name word rules. Drop reasons and details: see the module docstring."""
 
     name = "⛔ URL blocklist"
+    stage = "blocklist"
     _requires_dependencies = ["tldextract", "xxhash", "numpy"]
 
     def __init__(
@@ -182,7 +153,7 @@ class URLBlocklist(BaseFilter):
         self.use_ut1 = use_ut1
         self.use_banned_words = use_banned_words
         self.soft_word_threshold = soft_word_threshold
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.cache_dir = Path(cache_dir) if cache_dir else io.cache_dir()
         self.host_word_rules = host_word_rules
         self._state = None  # loaded lazily, once per worker; never pickled
 
@@ -198,7 +169,6 @@ class URLBlocklist(BaseFilter):
 
     def _sources(self) -> list[dict]:
         """Every list in use: name, version, source, path (sha256 and entries are added by provenance())."""
-        from datatrove.utils._import_utils import ASSETS_PATH
 
         dt_version = importlib.metadata.version("datatrove")
 

@@ -17,8 +17,8 @@ from datatrove.pipeline.extractors.base import ExtractorSandbox
 from datatrove.pipeline.extractors.trafilatura import Trafilatura
 from datatrove.utils.typeshelper import StatHints
 
-from pipeline.ledger import DropLedger, drop
 from stages.extract_child import extract_text
+from stages.ledger import DropLedger, drop
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
 
@@ -40,6 +40,7 @@ class Extractor(Trafilatura):
     """HTML in `doc.text` -> main text; keeps the HTML's length in `doc.metadata["html_bytes"]`."""
 
     name = "⛏ Trafilatura"
+    stage = "extract"
 
     def __init__(self, ledger_folder: str, favor_precision: bool = True, timeout: float = 30.0):
         super().__init__(favour_precision=favor_precision, timeout=timeout, deduplicate=False)

@@ -32,6 +32,7 @@ def default_model_path() -> str:
 
 class LanguageID(BaseFilter):
     name = "🌍 Language ID"
+    stage = "langid"
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.65, model_path: str | None = None,
                  exclusion_writer=None):

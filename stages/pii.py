@@ -258,6 +258,7 @@ class PIIScrubber(PipelineStep):
     """
 
     name = "🕵 PII scrubber"
+    stage = "pii"
     type = "✂️ - FORMAT"
 
     def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",

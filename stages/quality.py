@@ -53,9 +53,8 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
-from pipeline.config import QualityConfig
-from pipeline.ledger import DropLedger
 from stages import without_torch
+from stages.ledger import DropLedger
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
@@ -75,7 +74,7 @@ def _prefixed(base: type, prefix: str) -> type:
             return False, reason if reason.startswith(prefix) else prefix + reason
         return result
 
-    return type(base.__name__, (base,), {"filter": filter, "__module__": __name__})
+    return type(base.__name__, (base,), {"filter": filter, "__module__": __name__, "stage": "quality"})
 
 
 GopherRepetition = _prefixed(GopherRepetitionFilter, "gopher_rep_")
@@ -201,6 +200,7 @@ class QualityFilters(BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once."""
 
     name = "✅ Quality (one pass)"
+    stage = "quality"
 
     def __init__(self, gopher_repetition: bool = True, gopher_quality: bool = True, c4: bool = True,
                  fineweb: bool = True, exclusion_writer=None):
@@ -370,9 +370,9 @@ class QualityFilters(BaseFilter):
         check(p, "list_ratio", value, value > f.new_line_ratio, ">", f.new_line_ratio)
 
 
-def quality_filters(config: QualityConfig, ledger_folder: str) -> list:
+def quality_filters(config, ledger_folder: str) -> list:
     """FineWeb's filters in FineWeb's order: one pass (`config.fast`), or datatrove's four filters, each with
-    its own file in the quality stage's ledger."""
+    its own file in the quality stage's ledger. `config` is the `quality` section of the run's config."""
     if getattr(config, "fast", True):
         if not (config.gopher_repetition or config.gopher_quality or config.c4 or config.fineweb):
             return []

@@ -31,7 +31,7 @@ from typing import Iterator
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from pipeline.ledger import DropLedger, drop
+from stages.ledger import DropLedger, drop
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class WarcReader(PipelineStep):
     """
 
     name = "📖 WARC reader"
+    stage = "reader"
     type = "📖 - READER"
 
     def __init__(

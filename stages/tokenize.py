@@ -10,7 +10,6 @@ last step concatenates them in rank order into llm.c `.bin` shards (`pipeline/sh
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from array import array
@@ -21,6 +20,8 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
+from stages.io import sha256_file
+
 # the pre-tokenizer regex of GPT-2 (tiktoken's r50k_base / gpt2 encodings)
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
@@ -28,11 +29,6 @@ GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9
 
 class TokenizerError(ValueError):
     pass
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class BPETokenizer:
@@ -108,7 +104,7 @@ class BPETokenizer:
     def provenance(self) -> dict:
         info = {"name": self.name, "kind": self.kind, "eot": self.eot, "n_vocab": self.n_vocab}
         if os.path.isfile(self.name):
-            info["sha256"] = _sha256(self.name)
+            info["sha256"] = sha256_file(self.name)
         else:
             info["sha256"] = GPT2_TIKTOKEN_SHA256
         return info
@@ -118,6 +114,7 @@ class Tokenize(PipelineStep):
     """Counts and stores each document's tokens; the documents themselves pass through unchanged."""
 
     name = "🔢 Tokenize"
+    stage = "tokenize"
     type = "🔢 - TOKENIZER"
 
     def __init__(self, tokenizer: BPETokenizer, output_folder: str, batch_size: int = 256):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import config_from_dict
+from pipeline.plan.config import config_from_dict
 from pipeline.run import run_pipeline
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.audit import AuditError, diff, mask, sample
+from pipeline.audit.queries import AuditError, diff, mask, sample
 from tests.pipeline.conftest import bench_run
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from pipeline.config import Config, ConfigError, load_config
+from pipeline.plan.config import Config, ConfigError, load_config
 
 
 def write(tmp_path, text):

@@ -8,9 +8,11 @@ import argparse
 import pytest
 import yaml
 
-from pipeline.cli import _engine_overrides, build_parser
-from pipeline.config import ConfigError, config_from_dict, load_config
-from pipeline.run import RunError, plan_pipeline, start_run
+from pipeline.cli import build_parser
+from pipeline.cli.run import _engine_overrides
+from pipeline.plan.config import ConfigError, config_from_dict, load_config
+from pipeline.core.errors import RunError
+from pipeline.run import plan_pipeline, start_run
 from pipeline.status import format_status, run_status
 from tests.fixtures import html_page, write_warc
 
@@ -120,7 +122,7 @@ def test_status_counts_done_running_failed_and_shows_the_error(warcs, gpt2_tikto
     assert phases["dedup_buckets"].tasks == 14 and phases["dedup_buckets"].pending == 14
     text = format_status(out, list(phases.values()))
     assert "failed: base task 2" in text and "MemoryError: out of memory" in text and "not yet" in text
-    from pipeline.status import cmd_status
+    from pipeline.cli.run import cmd_status
 
     assert cmd_status(argparse.Namespace(run=str(out), work_dir=None)) == 1
     assert "base" in capsys.readouterr().out

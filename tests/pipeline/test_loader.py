@@ -1,4 +1,4 @@
-"""pipeline.loader: llm.c's interleave across ranks, shuffling, exact resumption, header checks."""
+"""pipeline.train.loader: llm.c's interleave across ranks, shuffling, exact resumption, header checks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.loader import BinLoader, TorchBinLoader
-from pipeline.shards import ShardError, write_shard
+from pipeline.train.loader import BinLoader, TorchBinLoader
+from pipeline.finalize.shards import ShardError, write_shard
 
 
 def shards(tmp_path, sizes: list[int]) -> list[str]:
@@ -26,7 +26,7 @@ def shards(tmp_path, sizes: list[int]) -> list[str]:
 
 def llmc_positions(sizes: list[int], B: int, T: int, rank: int, world: int, steps: int) -> list[tuple[int, int]]:
     """(shard, position) of each batch, transcribed from llm.c's train_gpt2.py DistributedDataLoader, except
-    that the end-of-shard test uses the window's start (rank 0's position) as pipeline.loader does: llm.c tests
+    that the end-of-shard test uses the window's start (rank 0's position) as pipeline.train.loader does: llm.c tests
     each rank's own position, so a rank r > 0 can leave a shard one window before rank 0."""
     out, shard, pos = [], 0, rank * B * T
     for _ in range(steps):
@@ -138,7 +138,7 @@ def test_shard_too_small_for_the_batch_is_refused(tmp_path):
 
 
 def test_numpy_loader_does_not_import_torch():
-    code = "import sys, pipeline.loader; sys.exit('torch' in sys.modules)"
+    code = "import sys, pipeline.train.loader; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120, check=False).returncode == 0
 
 

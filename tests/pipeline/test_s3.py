@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.inputs import InputError, expand_inputs
+from pipeline.plan.inputs import InputError, expand_inputs
 from tests.pipeline.clusterkit import BENCH_FILES, bench_inputs, ccpipe, free_port, reference_run, run_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.shards import write_shard
+from pipeline.finalize.shards import write_shard
 from tests.pipeline.test_release import bench_release
 
 
@@ -19,7 +19,7 @@ def bench(tmp_path_factory, corpus, gpt2_tiktoken):
 
 
 def test_compact_vocabulary_keeps_the_most_frequent_tokens(tmp_path):
-    from pipeline.trainer import compact_vocab
+    from pipeline.train.smoke import compact_vocab
 
     write_shard(tmp_path / "a.bin", np.array([7, 7, 7, 3, 3, 50256, 9], dtype=np.uint16))
     table, coverage = compact_vocab([tmp_path / "a.bin"], size=3)
@@ -30,7 +30,7 @@ def test_compact_vocabulary_keeps_the_most_frequent_tokens(tmp_path):
 
 def test_tiny_gpt_has_a_few_hundred_thousand_parameters():
     torch = pytest.importorskip("torch")
-    from pipeline.trainer import tiny_gpt
+    from pipeline.train.smoke import tiny_gpt
 
     model = tiny_gpt(vocab=2048, context=64)
     assert 100_000 < sum(p.numel() for p in model.parameters()) < 500_000

@@ -4,7 +4,7 @@ import json
 import pytest
 from datatrove.utils.text import split_into_words
 
-from pipeline.config import QualityConfig
+from pipeline.plan.config import QualityConfig
 from stages.langid import html_text
 from stages.quality import (
     C4Quality,

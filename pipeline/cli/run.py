@@ -1,17 +1,26 @@
-"""The `ccpipe` command line: a thin layer that parses arguments, calls library functions and turns their
-errors into one clear message and a non-zero exit (2: bad config or arguments, 1: the run failed)."""
+"""`ccpipe run`, `ccpipe status`, `ccpipe finalize`: running a pipeline and following it."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
-import os
 import sys
+from pathlib import Path
 
-# modules that add their own subcommands through `add_commands(subparsers)`; each imports its heavy
-# dependencies inside its command functions, so `ccpipe --help` stays fast
-COMMAND_MODULES = ("pipeline.audit", "pipeline.release", "pipeline.trainer", "pipeline.status")
+from pipeline.core.errors import RunError
+from pipeline.core.layout import run_root
+from pipeline.engines.local import quiet_console
+from pipeline.finalize.finish import finalize_dir
+from pipeline.finalize.summary import funnel_table
+from pipeline.plan.config import ConfigError, load_config
+from pipeline.plan.inputs import InputError
+from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
+from pipeline.status import format_status, run_status
+from stages.tokenize import TokenizerError
+
+EPILOG_STATUS = """example:
+  ccpipe status out/bench"""
+EPILOG_FINALIZE = """example:
+  ccpipe finalize /shared/runs/CC-MAIN-2024-22"""
 
 EPILOG_RUN = """on a cluster (see README, "Running on a cluster"):
   ccpipe run --executor slurm --partition cpu --input warc.paths.gz --output /shared/run --dry-run
@@ -23,12 +32,6 @@ example:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import ConfigError, load_config
-    from pipeline.inputs import InputError
-    from pipeline.run import RunError, plan_pipeline, quiet_console, run_pipeline, submit_pipeline
-    from pipeline.summary import funnel_table
-    from stages.tokenize import TokenizerError
-
     overrides: dict = {}
     if args.workers is not None:
         overrides.setdefault("run", {})["workers"] = args.workers
@@ -123,14 +126,38 @@ def _add_engine_arguments(run: argparse.ArgumentParser) -> None:
     engine.add_argument("--ray-address", metavar="ADDR", help="Ray: cluster address (default: a local Ray instance)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ccpipe",
-        description="Common Crawl WARC files to training-ready token shards (parquet + llm.c .bin), the FineWeb way.",
-        epilog="example:\n  ccpipe run --input CC-MAIN-2024-22.warc.gz --output out/ --max-records 1000",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _run_dir(arg: str) -> Path:
+    return run_root(arg, None)[0]  # a URL: the default work dir of a run with that --output
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    root = Path(args.work_dir) if args.work_dir else _run_dir(args.run)
+    if not (root / "config.resolved.yaml").exists():
+        print(f"ccpipe: {root}: not a ccpipe run directory (no config.resolved.yaml)", file=sys.stderr)
+        return 2
+    phases = run_status(root)
+    print(format_status(root, phases))
+    return 1 if any(p.failed for p in phases) else 0
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    root = _run_dir(args.run)
+    if not (root / "config.resolved.yaml").exists():
+        print(f"ccpipe: {root}: not a ccpipe run directory (no config.resolved.yaml)", file=sys.stderr)
+        return 2
+    quiet_console()
+    try:
+        summary = finalize_dir(root)
+    except RunError as exc:
+        print(f"ccpipe: {exc}", file=sys.stderr)
+        return 1
+    print(funnel_table(summary))
+    print(f"wrote {root}/summary.json")
+    return 0 if summary["conservation_ok"] else 1
+
+
+def add_commands(subparsers) -> None:
+    sub = subparsers
     run = sub.add_parser(
         "run", help="run the pipeline on WARC files",
         description="Read WARC files, filter, deduplicate, scrub PII, tokenize; write parquet and .bin shards "
@@ -148,20 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_engine_arguments(run)
     run.set_defaults(func=cmd_run)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).add_commands(sub)
-    return parser
 
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if "--no-progress" in (sys.argv[1:] if argv is None else argv):
-        # also datatrove's own bars; tqdm reads this when first imported, so before the command modules
-        # (which build_parser imports) bring in datatrove
-        os.environ["TQDM_DISABLE"] = "1"
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    status = subparsers.add_parser(
+        "status", help="tasks done / running / failed per phase of a run",
+        description="Tasks done, running, failed and pending per phase, from the run's logging folder, with "
+                    "the last error lines of each failed task. Exit code 1 when a task failed.",
+        epilog=EPILOG_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("run", metavar="RUN", help="the run's --output directory (or its URL, for its default work dir)")
+    status.add_argument("--work-dir", help="the run's work dir, when --output was a URL with --work-dir")
+    status.set_defaults(func=cmd_status)
+    final = subparsers.add_parser(
+        "finalize", help="write the shards and summary.json of a run whose phases are done",
+        description="Concatenate the token files into .bin shards, write summary.json (and publish to the "
+                    "run's --output URL). The last job of a Slurm run runs it; run it by hand if that job failed.",
+        epilog=EPILOG_FINALIZE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    final.add_argument("run", metavar="RUN", help="the run directory (a URL: its default work dir)")
+    final.set_defaults(func=cmd_finalize)

@@ -1,6 +1,6 @@
 """`ccpipe train-smoke`: does a release train? A GPT of a few hundred thousand parameters, a few hundred steps.
 
-The point is the hand-off, not the model: the release's `.bin` shards go through `pipeline.loader` exactly
+The point is the hand-off, not the model: the release's `.bin` shards go through `pipeline.train.loader` exactly
 as a trainer would read them (seeded shuffling of shards and windows on the training split, the validation
 shard in order), and the loss must fall. A 50,257-row GPT-2 embedding alone would be 3.2 M parameters at
 width 64, so the model predicts a compact vocabulary: the 2,047 most frequent tokens of the training split
@@ -12,17 +12,14 @@ Needs PyTorch: `pip install 'ccpipe[train]'`.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-EPILOG = """Exit codes: 0 the validation loss fell; 1 it did not; 2 no release, no PyTorch or shards too small.
-
-example:
-  ccpipe train-smoke releases/bench-1.0.0 --steps 200 --device auto"""
+from pipeline.finalize.shards import read_tokens
+from pipeline.release.manifest import bin_files
+from pipeline.train.loader import BinLoader, TorchBinLoader
 
 
 def compact_vocab(files: list[Path], size: int) -> tuple[np.ndarray, float]:
@@ -30,8 +27,6 @@ def compact_vocab(files: list[Path], size: int) -> tuple[np.ndarray, float]:
 
     Returns the table and the share of the files' tokens it keeps distinct.
     """
-    from pipeline.shards import read_tokens
-
     counts = np.zeros(1 << 16, dtype=np.int64)
     for path in files:
         counts += np.bincount(read_tokens(path), minlength=1 << 16)
@@ -88,10 +83,7 @@ def train_smoke(release_dir: str | Path, steps: int = 200, device: str = "auto",
                 threads: int = 1, language: str | None = None, log=print) -> dict:
     """Train on the release's training shards for `steps`; returns the losses. Validation loss is measured on
     the first `eval_batches` batches of the validation shard, before training and every 10% of the steps."""
-    import torch
-
-    from pipeline.loader import BinLoader, TorchBinLoader
-    from pipeline.release import bin_files
+    import torch  # optional (the `train` extra) and ~1 s to import: only for train-smoke
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -139,53 +131,3 @@ def train_smoke(release_dir: str | Path, steps: int = 200, device: str = "auto",
             log(f"step {step:>5} | train loss {loss.item():.3f} | val loss {history['val_loss'][step]:.3f} | "
                 f"{1000 * (time.monotonic() - started) / step:.1f} ms/step")
     return history
-
-
-def cmd_train_smoke(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError:
-        print("ccpipe: train-smoke needs PyTorch: pip install 'ccpipe[train]'", file=sys.stderr)
-        return 2
-    from pipeline.release import ReleaseError
-    from pipeline.shards import ShardError
-
-    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--context", args.context),
-                          ("--threads", args.threads)):
-        if value < 1:
-            print(f"ccpipe: {option} {value}: expected at least 1", file=sys.stderr)
-            return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"ccpipe: --device {args.device}: this PyTorch sees no CUDA device (use --device auto or cpu)",
-              file=sys.stderr)
-        return 2
-    try:
-        history = train_smoke(args.release_dir, args.steps, args.device, batch_size=args.batch_size,
-                              context=args.context, seed=args.seed, threads=args.threads, language=args.language)
-    except (ReleaseError, ShardError) as exc:
-        print(f"ccpipe: {exc}", file=sys.stderr)
-        return 2
-    first, last = history["val_loss"][0], history["val_loss"][args.steps]
-    print(f"validation loss {first:.3f} -> {last:.3f}")
-    if last >= first:
-        print("ccpipe: train-smoke: the validation loss did not fall", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_commands(sub) -> None:
-    p = sub.add_parser("train-smoke", help="train a tiny GPT on a release for a few steps",
-                       description="Train a GPT of ~235k parameters on a release's .bin shards through "
-                                   "pipeline.loader, printing train and validation loss: a smoke test of the "
-                                   "trainer hand-off. Needs PyTorch (pip install 'ccpipe[train]').",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("release_dir", metavar="RELEASE_DIR")
-    p.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=16, metavar="B", help="sequences per step (default 16)")
-    p.add_argument("--context", type=int, default=64, metavar="T", help="tokens per sequence (default 64)")
-    p.add_argument("--language", help="which language's shards (default: the first)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for PyTorch (default 1: a model this small gains nothing from more)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_train_smoke)

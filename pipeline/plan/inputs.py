@@ -12,6 +12,8 @@ import glob
 import gzip
 import os
 
+import fsspec
+
 WARC_SUFFIXES = (".warc.gz", ".warc")
 REMOTE_PREFIXES = ("s3://", "http://", "https://", "gs://", "hf://")
 
@@ -30,8 +32,6 @@ def _is_listing(path: str) -> bool:
 
 def _read_listing(path: str, base_url: str) -> list[str]:
     if is_remote(path):
-        import fsspec
-
         with fsspec.open(path, "rb", compression="infer") as f:
             lines = f.read().decode().splitlines()
     else:
@@ -52,8 +52,6 @@ def _expand_remote(url: str) -> list[str]:
     if url.startswith(("http://", "https://")):
         raise InputError(f"{url}: not a .warc.gz/.warc URL, and an HTTP server cannot be listed; "
                          "name the files or give a warc.paths.gz listing")
-    import fsspec
-
     fs, path = fsspec.core.url_to_fs(url)
     try:
         names = fs.glob(path) if glob.has_magic(path) else fs.find(path)

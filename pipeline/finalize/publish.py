@@ -11,32 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import time
 from pathlib import Path
 
-from pipeline.build import RunLayout
-from pipeline.config import Config
-from pipeline.inputs import is_remote
+import fsspec
+
+from pipeline.core.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
 RETRIES = 6  # waits 1, 2, 4, 8, 16 s between tries: rides out a throttled bucket (S3's 503 SlowDown)
 NOT_PUBLISHED = ("work", "logs")
-
-
-def default_work_dir(url: str) -> Path:
-    """$CCPIPE_CACHE/runs/s3/bucket/path for s3://bucket/path: rerunning the same command finds it again."""
-    cache = os.environ.get("CCPIPE_CACHE", os.path.expanduser("~/.cache/ccpipe"))
-    return Path(cache) / "runs" / re.sub(r"[^A-Za-z0-9._/-]", "_", url.replace("://", "/", 1)).strip("/")
-
-
-def run_root(config: Config, output: str) -> tuple[Path, str | None]:
-    """(run directory, URL to publish to or None)."""
-    if is_remote(output) or "://" in output:
-        return Path(config.run.work_dir) if config.run.work_dir else default_work_dir(output), output.rstrip("/")
-    return Path(output), None
 
 
 def _target_file(layout: RunLayout) -> Path:
@@ -69,8 +54,6 @@ def publish_outputs(layout: RunLayout) -> str | None:
     url = publish_target(layout)
     if url is None:
         return None
-    import fsspec
-
     fs, base = fsspec.core.url_to_fs(url)
     files = sorted(p for p in layout.root.rglob("*")
                    if p.is_file() and p.relative_to(layout.root).parts[0] not in NOT_PUBLISHED)

@@ -1,20 +1,21 @@
 """`ccpipe audit ...`: why was this page removed, what did this filter remove, what changed between runs.
 
 Every question is a DuckDB query over the run's decision ledger (`RUN/ledger/part-*.parquet`, one row per
-input record, see pipeline/ledger.py) and its `config.resolved.yaml` (the thresholds the decisions were held
+input record, see stages/ledger.py) and its `config.resolved.yaml` (the thresholds the decisions were held
 against). Nothing here re-runs a stage.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
+import duckdb
 import yaml
 
-from pipeline.ledger import PRECHECK_REASON, STAGES
+from pipeline.core.layout import RunLayout
+from pipeline.finalize.summary import ledger_counts
+from stages.ledger import PRECHECK_REASON
 
 
 class AuditError(ValueError):
@@ -32,8 +33,6 @@ def ledger_glob(run: str | Path) -> str:
 
 def connect(*runs: str | Path):
     """A DuckDB connection with a view `ledger` (and `ledger_b` for a second run)."""
-    import duckdb
-
     con = duckdb.connect()
     for name, run in zip(("ledger", "ledger_b"), runs):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{ledger_glob(run)}')")
@@ -46,19 +45,29 @@ def rows(con, sql: str, params: list | None = None) -> list[dict]:
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
+def run_resolved(run: str | Path) -> dict:
+    """The run's `config.resolved.yaml`: its config, inputs and stages."""
+    path = RunLayout(Path(run)).resolved_config
+    if not path.is_file():
+        raise AuditError(f"{run}: no config.resolved.yaml; is it a ccpipe run directory?")
+    return yaml.safe_load(path.read_text())
+
+
 def run_config(run: str | Path) -> dict:
-    path = Path(run) / "config.resolved.yaml"
-    return yaml.safe_load(path.read_text())["config"] if path.is_file() else {}
+    return run_resolved(run)["config"]
+
+
+def run_stages(run: str | Path) -> list[str]:
+    """The run's funnel stages, in order, as its steps declared them."""
+    return run_resolved(run)["stages"]
 
 
 # ---- summary ---------------------------------------------------------------------------------------------
 
 def summary(run: str | Path) -> dict:
     """The funnel counted from the ledger, exactly as `summary.json` reports it."""
-    from pipeline.summary import ledger_counts
-
     ledger_glob(run)
-    return ledger_counts(Path(run) / "ledger")
+    return ledger_counts(RunLayout(Path(run)).ledger, run_stages(run))
 
 
 def summary_table(counts: dict) -> str:
@@ -103,14 +112,14 @@ def _fmt(x) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-def trail(con, row: dict, config: dict, show_pii: bool = False) -> list[tuple[str, str, str]]:
+def trail(con, row: dict, config: dict, stages: list[str], show_pii: bool = False) -> list[tuple[str, str, str]]:
     """[(stage, "passed" | "DROPPED" | "not reached", what the decision rested on)] for one ledger row."""
     langid = config.get("langid", {})
     threshold, languages = langid.get("threshold", 0.65), langid.get("languages", ["en"])
     dropped_at = row["stage"] if row["decision"] == "dropped" else None
-    reached = STAGES.index(dropped_at) if dropped_at else len(STAGES) - 1
+    reached = stages.index(dropped_at) if dropped_at else len(stages) - 1
     out = []
-    for i, stage in enumerate(STAGES):
+    for i, stage in enumerate(stages):
         if i > reached:
             out.append((stage, "not reached", ""))
             continue
@@ -182,8 +191,8 @@ def explain(run: str | Path, key: str, show_pii: bool = False) -> list[dict]:
     found = find(con, run, key)
     if not found:
         raise AuditError(f"{key}: no record with this id or URL in {run}/ledger")
-    config = run_config(run)
-    return [{**row, "trail": trail(con, row, config, show_pii)} for row in found]
+    resolved = run_resolved(run)
+    return [{**row, "trail": trail(con, row, resolved["config"], resolved["stages"], show_pii)} for row in found]
 
 
 def explain_text(found: list[dict]) -> str:
@@ -208,8 +217,9 @@ def explain_text(found: list[dict]) -> str:
 def sample(run: str | Path, stage: str, reason: str | None = None, n: int = 20, seed: int = 0) -> list[dict]:
     """`n` records dropped at `stage` (for `reason`), or kept when stage is "kept"; the same seed, the same
     records (ordered by a hash of id and seed, not by DuckDB's sampling, whose order depends on threads)."""
-    if stage not in (*STAGES, "kept"):
-        raise AuditError(f"--stage {stage}: expected one of {', '.join(STAGES)}, kept")
+    stages = run_stages(run)
+    if stage not in (*stages, "kept"):
+        raise AuditError(f"--stage {stage}: expected one of {', '.join(stages)}, kept")
     con = connect(run)
     where, params = ("decision = 'kept'", []) if stage == "kept" else ("stage = ?", [stage])
     if reason:
@@ -275,172 +285,3 @@ def diff_text(result: dict) -> str:
         lines.append(f"\n{t['count']:>6}  {t['old']}  ->  {t['new']}")
         lines += [f"        {e['url']}" for e in t["examples"]]
     return "\n".join(lines)
-
-
-# ---- command line ----------------------------------------------------------------------------------------
-
-def _example(text: str) -> dict:
-    return {"epilog": "example:\n  " + text, "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False))
-
-
-def _guard(fn):
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args) or 0
-        except AuditError as exc:
-            print(f"ccpipe: {exc}", file=sys.stderr)
-            return 2
-    return run
-
-
-@_guard
-def cmd_summary(args):
-    counts = summary(args.run)
-    _print_json(counts) if args.json else print(summary_table(counts))
-
-
-@_guard
-def cmd_explain(args):
-    found = explain(args.run, args.record, show_pii=args.show_pii)
-    if args.json:
-        _print_json([{k: v for k, v in row.items()} for row in found])
-    else:
-        print(explain_text(found))
-
-
-@_guard
-def cmd_sample(args):
-    found = sample(args.run, args.stage, args.reason, args.n, args.seed)
-    _print_json(found) if args.json else print(sample_text(found))
-
-
-@_guard
-def cmd_diff(args):
-    result = diff(args.run_a, args.run_b, args.examples)
-    if not args.json:
-        result.pop("ids")
-    _print_json(result) if args.json else print(diff_text(result))
-
-
-@_guard
-def cmd_report(args):
-    from pipeline.report import write_report
-
-    out = args.output or str(Path(args.run) / "report.html")
-    write_report(args.run, out)
-    print(f"wrote {out}")
-
-
-def cmd_blocklist_check(args) -> int:
-    from stages.blocklist import URLBlocklist
-
-    blocklist = URLBlocklist(lists_dir=args.lists_dir)
-    blocked = 0
-    for url in args.url:
-        verdict = blocklist.check(url)
-        if verdict["blocked"]:
-            blocked += 1
-            print(f"BLOCKED  {url}\n         {verdict['reason']}: {verdict['detail']}")
-        elif verdict["allowed"]:
-            without = verdict["without_allowlist"]
-            overridden = f"; without it: {without['reason']} ({without['detail']})" if without["blocked"] else ""
-            print(f"allowed  {url}\n         allowlist: {verdict['allowed']}{overridden}")
-        else:
-            print(f"ok       {url}")
-    return 1 if blocked else 0
-
-
-def cmd_blocklist_stats(args) -> int:
-    from stages.blocklist import URLBlocklist
-
-    lists = URLBlocklist(lists_dir=args.lists_dir).provenance()
-    if args.json:
-        _print_json(lists)
-        return 0
-    print(f"{'list':<32} {'version':<10} {'entries':>20}  sha256")
-    for entry in lists:
-        entries = entry["entries"]
-        count = ", ".join(f"{n:,} {k}" for k, n in entries.items()) if isinstance(entries, dict) else f"{entries:,}"
-        print(f"{entry['name']:<32} {entry['version']:<10} {count:>20}  {entry['sha256'][:16]}…\n"
-              f"{'':<32} {entry['source']}")
-    return 0
-
-
-def add_commands(sub) -> None:
-    audit = sub.add_parser(
-        "audit", help="why documents were kept or removed: funnel, explain, sample, diff, report",
-        description="Query a run's decision ledger (RUN/ledger/*.parquet, one row per input record) with DuckDB.",
-        **_example("ccpipe audit explain out/bench https://example.com/page.html"))
-    cmds = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
-
-    p = cmds.add_parser("summary", help="the funnel: per stage, records in / kept / dropped by reason",
-                        description="The funnel, counted from the ledger: equal to summary.json's counts.",
-                        **_example("ccpipe audit summary out/bench --json"))
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_summary)
-
-    p = cmds.add_parser("explain", help="one document's whole trail, stage by stage",
-                        description="Each stage's decision for a record (by WARC-Record-ID or URL), the values it "
-                                    "rested on and the threshold they were held against; for a duplicate, the "
-                                    "document kept instead; for PII, the types and positions replaced.",
-                        **_example("ccpipe audit explain out/bench 'https://www.example.com/page.html'"))
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("record", metavar="URL_OR_RECORD_ID")
-    p.add_argument("--show-pii", action="store_true", help="show replaced PII values unmasked")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_explain)
-
-    p = cmds.add_parser("sample", help="removed (or kept) documents with a text excerpt",
-                        description="A reproducible sample of the records dropped at a stage (optionally for one "
-                                    "reason), or of kept records with --stage kept.",
-                        **_example("ccpipe audit sample out/bench --stage quality --reason gopher_below_alpha_threshold -n 5"))
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--stage", required=True, help=f"one of {', '.join(STAGES)}, kept")
-    p.add_argument("--reason", help="only this drop reason")
-    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="another seed, another sample (default 0)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_sample)
-
-    p = cmds.add_parser("diff", help="records whose fate changed between two runs over the same input",
-                        description="Counts records by (old fate -> new fate), fate being 'kept' or "
-                                    "'stage:reason', matched by WARC-Record-ID, with examples.",
-                        **_example("ccpipe audit diff out/lang065 out/lang080"))
-    p.add_argument("run_a", metavar="RUN_A")
-    p.add_argument("run_b", metavar="RUN_B")
-    p.add_argument("--examples", type=int, default=3, help="examples per transition (default 3)")
-    p.add_argument("--json", action="store_true", help="machine-readable output, with every changed record id")
-    p.set_defaults(func=cmd_diff)
-
-    p = cmds.add_parser("report", help="one self-contained HTML report: funnel, reasons, histograms, examples",
-                        description="Writes one HTML file with no external resources and no scripts: the funnel "
-                                    "as a chart, drops per reason, histograms of language score, document length "
-                                    "and tokens, and examples per reason. Crawled text is escaped everywhere.",
-                        **_example("ccpipe audit report out/bench -o report.html"))
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default RUN/report.html)")
-    p.set_defaults(func=cmd_report)
-
-    blocklist = sub.add_parser(
-        "blocklist", help="which list and rule would block a URL; the lists in use",
-        description="The URL blocklist stage on its own: check URLs, or list the lists with versions and checksums.",
-        **_example("ccpipe blocklist check https://www.example.com/ http://pornhub.com/"))
-    bcmds = blocklist.add_subparsers(dest="blocklist_command", required=True, metavar="COMMAND")
-    p = bcmds.add_parser("check", help="which list and rule would block each URL (and what the allowlist overrides)",
-                         description="Prints BLOCKED with the reason and 'list:rule', allowed (with the allowlist "
-                                     "entry and what it overrides) or ok, per URL; exits 1 if any URL is blocked.",
-                         **_example("ccpipe blocklist check https://www.example.com/ http://pornhub.com/"))
-    p.add_argument("url", nargs="+", metavar="URL")
-    p.add_argument("--lists-dir", help="the project lists' folder (default: the blocklists/ shipped with ccpipe)")
-    p.set_defaults(func=cmd_blocklist_check)
-    p = bcmds.add_parser("stats", help="sizes, versions and checksums of the lists in use",
-                         description="Every list the blocklist stage loads: name, version, entries, sha256, source.",
-                         **_example("ccpipe blocklist stats"))
-    p.add_argument("--lists-dir", help="the project lists' folder (default: the blocklists/ shipped with ccpipe)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_blocklist_stats)

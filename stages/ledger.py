@@ -3,7 +3,8 @@
 While a run works, each stage that removes documents hands them to a `DropLedger` (a datatrove
 `JsonlWriter`), and the last step of the final phase, `KeptLedger`, writes a row for every document kept.
 Both write the same row (`ledger_row`) under `work/decisions/{stage}/...jsonl`. When the run finishes,
-`consolidate` turns them into parquet, one file per task, `DIR/ledger/part-{rank:05d}.parquet`:
+`pipeline.finalize.consolidate`
+turns them into parquet, one file per task, `DIR/ledger/part-{rank:05d}.parquet`:
 
     id, url, warc, offset         the record (WARC-Record-ID, target URI, file, byte offset of the record)
     decision, stage, reason       "kept", or "dropped" with the stage and reason of the drop
@@ -25,20 +26,17 @@ byte-identical whatever the number of workers. `summary.json` is counted from th
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections import defaultdict
-from pathlib import Path
+from collections import Counter
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.io import DataFolderLike
+from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
-# stage names, in pipeline order: summary tables and the ledger use exactly these
-STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii", "tokenize")
+# steps that keep the books rather than decide (`stage` of KeptLedger, TaskTally and the writers): not in the funnel
+BOOKKEEPING = ("ledger", "write")
 EXCERPT_CHARS = 1000  # enough for a reviewer to judge a page; ~0.3 KB a row compressed
 # before extraction `doc.text` is the raw payload: no excerpt
 NO_TEXT_STAGES = ("reader", "blocklist")
@@ -120,8 +118,6 @@ class DropLedger(JsonlWriter):
     name = "📒 Drop ledger"
 
     def __init__(self, output_folder: DataFolderLike, stage: str, reason: str | None = None, part: str = ""):
-        if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
         # `part` separates the files of several steps of one stage (the four quality filters)
         filename = f"{stage}/{part + '-' if part else ''}${{rank}}.jsonl"
         # uncompressed: gzip stamps the time and file name into its header, and outputs must be byte-identical
@@ -146,6 +142,7 @@ class KeptLedger(PipelineStep):
 
     name = "📒 Kept ledger"
     type = "📒 - LEDGER"
+    stage = "ledger"
 
     def __init__(self, output_folder: DataFolderLike):
         super().__init__()
@@ -160,67 +157,25 @@ class KeptLedger(PipelineStep):
                 yield doc
 
 
-# ---- consolidation --------------------------------------------------------------------------------------
+class TaskTally(PipelineStep):
+    """Last step of the final phase: counts what this task kept, by language, and the PII it replaced."""
 
-_RANK = re.compile(r"(\d{5})\.jsonl$")
+    name = "🧮 Tally"
+    type = "🧮 - STATS"
+    stage = "ledger"
 
+    def __init__(self, output_folder: str):
+        super().__init__()
+        self.output_folder = output_folder
 
-def _decision_files(decisions: Path) -> dict[int, list[Path]]:
-    by_rank: dict[int, list[Path]] = defaultdict(list)
-    for path in sorted(decisions.glob("*/*.jsonl")):
-        if m := _RANK.search(path.name):
-            by_rank[int(m.group(1))].append(path)
-    return by_rank
-
-
-def _read_rows(paths: list[Path]) -> list[dict]:
-    import orjson
-
-    rows = []
-    for path in paths:
-        with open(path, "rb") as f:
-            rows += [orjson.loads(line) for line in f if line.strip()]
-    return rows
-
-
-def _representatives(decisions: Path) -> dict[int, tuple[str, str]]:
-    """MinHash cluster -> (id, url) of the document that survived deduplication."""
-    reps = {}
-    for row in _read_rows(sorted((decisions / "kept").glob("*.jsonl"))):
-        if row.get("dup_cluster") is not None:
-            reps[row["dup_cluster"]] = (row["id"], row["url"])
-    return reps
-
-
-def _sort_key(row: dict):
-    return (row["warc"] or "", row["offset"] if row["offset"] is not None else -1, row["id"] or "")
-
-
-def consolidate(decisions: Path, ledger: Path) -> list[Path]:
-    """`work/decisions/**.jsonl` -> `ledger/part-{rank}.parquet`, sorted, with duplicates resolved to the
-    document kept in their place. Rebuilt whole on every call: a rerun gives the same bytes."""
-    reps = _representatives(decisions)
-    ledger.mkdir(parents=True, exist_ok=True)
-    for old in ledger.glob("part-*.parquet"):
-        old.unlink()
-    written = []
-    for rank, paths in sorted(_decision_files(decisions).items()):
-        rows = _read_rows(paths)
-        for row in rows:
-            if row["stage"] == "dedup" and row.get("dup_cluster") in reps:
-                row["duplicate_of"], row["duplicate_of_url"] = reps[row["dup_cluster"]]
-            else:
-                row.setdefault("duplicate_of", None)
-                row.setdefault("duplicate_of_url", None)
-        rows.sort(key=_sort_key)
-        path = ledger / f"part-{rank:05d}.parquet"
-        write_ledger_part(pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA), path)
-        written.append(path)
-    return written
-
-
-def write_ledger_part(table: pa.Table, path: Path) -> None:
-    """One ledger file, atomically; fixed settings, so the same rows give the same bytes."""
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=100_000)
-    os.replace(tmp, path)
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        docs, tokens, pii = Counter(), Counter(), Counter()
+        for doc in data:
+            lang = doc.metadata.get("language")
+            docs[lang] += 1
+            tokens[lang] += doc.metadata.get("token_count", 0) + 1  # + the <|endoftext|> before each document
+            pii.update(doc.metadata.get("pii", {}))
+            yield doc
+        folder = get_datafolder(self.output_folder)
+        with folder.open(f"{rank:05d}.json", "wt") as f:
+            json.dump({"kept": dict(docs), "tokens": dict(tokens), "pii": dict(pii)}, f, sort_keys=True)

@@ -13,8 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from pipeline.audit import connect, rows, run_config, summary
-from pipeline.ledger import STAGES
+from pipeline.audit.queries import connect, rows, run_config, run_stages, summary
+from stages.io import write_text_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 KEPT, DROPPED, BAR = "#2a6fdb", "#e4572e", "#4c9f70"
@@ -79,8 +79,8 @@ def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: i
 
 def reasons_table(dropped: dict[str, dict[str, int]], total: int) -> str:
     out = ['<table class="reasons"><tr><th>stage</th><th>reason</th><th>records</th><th></th></tr>']
-    for stage in STAGES:
-        for reason, n in sorted(dropped.get(stage, {}).items(), key=lambda kv: (-kv[1], kv[0])):
+    for stage, reasons in dropped.items():  # in funnel order
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
             w = 200 * n / max(total, 1)
             out.append(f'<tr><td>{esc(stage)}</td><td>{esc(reason)}</td><td class="n">{n:,}</td>'
                        f'<td><svg xmlns="http://www.w3.org/2000/svg" width="202" height="12">'
@@ -130,7 +130,7 @@ def build_report(run: str | Path) -> str:
         SELECT stage, reason, url, detail, excerpt FROM (
             SELECT *, row_number() OVER (PARTITION BY stage, reason ORDER BY md5(id)) AS k FROM ledger)
         WHERE k <= {EXAMPLES_PER_REASON}
-        ORDER BY CASE WHEN stage IS NULL THEN 99 ELSE list_position({list(STAGES)}, stage) END, reason, k""")
+        ORDER BY CASE WHEN stage IS NULL THEN 99 ELSE list_position({run_stages(run)}, stage) END, reason, k""")
     threshold = config.get("langid", {}).get("threshold")
     hists = [
         ("language score", histogram(scores, 20, 0.0, 1.0), lambda x: f"{x:.2f}",
@@ -169,8 +169,4 @@ dropped before the PII stage are not scrubbed.</p>
 
 
 def write_report(run: str | Path, output: str | Path) -> None:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(build_report(run), encoding="utf-8")
-    tmp.replace(output)
+    write_text_atomic(output, build_report(run))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.shards import ShardError, read_header, read_tokens
+from pipeline.finalize.shards import ShardError, read_header, read_tokens
 
 STATE_VERSION = 1
 

@@ -12,94 +12,45 @@ what the final phase wrote and to the tokens in the `.bin` shards, is checked on
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import pyarrow as pa
-from datatrove.data import DocumentsPipeline
-from datatrove.io import get_datafolder
-from datatrove.pipeline.base import PipelineStep
+import duckdb
+from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
-from pipeline.ledger import STAGES
-
-# FineWeb's parquet schema, column for column
-FINEWEB_SCHEMA = pa.schema([
-    ("text", pa.string()),
-    ("id", pa.string()),
-    ("dump", pa.string()),
-    ("url", pa.string()),
-    ("date", pa.string()),
-    ("file_path", pa.string()),
-    ("language", pa.string()),
-    ("language_score", pa.float64()),
-    ("token_count", pa.int64()),
-])
-
-
-def fineweb_row(writer, doc) -> dict:
-    meta = doc.metadata
-    return {
-        "text": doc.text,
-        "id": doc.id,
-        "dump": meta.get("dump"),
-        "url": meta.get("url"),
-        "date": meta.get("date"),
-        "file_path": meta.get("file_path"),
-        "language": meta.get("language"),
-        "language_score": float(meta["language_score"]),
-        "token_count": int(meta["token_count"]),
-    }
-
-
-def write_json_atomic(path: str | Path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-class TaskTally(PipelineStep):
-    """Last step of the final phase: counts what this task kept, by language, and the PII it replaced."""
-
-    name = "🧮 Tally"
-    type = "🧮 - STATS"
-
-    def __init__(self, output_folder: str):
-        super().__init__()
-        self.output_folder = output_folder
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        docs, tokens, pii = Counter(), Counter(), Counter()
-        for doc in data:
-            lang = doc.metadata.get("language")
-            docs[lang] += 1
-            tokens[lang] += doc.metadata.get("token_count", 0) + 1  # + the <|endoftext|> before each document
-            pii.update(doc.metadata.get("pii", {}))
-            yield doc
-        folder = get_datafolder(self.output_folder)
-        with folder.open(f"{rank:05d}.json", "wt") as f:
-            json.dump({"kept": dict(docs), "tokens": dict(tokens), "pii": dict(pii)}, f, sort_keys=True)
+from pipeline.core.layout import RunLayout
+from pipeline.plan.phases import Phase, stage_of
 
 
 def _read_json_files(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def ledger_counts(ledger: Path) -> dict:
+def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str]) -> list[dict]:
+    """Per stage, in pipeline order: records in, dropped, out. The one place the funnel is computed."""
+    rows, remaining = [], records
+    for stage in stages:
+        n = sum(dropped.get(stage, {}).values())
+        rows.append({"stage": stage, "in": remaining, "dropped": n, "out": remaining - n})
+        remaining -= n
+    return rows
+
+
+def ledger_counts(ledger: Path, stages: list[str]) -> dict:
     """The funnel, counted from the ledger's rows: what `summary.json` and `ccpipe audit summary` report.
 
-    `tokens` counts, like the `.bin` shards, one `<|endoftext|>` before each kept document.
+    `stages` is the run's (`config.resolved.yaml`). `tokens` counts, like the `.bin` shards, one
+    `<|endoftext|>` before each kept document.
     """
-    import duckdb
-
     dropped: dict[str, Counter] = defaultdict(Counter)
     kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
+    records = 0
     if any(Path(ledger).glob("part-*.parquet")):
         # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
         con = duckdb.connect()
         con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{Path(ledger) / 'part-*.parquet'}')")
+        # every row, whatever its decision: conservation then checks kept + dropped against it
+        records = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
         for stage, reason, n in con.execute(
                 "SELECT stage, reason, count(*) FROM ledger WHERE decision = 'dropped' GROUP BY ALL").fetchall():
             dropped[stage][reason] = n
@@ -109,14 +60,9 @@ def ledger_counts(ledger: Path) -> dict:
         for kind, n in con.execute("SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e "
                                    "FROM ledger WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
             pii[kind] = int(n)
-    records = sum(kept_by_lang.values()) + sum(sum(r.values()) for r in dropped.values())
-    order = {s: i for i, s in enumerate(STAGES)}
-    dropped_sorted = {stage: dict(sorted(dropped[stage].items())) for stage in sorted(dropped, key=order.get)}
-    funnel, remaining = [], records
-    for stage in STAGES:
-        n = sum(dropped[stage].values())
-        funnel.append({"stage": stage, "in": remaining, "dropped": n, "out": remaining - n})
-        remaining -= n
+    order = {s: i for i, s in enumerate(stages)}
+    dropped_sorted = {stage: dict(sorted(dropped[stage].items()))
+                      for stage in sorted(dropped, key=lambda s: order.get(s, len(order)))}
     return {
         "records_total": records,
         "kept": sum(kept_by_lang.values()),
@@ -126,17 +72,15 @@ def ledger_counts(ledger: Path) -> dict:
         "tokens": sum(tokens_by_lang.values()),
         "tokens_by_language": dict(sorted(tokens_by_lang.items())),
         "pii": dict(sorted(pii.items())),
-        "funnel": funnel,
+        "funnel": funnel(records, dropped_sorted, stages),
     }
 
 
-def build_summary(root: Path, shards: list[dict], elapsed: float, stage_seconds: dict[str, float]) -> dict:
+def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elapsed: float,
+                  stage_seconds: dict[str, float]) -> dict:
     """The ledger's counts, checked against what the reader read and what the final phase wrote."""
-    from pipeline.build import RunLayout
-
-    layout = RunLayout(root)
     files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
-    counts = ledger_counts(layout.ledger)
+    counts = ledger_counts(layout.ledger, stages)
     tallies = _read_json_files(layout.tally)
     tally_kept = sum(n for t in tallies for n in t["kept"].values())
     tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
@@ -159,14 +103,34 @@ def build_summary(root: Path, shards: list[dict], elapsed: float, stage_seconds:
 def funnel_table(summary: dict) -> str:
     """The short table printed at the end of a run: records in, kept and dropped per stage."""
     lines = [f"{'stage':<10} {'in':>9} {'dropped':>9}  top reasons"]
-    remaining = summary["records_total"]
-    for stage in STAGES:
-        reasons = summary["dropped"].get(stage, {})
-        n = sum(reasons.values())
+    for row in summary["funnel"]:
+        reasons = summary["dropped"].get(row["stage"], {})
         top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        lines.append(f"{stage:<10} {remaining:>9} {n:>9}  {top}")
-        remaining -= n
+        lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}")
     lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
     if summary["errors"]:
         lines.append(f"{len(summary['errors'])} file(s) had errors: see summary.json")
     return "\n".join(lines)
+
+
+def stage_seconds(layout: RunLayout, phases: list[Phase]) -> dict[str, float]:
+    """CPU-side seconds per stage, summed over tasks, from datatrove's per-phase stats.
+
+    datatrove times MinhashDedupSignature around its whole input loop, which includes every step before it
+    in the phase; its own share is what remains after subtracting theirs.
+    """
+    seconds: dict[str, float] = {}
+    for phase in phases:
+        stats_file = layout.logs / phase.name / "stats.json"
+        if not stats_file.exists():
+            continue
+        upstream = 0.0
+        for step, stats in zip(phase.steps, json.loads(stats_file.read_text())):
+            timing = stats.get("time_stats")
+            total = timing.get("total", 0.0) if isinstance(timing, dict) else 0.0
+            if isinstance(step, MinhashDedupSignature):
+                total = max(0.0, total - upstream)
+            upstream += total
+            stage = stage_of(step)
+            seconds[stage] = seconds.get(stage, 0.0) + total
+    return {stage: round(t, 3) for stage, t in seconds.items()}

@@ -149,6 +149,10 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Config:
+    # "ccpipe": the default recipe (README, "Differences from FineWeb"); "fineweb": FineWeb's recipe step
+    # for step: datatrove's URLFilter and PIIFormatter (e-mail and IP), no language pre-check, datatrove's
+    # quality filters; give `langid.model` the path of lid.176.bin to match FineWeb's language model too
+    recipe: Literal["ccpipe", "fineweb"] = "ccpipe"
     input: InputConfig = field(default_factory=InputConfig)
     blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)

@@ -5,6 +5,8 @@ A pure function of the manifest, so `release verify` checks their agreement by r
 
 from __future__ import annotations
 
+import yaml
+
 CARD_VERSION = 1  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 
@@ -208,8 +210,6 @@ def card_front_matter(m: dict) -> dict:
 
 def render_card(m: dict) -> str:
     """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
-    import yaml
-
     t, f = m["totals"], m["funnel"]
     langs = sorted(t["by_language"])
     return CARD.format(

@@ -1,0 +1,39 @@
+"""The `ccpipe` command line: a thin layer that parses arguments, calls library functions and turns their
+errors into one clear message and a non-zero exit (2: bad config or arguments, 1: the run failed)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# one module per command group, each adding its subcommands through `add_commands(subparsers)`; imported
+# by name once TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in)
+COMMAND_MODULES = ("pipeline.cli.run", "pipeline.cli.audit", "pipeline.cli.blocklist", "pipeline.cli.release",
+                   "pipeline.cli.train")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccpipe",
+        description="Common Crawl WARC files to training-ready token shards (parquet + llm.c .bin), the FineWeb way.",
+        epilog="example:\n  ccpipe run --input CC-MAIN-2024-22.warc.gz --output out/ --max-records 1000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if "--no-progress" in (sys.argv[1:] if argv is None else argv):
+        # also datatrove's own bars; tqdm reads this when first imported, so before the command modules
+        # (which build_parser imports) bring in datatrove
+        os.environ["TQDM_DISABLE"] = "1"
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+

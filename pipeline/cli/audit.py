@@ -1,0 +1,127 @@
+"""`ccpipe audit ...`: why was this page removed, what did this filter remove, what changed between runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.audit.queries import (
+    AuditError,
+    diff,
+    diff_text,
+    explain,
+    explain_text,
+    sample,
+    sample_text,
+    summary,
+    summary_table,
+)
+from pipeline.audit.report import write_report
+from pipeline.cli.common import example, print_json
+
+
+def guard(fn):
+    """An audit error (no ledger, unknown stage, record not found) as one line and exit code 2."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args) or 0
+        except AuditError as exc:
+            print(f"ccpipe: {exc}", file=sys.stderr)
+            return 2
+    return run
+
+
+
+
+@guard
+def cmd_summary(args):
+    counts = summary(args.run)
+    print_json(counts) if args.json else print(summary_table(counts))
+
+
+@guard
+def cmd_explain(args):
+    found = explain(args.run, args.record, show_pii=args.show_pii)
+    if args.json:
+        print_json([{k: v for k, v in row.items()} for row in found])
+    else:
+        print(explain_text(found))
+
+
+@guard
+def cmd_sample(args):
+    found = sample(args.run, args.stage, args.reason, args.n, args.seed)
+    print_json(found) if args.json else print(sample_text(found))
+
+
+@guard
+def cmd_diff(args):
+    result = diff(args.run_a, args.run_b, args.examples)
+    if not args.json:
+        result.pop("ids")
+    print_json(result) if args.json else print(diff_text(result))
+
+
+@guard
+def cmd_report(args):
+    out = args.output or str(Path(args.run) / "report.html")
+    write_report(args.run, out)
+    print(f"wrote {out}")
+
+
+def add_commands(sub) -> None:
+    audit = sub.add_parser(
+        "audit", help="why documents were kept or removed: funnel, explain, sample, diff, report",
+        description="Query a run's decision ledger (RUN/ledger/*.parquet, one row per input record) with DuckDB.",
+        **example("ccpipe audit explain out/bench https://example.com/page.html"))
+    cmds = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+
+    p = cmds.add_parser("summary", help="the funnel: per stage, records in / kept / dropped by reason",
+                        description="The funnel, counted from the ledger: equal to summary.json's counts.",
+                        **example("ccpipe audit summary out/bench --json"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
+
+    p = cmds.add_parser("explain", help="one document's whole trail, stage by stage",
+                        description="Each stage's decision for a record (by WARC-Record-ID or URL), the values it "
+                                    "rested on and the threshold they were held against; for a duplicate, the "
+                                    "document kept instead; for PII, the types and positions replaced.",
+                        **example("ccpipe audit explain out/bench 'https://www.example.com/page.html'"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("record", metavar="URL_OR_RECORD_ID")
+    p.add_argument("--show-pii", action="store_true", help="show replaced PII values unmasked")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_explain)
+
+    p = cmds.add_parser("sample", help="removed (or kept) documents with a text excerpt",
+                        description="A reproducible sample of the records dropped at a stage (optionally for one "
+                                    "reason), or of kept records with --stage kept.",
+                        **example("ccpipe audit sample out/bench --stage quality --reason gopher_below_alpha_threshold -n 5"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--stage", required=True, help="a stage of the run (reader, blocklist, extract, langid, quality, dedup, pii, tokenize), or kept")
+    p.add_argument("--reason", help="only this drop reason")
+    p.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="another seed, another sample (default 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_sample)
+
+    p = cmds.add_parser("diff", help="records whose fate changed between two runs over the same input",
+                        description="Counts records by (old fate -> new fate), fate being 'kept' or "
+                                    "'stage:reason', matched by WARC-Record-ID, with examples.",
+                        **example("ccpipe audit diff out/lang065 out/lang080"))
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--examples", type=int, default=3, help="examples per transition (default 3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output, with every changed record id")
+    p.set_defaults(func=cmd_diff)
+
+    p = cmds.add_parser("report", help="one self-contained HTML report: funnel, reasons, histograms, examples",
+                        description="Writes one HTML file with no external resources and no scripts: the funnel "
+                                    "as a chart, drops per reason, histograms of language score, document length "
+                                    "and tokens, and examples per reason. Crawled text is escaped everywhere.",
+                        **example("ccpipe audit report out/bench -o report.html"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default RUN/report.html)")
+    p.set_defaults(func=cmd_report)

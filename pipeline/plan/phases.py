@@ -1,0 +1,124 @@
+"""The whole pipeline in one place: a config and a list of WARC files become phases of datatrove steps.
+
+    base     (one task per file)  read -> blocklist -> extract -> langid -> quality -> save + MinHash signatures
+    buckets  (one task per bucket) MinHash: find duplicate pairs in each of the 14 buckets
+    cluster  (one task)            MinHash: union the pairs into clusters, choose one survivor per cluster
+    final    (one task per file)  reload -> drop duplicates -> PII -> tokenize -> parquet (+ token files)
+
+then `pipeline.finalize` concatenates the token files into llm.c `.bin` shards and writes the summary.
+Nothing here runs anything: tests build the phases and inspect them. Every step declares its `stage`
+(`stages/`): the funnel's stages, in order, are read off the phases (`stage_order`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from pipeline.core.layout import RunLayout
+from pipeline.plan.config import Config
+from stages.blocklist import URLBlocklist
+from stages.dedup import MinhashDedup
+from stages.extract import Extractor
+from stages.fineweb import FineWebPII, FineWebURLFilter
+from stages.langid import LanguageID, LanguagePrecheck
+from stages.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
+from stages.output import FineWebParquet, TaskFileReader, TaskFileWriter
+from stages.pii import PIIScrubber
+from stages.quality import quality_filters
+from stages.reader import WarcReader
+from stages.tokenize import BPETokenizer, Tokenize
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: list[PipelineStep]
+    tasks: int
+
+
+def task_count(config: Config, files: list[str]) -> int:
+    return min(config.run.tasks or len(files), len(files))
+
+
+def stage_of(step: PipelineStep) -> str:
+    """The stage a step declares (`stages/`); datatrove steps ccpipe did not tag count as "other"."""
+    return getattr(step, "stage", "other")
+
+
+def stage_order(phases: list[Phase]) -> list[str]:
+    """The stages that decide about documents, in pipeline order: the funnel's rows.
+
+    A stage with several steps takes the place of its last one: the language pre-check runs before
+    trafilatura, but its drops are counted with language ID's, after extraction."""
+    order: dict[str, None] = {}
+    for phase in phases:
+        for step in phase.steps:
+            stage = stage_of(step)
+            if stage not in BOOKKEEPING and stage != "other":
+                order.pop(stage, None)
+                order[stage] = None
+    return list(order)
+
+
+def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
+    d = config.dedup
+    return MinhashDedup(layout.minhash, n_grams=d.n_grams, buckets=d.buckets, hashes_per_bucket=d.hashes_per_bucket,
+                        seed=d.seed)
+
+
+def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:
+    layout = RunLayout(Path(out))
+    ledger = str(layout.decisions)
+    tasks = task_count(config, files)
+    dedup = minhash(config, layout)
+    fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/fineweb.py)
+
+    base: list[PipelineStep] = [
+        WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
+                   max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
+                   dump=config.input.dump, progress_folder=str(layout.progress)),
+    ]
+    if config.blocklist.enabled and fineweb:
+        base.append(FineWebURLFilter(config.blocklist.soft_word_threshold,
+                                     exclusion_writer=DropLedger(ledger, FineWebURLFilter.stage)))
+    elif config.blocklist.enabled:
+        b = config.blocklist
+        base.append(URLBlocklist(lists_dir=b.lists_dir, use_ut1=b.ut1, use_banned_words=b.banned_words,
+                                 soft_word_threshold=b.soft_word_threshold, host_word_rules=b.host_word_rules,
+                                 exclusion_writer=DropLedger(ledger, URLBlocklist.stage)))
+    if config.langid.precheck and not fineweb:
+        base.append(LanguagePrecheck(config.langid.languages, config.langid.precheck_threshold, config.langid.model,
+                                     exclusion_writer=DropLedger(ledger, LanguagePrecheck.stage, part="precheck")))
+    base += [
+        Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
+        LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
+                   exclusion_writer=DropLedger(ledger, LanguageID.stage)),
+        *quality_filters(replace(config.quality, fast=False) if fineweb else config.quality, ledger),
+        TaskFileWriter(str(layout.base_documents)),
+    ]
+    if config.dedup.enabled:
+        base.append(dedup.signature())
+    phases = [Phase("base", base, tasks)]
+
+    final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
+    if config.dedup.enabled:
+        phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
+        phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
+        final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
+    if config.pii.enabled and fineweb:
+        final.append(FineWebPII())
+    elif config.pii.enabled:
+        final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
+                                 fast=config.pii.fast))
+    compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
+    final += [
+        Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),
+        FineWebParquet(str(layout.parquet), compression),
+        KeptLedger(ledger),
+        TaskTally(str(layout.tally)),
+    ]
+    phases.append(Phase("final", final, tasks))
+    return phases

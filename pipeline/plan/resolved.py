@@ -1,0 +1,97 @@
+"""A run's identity: the resolved config written beside its outputs, and whether a rerun may resume it.
+
+`config.resolved.yaml` holds the config with every default filled in, the input files, the task count, the
+funnel's stages, package versions, and the version and sha256 of every model, list and vocabulary. A rerun
+into the same directory resumes only when all of that (but the engine settings, `run.*`) is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from importlib.metadata import version
+
+import yaml
+
+import pipeline
+from pipeline.core.errors import RunError
+from pipeline.core.layout import RunLayout
+from pipeline.plan.config import Config, config_to_dict
+from pipeline.plan.phases import Phase, stage_order, task_count
+from stages.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _versions() -> dict:
+    return {name: version(name) for name in
+            ("datatrove", "trafilatura", "warcio", "presidio-analyzer", "tiktoken", "pyarrow", "fasttext-predict")}
+
+
+def provenance(phases: list[Phase]) -> dict:
+    """Version and sha256 of every model, list and vocabulary the steps use."""
+    found = {}
+    for phase in phases:
+        for step in phase.steps:
+            if hasattr(step, "provenance"):
+                found[type(step).__name__] = step.provenance()
+            if hasattr(step, "tokenizer"):
+                found["tokenizer"] = step.tokenizer.provenance()
+    return found
+
+
+def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> dict:
+    return {
+        "ccpipe_version": pipeline.__version__,
+        "config": config_to_dict(config),
+        "inputs": files,
+        "tasks": task_count(config, files),
+        "stages": stage_order(phases),
+        "versions": _versions(),
+        "provenance": provenance(phases),
+    }
+
+
+def _identity(resolved: dict) -> str:
+    """What must match for a rerun to resume a run in place: everything that changes the output."""
+    same = dict(resolved)
+    same["config"] = {k: v for k, v in resolved["config"].items() if k != "run"}
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
+
+
+def _what_changed(previous: dict, resolved: dict) -> str:
+    if previous.get("tasks") != resolved["tasks"]:
+        return (f"the task count changed ({previous.get('tasks')} -> {resolved['tasks']}): task r of N reads input "
+                "files r, r+N, r+2N, ..., so the tasks already completed cover another split of the files and "
+                "the output would silently lose or repeat documents")
+    if previous.get("inputs") != resolved["inputs"]:
+        return "other input files"
+    old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
+    if old != new and previous.get("config", {}) != resolved["config"]:
+        keys = [f"{section}.{key}" for section, values in resolved["config"].items() if section != "run"
+                for key in values if previous.get("config", {}).get(section, {}).get(key) != values[key]]
+        if keys:
+            return "another config (" + ", ".join(keys) + ")"
+    return "other package versions, models, blocklists or tokenizer"
+
+
+def check_resumable(layout: RunLayout, resolved: dict) -> bool:
+    """True when `layout.root` holds this very run (resume it), False when it is new; raises otherwise."""
+    path = layout.resolved_config
+    if path.exists():
+        previous = yaml.safe_load(path.read_text())
+        if _identity(previous) != _identity(resolved):
+            raise RunError(f"{layout.root}: holds a run with other inputs, config or task count: "
+                           f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "
+                           "--output (or delete it) to start afresh")
+        return True
+    if layout.root.exists() and any(layout.root.iterdir()):
+        raise RunError(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
+    return False
+
+
+def prepare_output(layout: RunLayout, resolved: dict) -> None:
+    if check_resumable(layout, resolved):
+        log.info("resuming the run in %s: completed tasks are skipped", layout.root)
+    write_text_atomic(layout.resolved_config, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))

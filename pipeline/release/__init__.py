@@ -1,0 +1,1 @@
+"""Dataset releases: build, manifest, verify, diff and the dataset card."""

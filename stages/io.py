@@ -1,0 +1,58 @@
+"""The three file helpers every layer uses: atomic writes, file digests and the cache directory.
+
+They live at the bottom (`stages/`) because the steps need them too, and `stages/` imports nothing above it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """`$CCPIPE_CACHE` (default ~/.cache/ccpipe), joined with `parts`: the UT1 index, remote WARCs, run dirs."""
+    return Path(os.environ.get("CCPIPE_CACHE") or Path.home() / ".cache" / "ccpipe", *parts)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read 1 MiB at a time."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path beside `path`; renamed onto `path` when the block ends without an error.
+
+    A reader never sees a half-written file, and concurrent writers of identical bytes are harmless: the
+    last rename wins. The temporary file is removed when the block fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; workers of other users may share a cache
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Indented, keys sorted, newline-terminated: the same data gives the same bytes."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

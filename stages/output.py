@@ -1,0 +1,77 @@
+"""What the pipeline writes between and after its phases: the base phase's documents (JSONL, reread by the
+final phase) and FineWeb's parquet rows. Each writer is datatrove's, tagged with the stage it times as."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+# FineWeb's parquet schema, column for column
+FINEWEB_SCHEMA = pa.schema([
+    ("text", pa.string()),
+    ("id", pa.string()),
+    ("dump", pa.string()),
+    ("url", pa.string()),
+    ("date", pa.string()),
+    ("file_path", pa.string()),
+    ("language", pa.string()),
+    ("language_score", pa.float64()),
+    ("token_count", pa.int64()),
+])
+
+
+def fineweb_row(writer, doc) -> dict:
+    meta = doc.metadata
+    return {
+        "text": doc.text,
+        "id": doc.id,
+        "dump": meta.get("dump"),
+        "url": meta.get("url"),
+        "date": meta.get("date"),
+        "file_path": meta.get("file_path"),
+        "language": meta.get("language"),
+        "language_score": float(meta["language_score"]),
+        "token_count": int(meta["token_count"]),
+    }
+
+
+class TaskFileWriter(JsonlWriter):
+    """The base phase's surviving documents, one file per task: `{rank:05d}.jsonl.gz`."""
+
+    stage = "write"
+
+    def __init__(self, folder: str):
+        super().__init__(folder, output_filename="${rank}.jsonl.gz")
+
+
+class TaskFileReader(PipelineStep):
+    """Reads back exactly the file the base phase wrote for this rank (none if it kept nothing)."""
+
+    name = "📖 Task file"
+    type = "📖 - READER"
+    stage = "write"
+
+    def __init__(self, folder: str):
+        super().__init__()
+        self.folder = folder
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        reader = JsonlReader(self.folder)
+        name = f"{rank:05d}.jsonl.gz"
+        if reader.data_folder.exists(name):
+            for doc in reader.read_file(name):
+                self.stat_update("documents")
+                yield doc
+
+
+class FineWebParquet(ParquetWriter):
+    """`parquet/{language}/{rank}.parquet` in FineWeb's schema."""
+
+    stage = "write"
+
+    def __init__(self, folder: str, compression: str | None):
+        super().__init__(folder, output_filename="${language}/${rank}.parquet", compression=compression,
+                         adapter=fineweb_row, schema=FINEWEB_SCHEMA)
