@@ -3,7 +3,7 @@
 tiktoken's GPT-2 encodes ~15 MB/s on one thread, about 7x Hugging Face tokenizers (datatrove's
 choice), so it is the default path. Each task writes its documents' tokens, each document preceded by
 `<|endoftext|>`, as raw uint16 to `{output}/{language}/{rank:05d}.tokens`, in document order; the run's
-last step concatenates them in rank order into llm.c `.bin` shards (`pipeline/shards.py`).
+last step concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/shards.py`).
 
 `token_count` on the document is the number of BPE tokens of its text (without the separator).
 """

@@ -47,7 +47,7 @@ def cmd_train_smoke(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("train-smoke", help="train a tiny GPT on a release for a few steps",
                        description="Train a GPT of ~235k parameters on a release's .bin shards through "
-                                   "pipeline.loader, printing train and validation loss: a smoke test of the "
+                                   "pipeline.train.loader, printing train and validation loss: a smoke test of the "
                                    "trainer hand-off. Needs PyTorch (pip install 'ccpipe[train]').",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("release_dir", metavar="RELEASE_DIR")

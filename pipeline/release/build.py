@@ -142,8 +142,6 @@ def split_task(task: dict, fraction: float, parts: str, tokenizer: dict) -> dict
 
 def _write_parquet(parts: list[str], out_dir: Path, split: str, docs_per_file: int) -> list[dict]:
     """Concatenate Arrow parts, in order, into parquet files of at most `docs_per_file` rows, fixed settings."""
-
-
     tables = [_read_part(p) for p in parts]
     n_files = -(-sum(t.num_rows for t in tables) // docs_per_file)
     out_dir.mkdir(parents=True, exist_ok=True)

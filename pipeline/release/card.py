@@ -5,9 +5,9 @@ A pure function of the manifest, so `release verify` checks their agreement by r
 
 from __future__ import annotations
 
-import yaml
+from huggingface_hub import DatasetCardData
 
-CARD_VERSION = 1  # bump when the card's wording changes: verify then checks older cards by front matter only
+CARD_VERSION = 2  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 
 
@@ -52,7 +52,7 @@ ds = load_dataset("parquet", data_files={{"train": "data/{lang}/train-*.parquet"
 ```
 
 The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 tokens):
-`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.loader.BinLoader` in Python;
+`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.train.loader.BinLoader` in Python;
 `ccpipe train-smoke .` trains a small GPT on them.
 
 ## Processing steps
@@ -193,19 +193,20 @@ def _package_row(m: dict, package: str, version: str) -> str:
     return f"| {package} | {version} | {sha} |"
 
 
-def card_front_matter(m: dict) -> dict:
-    """The card's YAML front matter: what the Hugging Face Hub reads (license, languages, size, data files)."""
+def card_front_matter(m: dict) -> DatasetCardData:
+    """The card's YAML front matter: what the Hugging Face Hub reads (license, languages, size, data files),
+    as huggingface_hub's own card data (`.to_yaml()`, `.to_dict()`)."""
     langs = sorted(m["totals"]["by_language"])
-    return {
-        "license": m["license"],
-        "language": langs,
-        "size_categories": [size_category(m["totals"]["documents"])],
-        "task_categories": ["text-generation"],
-        "pretty_name": f"{m['name']} {m['version']}",
-        "configs": [{"config_name": lang, **({"default": True} if i == 0 else {}),
-                     "data_files": [{"split": s, "path": f"data/{lang}/{s}-*.parquet"} for s in SPLITS]}
-                    for i, lang in enumerate(langs)],
-    }
+    return DatasetCardData(
+        license=m["license"],
+        language=langs,
+        size_categories=[size_category(m["totals"]["documents"])],
+        task_categories=["text-generation"],
+        pretty_name=f"{m['name']} {m['version']}",
+        configs=[{"config_name": lang, **({"default": True} if i == 0 else {}),
+                  "data_files": [{"split": s, "path": f"data/{lang}/{s}-*.parquet"} for s in SPLITS]}
+                 for i, lang in enumerate(langs)],
+    )
 
 
 def render_card(m: dict) -> str:
@@ -213,7 +214,7 @@ def render_card(m: dict) -> str:
     t, f = m["totals"], m["funnel"]
     langs = sorted(t["by_language"])
     return CARD.format(
-        front=yaml.safe_dump(card_front_matter(m), sort_keys=False, allow_unicode=True).rstrip(), name=m["name"],
+        front=card_front_matter(m).to_yaml(), name=m["name"],
         version=m["version"], documents=t["documents"], tokens=t["tokens"], languages=", ".join(langs),
         n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
         records_total=f.get("records_total", 0), kept=f.get("kept", 0),

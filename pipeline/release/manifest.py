@@ -83,8 +83,6 @@ def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict
 def installed_versions() -> dict:
     """Version and sha256 of the code that built the release: for ccpipe its source files, for a wheel its
     RECORD (which lists the sha256 of every installed file)."""
-
-
     root = Path(pipeline.__file__).resolve().parent.parent
     source = hashlib.sha256()
     for path in sorted(p for package in ("pipeline", "stages") for p in (root / package).rglob("*.py")):

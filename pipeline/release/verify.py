@@ -20,8 +20,6 @@ from stages.output import FINEWEB_SCHEMA
 
 def verify_release(release_dir: str | Path) -> list[str]:
     """Recompute everything the manifest and the card claim; returns the problems, each `path: what differs`."""
-
-
     root = Path(release_dir)
     m = read_manifest(root)
     problems: list[str] = []
@@ -111,7 +109,7 @@ def _check_card(path: Path, m: dict) -> list[str]:
         front = yaml.safe_load(card.split("---\n")[1])
     except (IndexError, yaml.YAMLError):
         return ["README.md: no YAML front matter between '---' lines"]
-    if front != card_front_matter(m):
+    if front != card_front_matter(m).to_dict():
         return ["README.md: front matter (license, language, size, configs) disagrees with MANIFEST.json"]
     return []
 
