@@ -11,7 +11,7 @@ Nothing here runs anything: tests build the phases and inspect them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
@@ -36,6 +36,7 @@ from stages.langid import LanguageID, LanguagePrecheck
 from stages.pii import PIIScrubber
 from stages.quality import quality_filters
 from stages.reader import WarcReader
+from stages.remote_io import RetryPolicy
 from stages.tokenize import BPETokenizer, Tokenize
 
 
@@ -157,7 +158,9 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
-                   dump=config.input.dump, progress_folder=str(layout.progress)),
+                   dump=config.input.dump, progress_folder=str(layout.progress),
+                   retry=RetryPolicy(**asdict(config.input.retry)),
+                   cache_bytes=int(config.input.cache_gb * 1e9)),
     ]
     if config.blocklist.enabled:
         b = config.blocklist

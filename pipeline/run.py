@@ -21,6 +21,7 @@ from pipeline.inputs import expand_inputs
 from pipeline.ledger import consolidate
 from pipeline.shards import write_shards
 from pipeline.summary import build_summary, write_json_atomic
+from stages.reader import failed_reads
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ def _identity(resolved: dict) -> str:
     """What must match for a rerun to resume a run in place: everything that changes the output."""
     same = dict(resolved)
     same["config"] = {k: v for k, v in resolved["config"].items() if k != "run"}
+    if "input" in same["config"]:  # how remote inputs are retried and cached does not change the output
+        same["config"]["input"] = {k: v for k, v in same["config"]["input"].items() if k not in ("retry", "cache_gb")}
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
 
 
@@ -149,7 +152,7 @@ def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: b
         done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
         if phase.name == "base" and layout.progress.is_dir():
             records = 0
-            for counter in layout.progress.glob("[0-9]" * 5):  # not the *.tmp being written
+            for counter in (p for p in layout.progress.iterdir() if p.name.isdigit()):  # not the *.tmp being written
                 try:
                     records += int(counter.read_text())
                 except (OSError, ValueError):
@@ -280,15 +283,15 @@ def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress:
             try:
                 make_executor(config, layout, phase).run()
             except Exception as exc:
-                raise RunError(f"phase {phase.name!r} failed: {exc} ({where}); rerunning the same command "
-                               "redoes only the tasks that did not complete") from exc
+                raise RunError(f"phase {phase.name!r} failed: {exc}{failed_reads(layout.files_report)} ({where}); "
+                               "rerunning the same command redoes only the tasks that did not complete") from exc
             finally:
                 stop.set()
                 bar.join()
             missing = incomplete_tasks(layout, phase)
             if missing:
-                raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete ({where}); rerunning the "
-                               "same command redoes only them")
+                raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete"
+                               f"{failed_reads(layout.files_report)} ({where}); rerunning the same command redoes only them")
 
 
 def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
@@ -312,6 +315,7 @@ def finalize_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
         shutil.rmtree(layout.bin)  # rebuilt whole from the token files: a rerun gives the same bytes
     shards = []
     for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
-        written = write_shards(sorted(lang_dir.glob("*.tokens")), layout.bin, lang_dir.name, shard_tokens)
+        ranked = sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.stem))  # rank 100000 after 99999
+        written = write_shards(ranked, layout.bin, lang_dir.name, shard_tokens)
         shards += [{"language": lang_dir.name, **s} for s in written]
     return shards
