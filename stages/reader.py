@@ -24,6 +24,7 @@ drop ledger under one of `REASONS`. At the end of `run()` a report says what hap
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import json
@@ -179,8 +180,8 @@ class WarcReader(PipelineStep):
         except Exception as exc:
             fate.error = file_error(path, "cannot open", exc)
             return
-        with gzip.GzipFile(fileobj=f) if one_member else f, f:
-            iterator = truncation_aware_iterator()(f)
+        with f, (gzip.GzipFile(fileobj=f) if one_member else contextlib.nullcontext(f)) as stream:
+            iterator = truncation_aware_iterator()(stream)
             records = iter(iterator)
             dump = self.dump
             held = Counter()  # records ccpipe does not read, by type: named if the file has nothing else

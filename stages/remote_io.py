@@ -55,25 +55,29 @@ class RetryPolicy:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection errors, timeouts, HTTP 5xx/429, S3 throttling, short bodies: anywhere in the cause chain
+    return transient_cause(exc) is not None
+
+
+def transient_cause(exc: BaseException) -> BaseException | None:
+    """The transient error behind `exc`, or None. Connection errors, timeouts, HTTP 5xx/429, S3 throttling, short bodies: anywhere in the cause chain
     (fsspec turns an HTTP 503 on HEAD into FileNotFoundError *from* the 503; s3fs wraps botocore's errors)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, TransientError):
-            return False  # already retried to exhaustion
+            return None  # already retried to exhaustion
         if isinstance(exc, (ConnectionError, TimeoutError)) or _transient_by_name(exc):
-            return True
+            return exc
         if getattr(exc, "status", None) in TRANSIENT_STATUS:  # aiohttp.ClientResponseError
-            return True
+            return exc
         response = getattr(exc, "response", None)  # botocore.exceptions.ClientError
         if isinstance(response, dict):
             code = response.get("Error", {}).get("Code")
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in TRANSIENT_S3_CODES or status in TRANSIENT_STATUS:
-                return True
+                return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 def _transient_by_name(exc: BaseException) -> bool:
@@ -97,7 +101,8 @@ def retrying(action, what: str, policy: RetryPolicy):
                 delay = policy.wait(attempt)
                 logger.info("%s: %s: %s; retry %d in %.2f s", what, type(exc).__name__, exc, attempt + 1, delay)
                 time.sleep(delay)
-    message = " ".join(f"{type(last).__name__}: {last}".split())[:300]
+    cause = transient_cause(last)  # the 503 itself, not fsspec's FileNotFoundError raised from it
+    message = " ".join(f"{type(cause).__name__}: {cause}".split())[:300]
     raise TransientError(f"{what}: transient error persisted after {policy.attempts} tries: {message}") from last
 
 
