@@ -66,15 +66,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.close()
 
-    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, fault: str | None) -> None:
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, fault: str | None,
+              length: int | None = None) -> None:
+        """`length`: the Content-Length to declare when it is not len(body) (the answer to a HEAD)."""
         if fault == "reset":
             return self._reset()
         if fault == "503":
-            status, headers, body = 503, [("Content-Type", "application/xml"), ("Retry-After", "0")], SLOWDOWN
+            status, headers, body, length = 503, [("Content-Type", "application/xml"), ("Retry-After", "0")], SLOWDOWN, None
         self.send_response(status)
         for key, value in headers:
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         if self.command == "HEAD":
             return
@@ -121,11 +123,13 @@ class _ProxyHandler(_Handler):
             response = upstream.getresponse()
             body = response.read()
             out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            declared = response.getheader("Content-Length")
         finally:
             upstream.close()
+        length = int(declared) if self.command == "HEAD" and declared else None
         # faults on object reads only (GET, HEAD): uploads by the test itself go straight to the S3 server
         fault = self.server.faults.draw(self.path, self._body_requested())
-        self._send(response.status, out, body, fault)
+        self._send(response.status, out, body, fault, length)
 
     do_GET = do_HEAD = _forward
 
