@@ -109,12 +109,12 @@ def retrying(action, what: str, policy: RetryPolicy):
 class ResumableStream(io.RawIOBase):
     """A remote file read front to back; each read retried, and resumed at the byte it stopped at."""
 
-    def __init__(self, url: str, policy: RetryPolicy = RetryPolicy()):
+    def __init__(self, url: str, policy: RetryPolicy = RetryPolicy(), **storage_options):
         import fsspec
 
         super().__init__()
         self.url, self.policy, self.pos, self._file = url, policy, 0, None
-        self.fs, self._path = fsspec.core.url_to_fs(url)
+        self.fs, self._path = fsspec.core.url_to_fs(url, **storage_options)
         self.size = retrying(self._size, f"{url}: cannot open", policy)
 
     def _size(self) -> int | None:
@@ -177,7 +177,8 @@ def cache_dir() -> str:
     return os.path.join(os.environ.get("CCPIPE_CACHE", os.path.expanduser("~/.cache/ccpipe")), "warc")
 
 
-def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy(), cache_bytes: int = 0):
+def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy(), cache_bytes: int = 0,
+                **storage_options):
     """Open a local path or an fsspec URL. A remote file is streamed with retries and resumption; read whole
     and with a cache (`cache_bytes` > 0), it is fetched into `$CCPIPE_CACHE/warc` and reused by later runs."""
     if "://" not in path:
@@ -186,7 +187,7 @@ def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy
 
     if path.startswith(("file://", "memory://")):
         return fsspec.open(path, "rb").open()
-    stream = ResumableStream(path, policy)
+    stream = ResumableStream(path, policy, **storage_options)
     if not (whole and cache_bytes > 0) or stream.size is None or stream.size > cache_bytes:
         return stream
     return open(cached_copy(stream, cache_bytes), "rb")
