@@ -1,6 +1,7 @@
 """The bench WARCs read over a flaky loopback HTTP server: how many records reach the ledger, and the exit code.
 
-    python bench/flaky_read.py [--rate 0.25] [--seed 0] [--workers 2] [--out /tmp/flaky]
+    python bench/flaky_read.py [--rate 0.25] [--seed 0] [--workers 2] [--out /tmp/flaky] [--block-kib 256]
+                               [--code /work/main]   (another checkout's ccpipe, e.g. before this change)
 
 The server (tests/pipeline/faults.py) answers about `rate` of its requests with a connection reset, an HTTP
 503 or a body cut mid-transfer. Issue 10 measured main before retries: 1 GET in 4 faulty -> 671 of 1,416
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,16 +33,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--out", default="/tmp/ccpipe-flaky")
+    parser.add_argument("--block-kib", type=int, help="fsspec's HTTP read block (default 5 MiB): smaller, more requests")
+    parser.add_argument("--code", default=str(ROOT), help="the ccpipe checkout to run")
     args = parser.parse_args()
     bench = Path(args.corpus) / "warc" / "bench"
     tokenizer = Path(args.corpus) / "tokenizers" / "gpt2" / "gpt2.tiktoken"
     shutil.rmtree(args.out, ignore_errors=True)
+    # a cache of its own: main before this change cached every remote file under ~/.cache/ccpipe/warc
+    env = {**os.environ, "PYTHONPATH": args.code, "CCPIPE_CACHE": args.out + ".cache"}
+    shutil.rmtree(env["CCPIPE_CACHE"], ignore_errors=True)
+    if args.block_kib:
+        env["FSSPEC_HTTP_BLOCK_SIZE"] = str(args.block_kib * 1024)
     with FaultyFileServer(bench, seed=args.seed, rate=args.rate) as server:
         urls = [f"{server.url}/{p.name}" for p in sorted(bench.glob("*.warc.gz"))]
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--input", *urls, "--output", args.out,
                                "--tokenizer", str(tokenizer), "--workers", str(args.workers), "--no-progress"],
-                              cwd=ROOT, capture_output=True, text=True)
+                              cwd=args.code, capture_output=True, text=True, env=env)
         elapsed = time.monotonic() - started
         faults, requests = dict(server.faults.injected), server.faults.requests
     summary_path = Path(args.out) / "summary.json"

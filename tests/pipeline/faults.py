@@ -154,6 +154,12 @@ class _ProxyHandler(_Handler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # a client that hung up: routine
+            super().handle_error(request, client_address)
     faults: _Faults
     root: Path
     upstream: tuple[str, int]
