@@ -187,23 +187,26 @@ def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy
 
     if path.startswith(("file://", "memory://")):
         return fsspec.open(path, "rb").open()
+    cached = cache_path(path)
+    if whole and cache_bytes > 0 and os.path.exists(cached):
+        os.utime(cached)  # mtime is "last used": eviction goes by it
+        return open(cached, "rb")
     stream = ResumableStream(path, policy, **storage_options)
     if not (whole and cache_bytes > 0) or stream.size is None or stream.size > cache_bytes:
         return stream
     return open(cached_copy(stream, cache_bytes), "rb")
 
 
+def cache_path(url: str) -> str:
+    """Keyed by URL alone, as fsspec's simplecache: Common Crawl's files never change once published."""
+    return os.path.join(cache_dir(), f"{hashlib.sha256(url.encode()).hexdigest()[:32]}-{os.path.basename(url)[-80:]}")
+
+
 def cached_copy(stream: ResumableStream, cache_bytes: int) -> str:
-    """The local copy of `stream`'s file (fetched now unless cached), the cache kept under `cache_bytes`."""
-    folder = cache_dir()
+    """Fetch `stream`'s file into the cache, first evicting what keeps the cache under `cache_bytes`."""
+    path = cache_path(stream.url)
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    # the size is in the key: a file replaced by another of a different size under the same URL is refetched
-    key = hashlib.sha256(f"{stream.url}\n{stream.size}".encode()).hexdigest()[:32]
-    path = os.path.join(folder, f"{key}-{os.path.basename(stream.url)[-80:]}")
-    if os.path.exists(path):
-        os.utime(path)  # mtime is "last used": eviction goes by it
-        stream.close()
-        return path
     evict(folder, cache_bytes - stream.size)
     tmp = f"{path}.tmp-{os.getpid()}"
     with stream, open(tmp, "wb") as out:
