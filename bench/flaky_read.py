@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.pipeline.faults import FaultyFileServer  # noqa: E402
+from tests.pipeline.faults import FaultyFileServer
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--input", *urls, "--output", args.out,
                                "--tokenizer", str(tokenizer), "--workers", str(args.workers), "--no-progress"],
-                              cwd=args.code, capture_output=True, text=True, env=env)
+                              cwd=args.code, capture_output=True, text=True, env=env, check=False)
         elapsed = time.monotonic() - started
         faults, requests = dict(server.faults.injected), server.faults.requests
     summary_path = Path(args.out) / "summary.json"

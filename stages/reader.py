@@ -96,7 +96,7 @@ class WarcReader(PipelineStep):
         max_records: int | None = None,
         dump: str | None = None,
         progress_folder: str | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,  # None: RetryPolicy()'s defaults
         cache_bytes: int = 0,
     ):
         super().__init__()
@@ -113,7 +113,7 @@ class WarcReader(PipelineStep):
         self.max_records = max_records
         self.dump = dump
         self.progress_folder = progress_folder
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
         self.cache_bytes = cache_bytes
 
     def _report_progress(self, rank: int, responses: int) -> None:

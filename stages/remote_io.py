@@ -165,8 +165,8 @@ class ResumableStream(io.RawIOBase):
         if file is not None:
             try:
                 file.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail too; it is dropped either way
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing a broken connection may fail too; dropped either way
+                logger.debug("%s: closing after an error: %s", self.url, exc)
 
     def close(self) -> None:
         self._drop_file()

@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from stages.remote_io import RetryPolicy, ResumableStream, TransientError, is_transient, open_stream
+from stages.remote_io import (
+    ResumableStream,
+    RetryPolicy,
+    TransientError,
+    is_transient,
+    open_stream,
+)
 from tests.pipeline.faults import FAULTS, FaultyFileServer
 
 pytestmark = pytest.mark.timeout(60)
