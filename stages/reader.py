@@ -161,6 +161,7 @@ class WarcReader(PipelineStep):
             self._report_progress(rank, responses)
 
     def _read_file(self, path: str, fate: FileFate) -> Iterator[tuple[Document, str | None, str | None]]:
+        """(doc, reason or None if kept, detail) per response or conversion record of `path`."""
         yield from self._read_records(path, fate)
         if fate.error and ONE_MEMBER in fate.error and is_wet_path(path) and not fate.responses:
             # WET files recompressed as one gzip member (as jeffharwell's test files): read it through
