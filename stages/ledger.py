@@ -77,7 +77,8 @@ def ledger_row(doc: Document, stage: str | None, reason: str | None = None) -> d
     reason = (meta.get("filter_reason") or reason) if stage else None
     # the language pre-check drops a page before trafilatura: its text is still the HTML
     extracted = stage not in NO_TEXT_STAGES and reason != PRECHECK_REASON
-    detail = meta.get("drop_detail") if stage else None
+    # a kept row's detail says where its text came from when not from our extraction (`text_source=wet`)
+    detail = meta.get("drop_detail") if stage else (f"text_source={meta['text_source']}" if meta.get("text_source") else None)
     blocklist_list = blocklist_rule = None
     if stage == "blocklist" and detail and (m := _LIST_RULE.match(detail)):
         blocklist_list, blocklist_rule = m.groups()

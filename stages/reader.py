@@ -1,4 +1,4 @@
-"""Read WARC `response` records into documents: HTTP 200 HTML only, decoded to text, every other record counted.
+"""Read WARC `response` records (HTML) and WET `conversion` records (text) into documents; count the rest.
 
 A kept record becomes
 
@@ -6,25 +6,32 @@ A kept record becomes
              "date": "2024-05-20T10:00:00Z", "dump": "CC-MAIN-2024-22", "file_path": "crawl/00000.warc.gz",
              "offset": 12345, "content_type": "text/html"})
 
-and every dropped response goes to the `reader` drop ledger under one of `REASONS`. At the end of `run()` a
-report says what happened to each file, in `report_folder/{rank:05d}.json`:
+(a WET record: its text, `text_source: "wet"`, see stages/wet.py) and every dropped one goes to the `reader`
+drop ledger under one of `REASONS`. At the end of `run()` a report says what happened to each file, in
+`report_folder/{rank:05d}.json`:
 
     {"files": [{"path": "crawl/00000.warc.gz", "responses": 3, "kept": 2, "dropped": 1, "other_records": 7,
-                "error": null, "stopped_early": false}]}
+                "error": null, "stopped_early": false, "failed": false}]}
 
 `responses == kept + dropped` for every file, damaged or not: the run's `records_total` is the sum of
-`responses`. A damaged file (truncated gzip, not a WARC, junk between members) stops that file only; the
-records read before the damage still count, and `error` names the file and the damage.
+`responses` (WET conversion records count as responses). Two kinds of file error:
+- damage (truncated gzip, not a WARC, junk between members, no usable record, e.g. a WAT file) stops that
+  file only; the records read before the damage still count, and `error` names the file and the damage;
+- a transient failure (connection reset, HTTP 503, S3 SlowDown, a cut stream) is retried and the read
+  resumed (stages/remote_io.py); when the retries are exhausted the file is reported `failed` and the task
+  raises, so it writes no completion marker and a rerun redoes it.
 """
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import functools
+import gzip
 import json
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
@@ -32,6 +39,9 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from stages.ledger import DropLedger, drop
+from stages.payload import decode_html, header_charset, looks_binary, valid_url
+from stages.remote_io import RetryPolicy, TransientError, open_stream
+from stages.wet import USABLE, is_wet_path, judge_wet, no_usable_records, wet_document
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +51,14 @@ REASONS = (
     "non_html",  # payload type is not text/html or application/xhtml+xml
     "too_large",  # payload over max_payload_bytes, declared or read
     "damaged_record",  # payload unreadable, shorter than declared, or no HTTP headers
-    "binary",  # control bytes in a payload that claims to be HTML
+    "binary",  # control bytes in a payload that claims to be HTML (or WET text)
     "decode_error",  # no charset decodes it
     "empty",  # zero-byte payload
 )
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML standard says the first 1024 bytes; pages are sloppier)
-BINARY_SAMPLE = 8192
-# C0 controls other than \t \n \f \r and ESC (ISO-2022-JP needs ESC): about 10% of random bytes, ~0 in real HTML
-CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\x0c\r\x1b") + b"\x7f"
-MAX_CONTROL_FRAC = 0.02
-MAX_REPLACED_FRAC = 0.01  # a declared charset that fails on <1% of characters is still right: keep it, replace those
 DRAIN_CHUNK = 1 << 20  # skip unread payloads 1 MiB at a time (warcio's own drain reads 16 KiB)
-# labels the HTML standard maps to a wider encoding: pages labelled latin-1 are really windows-1252, and so on
-CHARSET_ALIASES = {
-    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
-    "us-ascii": "cp1252", "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
-    "shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "euc-kr": "cp949", "tis-620": "cp874",
-    "iso-8859-9": "cp1254", "big5": "big5hkscs",
-}  # fmt: skip
-# what detection may guess: the HTML standard's encodings, less the Mac ones that tie with windows-125x
-# on short pages (charset_normalizer reads a 400-byte windows-1251 page as mac_cyrillic otherwise)
-WEB_CHARSETS = ["utf_8", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
-                "cp874", "iso8859_2", "iso8859_4", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_10",
-                "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "koi8_r", "koi8_u", "cp866", "gb18030",
-                "big5", "euc_jp", "iso2022_jp", "shift_jis", "cp932", "euc_kr", "cp949"]  # fmt: skip
-# a byte-order mark beats any declaration (HTML standard); UTF-32 LE first: its mark starts like UTF-16 LE's
-BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
-META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:+-]{1,40})""", re.IGNORECASE)
 DUMP_IN_PATH = re.compile(r"CC-MAIN-\d{4}-\d{2}")
+ONE_MEMBER = "one gzip member holds several records"  # file_error's words for warcio's non-chunked gzip
 
 
 @dataclass
@@ -84,13 +72,16 @@ class FileFate:
     other_records: int = 0
     error: str | None = None
     stopped_early: bool = False
+    failed: bool = False  # transient errors outlasted the retries: the task failed, to be redone
 
 
 class WarcReader(PipelineStep):
-    """Reads `response` records of (gzip-per-record or plain) WARC files into HTML documents.
+    """Reads `response` records of (gzip-per-record or plain) WARC files into HTML documents, and
+    `conversion` records of WET files into text documents.
 
     Rank `r` of `world_size` reads `paths[r::world_size]`, in order. Paths are local or fsspec URLs
-    (`s3://`, `https://`), read as streams: with `max_records` only the head of a remote file is fetched.
+    (`s3://`, `https://`), read as streams with retries (`retry`): with `max_records` only the head of a
+    remote file is fetched. `cache_bytes` > 0 keeps remote files read whole in a local LRU cache.
     """
 
     name = "📖 WARC reader"
@@ -106,6 +97,8 @@ class WarcReader(PipelineStep):
         max_records: int | None = None,
         dump: str | None = None,
         progress_folder: str | None = None,
+        retry: RetryPolicy | None = None,  # None: RetryPolicy()'s defaults
+        cache_bytes: int = 0,
     ):
         super().__init__()
         if isinstance(paths, str):
@@ -121,6 +114,8 @@ class WarcReader(PipelineStep):
         self.max_records = max_records
         self.dump = dump
         self.progress_folder = progress_folder
+        self.retry = retry or RetryPolicy()
+        self.cache_bytes = cache_bytes
 
     def _report_progress(self, rank: int, responses: int) -> None:
         """Responses read so far by this task, in `progress_folder/{rank}`, for the command line's progress bar."""
@@ -140,20 +135,25 @@ class WarcReader(PipelineStep):
                 fate = FileFate(path)
                 fates.append(fate)
                 self.stat_update("files")
-                for doc, reason, detail in self._read_file(path, fate):
-                    self.stat_update("responses")
-                    responses += 1
-                    if self.progress_folder and responses % 200 == 0:
-                        self._report_progress(rank, responses)
-                    if reason is None:
-                        fate.kept += 1
-                        self.stat_update("kept")
-                        self.update_doc_stats(doc)
-                        yield doc
-                    else:
-                        fate.dropped += 1
-                        self.stat_update("dropped", f"dropped_{reason}")
-                        drop(ledger, doc, rank, reason, detail)
+                try:
+                    for doc, reason, detail in self._read_file(path, fate):
+                        self.stat_update("responses")
+                        responses += 1
+                        if self.progress_folder and responses % 200 == 0:
+                            self._report_progress(rank, responses)
+                        if reason is None:
+                            fate.kept += 1
+                            self.stat_update("kept")
+                            self.update_doc_stats(doc)
+                            yield doc
+                        else:
+                            fate.dropped += 1
+                            self.stat_update("dropped", f"dropped_{reason}")
+                            drop(ledger, doc, rank, reason, detail)
+                except TransientError as exc:  # not damage: fail the task, so that it is redone
+                    fate.error, fate.failed = str(exc), True
+                    write_report(self.report_folder, rank, fates)
+                    raise
                 if fate.error:
                     self.stat_update("file_errors")
                     logger.warning("%s", fate.error)
@@ -162,17 +162,31 @@ class WarcReader(PipelineStep):
             self._report_progress(rank, responses)
 
     def _read_file(self, path: str, fate: FileFate) -> Iterator[tuple[Document, str | None, str | None]]:
-        """(doc, reason or None if kept, detail) per response record. Only warcio calls are guarded: the
-        `yield`s are outside every try, so an exception thrown in by a later step is never taken for damage."""
+        """(doc, reason or None if kept, detail) per response or conversion record of `path`."""
+        yield from self._read_records(path, fate)
+        if fate.error and ONE_MEMBER in fate.error and is_wet_path(path) and not fate.responses:
+            # WET files recompressed as one gzip member (as jeffharwell's test files): read it through
+            # Python's gzip stream; offsets are then into the decompressed file. WARC files keep the error:
+            # their offsets must point at a gzip member, for random access.
+            fate.error, fate.other_records = None, 0
+            yield from self._read_records(path, fate, one_member=True)
+
+    def _read_records(self, path: str, fate: FileFate, one_member: bool = False) -> Iterator[tuple]:
+        """(doc, reason or None if kept, detail) per response or conversion record. Only warcio calls are
+        guarded: the `yield`s are outside every try, so an exception thrown in by a later step is never taken
+        for damage; TransientError (retries exhausted) is never damage either: it goes up to `run`."""
         try:
-            f = open_stream(path, whole=self.max_records is None)
+            f = open_stream(path, whole=self.max_records is None, policy=self.retry, cache_bytes=self.cache_bytes)
+        except TransientError:
+            raise
         except Exception as exc:
             fate.error = file_error(path, "cannot open", exc)
             return
-        with f:
-            iterator = truncation_aware_iterator()(f)
+        with f, (gzip.GzipFile(fileobj=f) if one_member else contextlib.nullcontext(f)) as stream:
+            iterator = truncation_aware_iterator()(stream)
             records = iter(iterator)
             dump = self.dump
+            held = Counter()  # records ccpipe does not read, by type: named if the file has nothing else
             while True:
                 if self.max_records is not None and fate.responses >= self.max_records:
                     fate.stopped_early = True
@@ -186,33 +200,50 @@ class WarcReader(PipelineStep):
                 except StopIteration:
                     if iterator.truncated:
                         fate.error = f"{path}: file ends inside a gzip member (truncated)"
+                    elif held and not fate.responses:  # a WAT, or a WARC of requests: never an empty success
+                        fate.error = no_usable_records(path, held)
                     return
+                except TransientError:
+                    raise
                 except Exception as exc:
                     fate.error = file_error(path, "unreadable record", exc)
                     return
-                if record.rec_type != "response":
+                if record.rec_type not in USABLE:
+                    held[record.rec_type] += 1
                     fate.other_records += 1
                     self.stat_update("other_records")
                     continue
                 fate.responses += 1
                 with self.track_time():
-                    try:
-                        text, reason, detail = self._judge(record)
-                    except Exception as exc:  # a payload that cannot be read (bad chunking, broken gzip): count it
-                        text, reason, detail = None, "damaged_record", f"{type(exc).__name__}: {exc}"[:200]
-                    try:
-                        drain(record.raw_stream)
-                        offset, damage = iterator.get_record_offset(), None
-                        if missing := getattr(record.raw_stream, "limit", 0):  # a lying length, a cut file
-                            text, reason, detail = None, "damaged_record", f"record ends {missing} bytes short"
-                    except Exception as exc:  # the file itself broke under this record: count it, then stop
-                        offset, damage = None, exc
-                        text, reason, detail = None, "damaged_record", f"{type(exc).__name__}: {exc}"[:200]
+                    text, reason, detail, offset, damage = self._judge_and_drain(record, iterator)
                 meta = {"dump": dump or dump_from_path(path), "file_path": path, "offset": offset}
-                yield record_document(record, text or "", meta), reason, detail
+                make = wet_document if record.rec_type == "conversion" else record_document
+                yield make(record, text or "", meta), reason, detail
                 if damage is not None:
                     fate.error = file_error(path, f"response {fate.responses} unreadable", damage)
                     return
+
+    def _judge_and_drain(self, record, iterator) -> tuple:
+        """(text, reason, detail, offset, damage): the record judged, then the rest of it skipped; `damage`
+        is the exception when the file itself broke under this record."""
+        judge = (lambda r: judge_wet(r, self.max_payload_bytes)) if record.rec_type == "conversion" else self._judge
+        try:
+            text, reason, detail = judge(record)
+        except TransientError:
+            raise
+        except Exception as exc:  # a payload that cannot be read (bad chunking, broken gzip): count it
+            text, reason, detail = None, "damaged_record", f"{type(exc).__name__}: {exc}"[:200]
+        try:
+            drain(record.raw_stream)
+            offset, damage = iterator.get_record_offset(), None
+            if missing := getattr(record.raw_stream, "limit", 0):  # a lying length, a cut file
+                text, reason, detail = None, "damaged_record", f"record ends {missing} bytes short"
+        except TransientError:
+            raise
+        except Exception as exc:  # the file itself broke under this record: count it, then stop
+            offset, damage = None, exc
+            text, reason, detail = None, "damaged_record", f"{type(exc).__name__}: {exc}"[:200]
+        return text, reason, detail, offset, damage
 
     def _judge(self, record) -> tuple[str | None, str | None, str | None]:
         """(text, reason, detail) for one response record; reads at most max_payload_bytes + 1 payload bytes."""
@@ -288,23 +319,6 @@ def ensure_http_headers(record) -> None:
     record.payload_length = record.length - (record.raw_stream.tell() - start)
 
 
-def cache_dir() -> str:
-    return os.path.join(os.environ.get("CCPIPE_CACHE", os.path.expanduser("~/.cache/ccpipe")), "warc")
-
-
-def open_stream(path: str, whole: bool = True):
-    """Open a local path or an fsspec URL. A remote file read whole is fetched once into the local cache
-    (`$CCPIPE_CACHE/warc`, default ~/.cache/ccpipe/warc) and reused by later runs; one read partly
-    (`max_records`) is streamed, so a peek at a 1 GB WARC costs only the bytes it reads."""
-    if "://" not in path:
-        return open(path, "rb")
-    import fsspec
-
-    if whole and not path.startswith(("file://", "memory://")):
-        return fsspec.open(f"simplecache::{path}", "rb", simplecache={"cache_storage": cache_dir()}).open()
-    return fsspec.open(path, "rb").open()
-
-
 def drain(stream) -> None:
     """Skip what is left of a record in large reads, holding at most DRAIN_CHUNK bytes."""
     while stream.read(DRAIN_CHUNK):
@@ -317,72 +331,6 @@ def payload_type(record) -> str | None:
     if not mime and record.http_headers is not None:
         mime = record.http_headers.get_header("Content-Type") or ""
     return mime.split(";")[0].strip().lower() or None
-
-
-def valid_url(url: str) -> bool:
-    """A scheme, and a host when the scheme is http(s). Benchmark keys like `hard::page.html` pass: they are
-    URIs, and the bench keeps them; `not a url`, `http:///x` and `http://[::1/x` do not."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  raises ValueError on a bad port
-    except ValueError:  # `http://[::1/x`: Invalid IPv6 URL
-        return False
-    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme):
-        return False
-    return bool(parts.hostname) or parts.scheme not in ("http", "https")
-
-
-def header_charset(content_type: str | None) -> str | None:
-    match = re.search(r"charset\s*=\s*[\"']?([^\"';\s]+)", content_type or "", re.IGNORECASE)
-    return match.group(1) if match else None
-
-
-def codec_for(label: str | None) -> str | None:
-    """A Python codec name for a charset label, or None when Python does not know it."""
-    if not label:
-        return None
-    label = label.strip().lower()
-    try:
-        return codecs.lookup(CHARSET_ALIASES.get(label, label)).name
-    except LookupError:
-        return None
-
-
-def looks_binary(payload: bytes, charset: str | None) -> bool:
-    if payload.startswith(tuple(bom for bom, _ in BOMS)) or (codec_for(charset) or "").startswith("utf-16"):
-        return False  # UTF-16 text is half NUL bytes: judge it after decoding
-    sample = payload[:BINARY_SAMPLE]
-    controls = len(sample) - len(sample.translate(None, CONTROL_BYTES))
-    return controls > MAX_CONTROL_FRAC * len(sample)
-
-
-def decode_html(payload: bytes, http_charset: str | None) -> str | None:
-    """Byte-order mark, then the HTTP charset, then <meta charset>, then detection (charset_normalizer)."""
-    for bom, codec in BOMS:
-        if payload.startswith(bom):
-            return payload.decode(codec, errors="replace")
-    meta = META_CHARSET.search(payload[:SNIFF_BYTES])
-    meta_codec = codec_for(meta.group(1).decode("ascii")) if meta else None
-    if meta_codec and meta_codec.startswith(("utf-16", "utf-32")):
-        meta_codec = "utf-8"  # a meta tag readable as ASCII cannot be UTF-16: the HTML standard reads it as UTF-8
-    for codec in (codec_for(http_charset), meta_codec):
-        if codec is None:
-            continue
-        try:
-            return payload.decode(codec)
-        except UnicodeDecodeError:
-            text = payload.decode(codec, errors="replace")
-            if text.count("\ufffd") <= MAX_REPLACED_FRAC * len(text):
-                return text
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(payload, cp_isolation=WEB_CHARSETS).best()
-    if best is None:
-        return None
-    text = str(best)
-    return None if looks_binary(text.encode("utf-8"), "utf-8") else text
 
 
 def warcinfo_dump(record) -> str | None:
@@ -402,7 +350,7 @@ def file_error(path: str, what: str, exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     message = lines[0] if lines else type(exc).__name__
     if "non-chunked gzip" in str(exc):
-        message = "one gzip member holds several records (not gzip-per-record; `warcio recompress` fixes it)"
+        message = f"{ONE_MEMBER} (not gzip-per-record; `warcio recompress` fixes it)"
     message = "".join(c if c.isprintable() and c.isascii() else ascii(c)[1:-1] for c in message[:200])
     return f"{path}: {what}: {type(exc).__name__}: {message}"
 
@@ -416,3 +364,15 @@ def write_report(folder: str, rank: int, fates: list[FileFate]) -> str:
         json.dump({"files": [asdict(fate) for fate in fates]}, f, indent=1)
     os.replace(tmp, path)
     return path
+
+
+def failed_reads(folder: str | os.PathLike) -> str:
+    """`; could not read (transient errors, retries exhausted): FILE (task R): ERROR, ...` from the reports
+    of tasks that failed on a transient error, or "" when none did."""
+    failed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            failed += [f"task {int(name[:-5])}: {fate['error']}" for fate in json.load(f)["files"] if fate.get("failed")]
+    return "; could not read (transient errors, retries exhausted): " + "; ".join(failed) if failed else ""

@@ -39,6 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("input", {})["max_records"] = args.max_records
     if args.tokenizer is not None:
         overrides.setdefault("tokenizer", {})["name"] = args.tokenizer
+    if args.strict:
+        overrides.setdefault("run", {})["strict"] = True
     _engine_overrides(args, overrides)
     try:
         config = load_config(args.config, overrides)
@@ -68,6 +70,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ccpipe: {error['error']}", file=sys.stderr)
     if summary["errors"] and len(summary["errors"]) == summary["files"]:
         print("ccpipe: no input file could be read", file=sys.stderr)
+        return 1
+    if summary["errors"] and config.run.strict:
+        print(f"ccpipe: --strict: {len(summary['errors'])} file(s) had errors", file=sys.stderr)
         return 1
     if not summary["conservation_ok"]:
         print("ccpipe: the ledger does not add up (records read, ledger rows, kept + dropped, tokens): "
@@ -173,6 +178,8 @@ def add_commands(subparsers) -> None:
     run.add_argument("--tokenizer", metavar="NAME_OR_PATH",
                      help="'gpt2' (default), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--strict", action="store_true",
+                     help="any file error (a damaged or unusable input file) fails the run with exit 1 (run.strict)")
     _add_engine_arguments(run)
     run.set_defaults(func=cmd_run)
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from stages.io import atomic_path
 from stages.ledger import LEDGER_SCHEMA
 
-_RANK = re.compile(r"(\d{5})\.jsonl$")
+_RANK = re.compile(r"(?:^|-)(\d+)\.jsonl$")  # `00042.jsonl`, `precheck-00042.jsonl`, `100000.jsonl`: any rank
 
 
 def _decision_files(decisions: Path) -> dict[int, list[Path]]:

@@ -93,7 +93,12 @@ def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elap
                             and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
         "records_read": records_read,
         "files": len(files),
-        "errors": [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")],
+        # `damaged`: permanent (bytes that do not parse, no usable record); `failed`: transient errors that
+        # outlasted the retries, in a task that failed: rerunning the command redoes it
+        "errors": [{"path": f["path"], "error": f["error"], "kind": "failed" if f.get("failed") else "damaged"}
+                   for f in files if f.get("error")],
+        "damaged": sum(1 for f in files if f.get("error") and not f.get("failed")),
+        "failed": sum(1 for f in files if f.get("failed")),
         "shards": shards,
         "elapsed_seconds": round(elapsed, 3),
         "seconds_per_stage": stage_seconds,
@@ -108,7 +113,11 @@ def funnel_table(summary: dict) -> str:
         top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
         lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}")
     lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
-    if summary["errors"]:
+    if summary.get("damaged"):
+        lines.append(f"{summary['damaged']} file(s) damaged or unusable (permanent, counted): see summary.json")
+    if summary.get("failed"):
+        lines.append(f"{summary['failed']} file(s) failed (transient errors; rerun the same command to redo them)")
+    elif summary["errors"] and "damaged" not in summary:  # a summary written before the two were told apart
         lines.append(f"{len(summary['errors'])} file(s) had errors: see summary.json")
     return "\n".join(lines)
 

@@ -25,11 +25,26 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RetryConfig:
+    """Transient errors reading a remote input (reset, timeout, HTTP 5xx/429, S3 SlowDown, a cut stream):
+    retried with exponential backoff and full jitter, the read resumed where it stopped (stages/remote_io.py);
+    after `attempts` tries the task fails and a rerun redoes it."""
+
+    attempts: int = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class InputConfig:
     max_records: int | None = None  # per WARC file; None reads every record
     max_payload_bytes: int = 1 << 20  # Common Crawl truncates payloads at 1 MiB
     dump: str | None = None  # None: from warcinfo's isPartOf, else a CC-MAIN-YYYY-WW in the path
     cc_base_url: str = "https://data.commoncrawl.org/"  # prefix for the relative paths of a warc.paths.gz
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    # remote files read whole kept in $CCPIPE_CACHE/warc up to this many GB, least recently used evicted
+    # first (a Common Crawl WARC is ~1 GB); 0: off, remote files are streamed
+    cache_gb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ class RunConfig:
     # logs and intermediate files when --output is a URL (s3://...): must be shared by every node of a
     # cluster; None: $CCPIPE_CACHE/runs/<output URL> on this machine
     work_dir: str | None = None
+    strict: bool = False  # any file error (damaged, unusable) fails the run with exit 1
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -169,6 +185,10 @@ class Config:
 _RANGES = {
     "input.max_records": (1, None),
     "input.max_payload_bytes": (1, None),
+    "input.retry.attempts": (1, None),
+    "input.retry.backoff_seconds": (0.0, None),
+    "input.retry.max_backoff_seconds": (0.0, None),
+    "input.cache_gb": (0.0, None),
     "blocklist.soft_word_threshold": (1, None),
     "extract.timeout": (0.001, None),
     "langid.threshold": (0.0, 1.0),

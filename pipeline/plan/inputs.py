@@ -1,6 +1,6 @@
 """Turn `--input` arguments into the ordered list of WARC files a run reads.
 
-Accepts local files, directories (every `*.warc.gz` / `*.warc` below, sorted), globs, `s3://` and
+Accepts local files, directories (every `*.warc.gz` / `*.warc` / `*.wet.gz` / `*.wat.gz` below, sorted), globs, `s3://` and
 `https://` WARC URLs, object-store prefixes and globs (`s3://bucket/crawl/`, `s3://bucket/*/*.warc.gz`), and Common Crawl `warc.paths.gz` listings (local or remote), whose relative paths
 are joined to `input.cc_base_url`. The order is the order given, each expansion sorted, duplicates
 removed: it decides task assignment, so the same arguments always give the same tasks.
@@ -15,6 +15,9 @@ import os
 import fsspec
 
 WARC_SUFFIXES = (".warc.gz", ".warc")
+# WET (text) files are read too; WAT files are listed so that the reader names them as unusable
+# instead of a directory scan skipping them without a word
+INPUT_SUFFIXES = WARC_SUFFIXES + (".wet.gz", ".wet", ".wat.gz", ".wat")
 REMOTE_PREFIXES = ("s3://", "http://", "https://", "gs://", "hf://")
 
 
@@ -47,10 +50,10 @@ def _read_listing(path: str, base_url: str) -> list[str]:
 def _expand_remote(url: str) -> list[str]:
     """A WARC URL as it is; an object-store prefix (`s3://bucket/crawl/`) or glob (`s3://b/*/x.warc.gz`):
     every WARC file under it or matching it, sorted. HTTP servers cannot be listed: name their files."""
-    if url.endswith(WARC_SUFFIXES) and not glob.has_magic(url):
+    if url.endswith(INPUT_SUFFIXES) and not glob.has_magic(url):
         return [url]
     if url.startswith(("http://", "https://")):
-        raise InputError(f"{url}: not a .warc.gz/.warc URL, and an HTTP server cannot be listed; "
+        raise InputError(f"{url}: not a .warc.gz/.warc/.wet.gz URL, and an HTTP server cannot be listed; "
                          "name the files or give a warc.paths.gz listing")
     fs, path = fsspec.core.url_to_fs(url)
     try:
@@ -58,9 +61,9 @@ def _expand_remote(url: str) -> list[str]:
     except OSError as exc:
         raise InputError(f"{url}: cannot list it: {exc}") from exc
     protocol = url.split("://", 1)[0]
-    found = sorted(f"{protocol}://{name}" for name in names if name.endswith(WARC_SUFFIXES))
+    found = sorted(f"{protocol}://{name}" for name in names if name.endswith(INPUT_SUFFIXES))
     if not found:
-        raise InputError(f"{url}: no .warc.gz or .warc file under this prefix or matching this pattern")
+        raise InputError(f"{url}: no .warc.gz, .warc or .wet.gz file under this prefix or matching this pattern")
     return found
 
 
@@ -76,10 +79,10 @@ def expand_inputs(inputs: list[str], cc_base_url: str = "https://data.commoncraw
                 os.path.join(root, name)
                 for root, _, names in os.walk(item)
                 for name in names
-                if name.endswith(WARC_SUFFIXES)
+                if name.endswith(INPUT_SUFFIXES)
             )
             if not found:
-                raise InputError(f"{item}: directory holds no .warc.gz or .warc file")
+                raise InputError(f"{item}: directory holds no .warc.gz, .warc or .wet.gz file")
         elif glob.has_magic(item):
             found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
             if not found:

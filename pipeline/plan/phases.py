@@ -12,7 +12,7 @@ Nothing here runs anything: tests build the phases and inspect them. Every step 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
@@ -29,6 +29,7 @@ from stages.output import FineWebParquet, TaskFileReader, TaskFileWriter
 from stages.pii import PIIScrubber
 from stages.quality import quality_filters
 from stages.reader import WarcReader
+from stages.remote_io import RetryPolicy
 from stages.tokenize import BPETokenizer, Tokenize
 
 
@@ -79,7 +80,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
-                   dump=config.input.dump, progress_folder=str(layout.progress)),
+                   dump=config.input.dump, progress_folder=str(layout.progress),
+                   retry=RetryPolicy(**asdict(config.input.retry)), cache_bytes=int(config.input.cache_gb * 1e9)),
     ]
     if config.blocklist.enabled and fineweb:
         base.append(FineWebURLFilter(config.blocklist.soft_word_threshold,

@@ -57,6 +57,8 @@ def _identity(resolved: dict) -> str:
     """What must match for a rerun to resume a run in place: everything that changes the output."""
     same = dict(resolved)
     same["config"] = {k: v for k, v in resolved["config"].items() if k != "run"}
+    if "input" in same["config"]:  # how remote inputs are retried and cached does not change the output
+        same["config"]["input"] = {k: v for k, v in same["config"]["input"].items() if k not in ("retry", "cache_gb")}
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()
 
 
@@ -69,8 +71,12 @@ def _what_changed(previous: dict, resolved: dict) -> str:
         return "other input files"
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
-        keys = [f"{section}.{key}" for section, values in resolved["config"].items() if section != "run"
-                for key in values if previous.get("config", {}).get(section, {}).get(key) != values[key]]
+        before = previous.get("config", {})
+        keys = [section for section, value in resolved["config"].items()
+                if not isinstance(value, dict) and before.get(section) != value]  # `recipe`
+        keys += [f"{section}.{key}" for section, values in resolved["config"].items()
+                 if section != "run" and isinstance(values, dict)
+                 for key in values if (before.get(section) or {}).get(key) != values[key]]
         if keys:
             return "another config (" + ", ".join(keys) + ")"
     return "other package versions, models, blocklists or tokenizer"

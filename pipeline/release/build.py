@@ -83,7 +83,7 @@ def _tasks(run_dir: Path) -> list[dict]:
         by_rank: dict[str, list[str]] = {}
         for path in sorted(lang_dir.glob("*.parquet")):
             by_rank.setdefault(path.stem.rsplit("_", 1)[-1], []).append(str(path))
-        for rank, files in sorted(by_rank.items()):
+        for rank, files in sorted(by_rank.items(), key=lambda item: int(item[0])):  # rank 100000 after 99999
             tokens = run_dir / "work" / "tokens" / lang_dir.name / f"{rank}.tokens"
             tasks.append({"language": lang_dir.name, "rank": rank, "parquet": files,
                           "tokens": str(tokens) if tokens.is_file() else None})

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.train.loader import BinLoader, TorchBinLoader
 from pipeline.finalize.shards import ShardError, write_shard
+from pipeline.train.loader import BinLoader, TorchBinLoader
 
 
 def shards(tmp_path, sizes: list[int]) -> list[str]:

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from pipeline.cli import build_parser
+from pipeline.finalize.shards import read_tokens, write_split_shards
 from pipeline.release.build import build_release, validation_mask
 from pipeline.release.diff import diff_manifests, format_diff
 from pipeline.release.manifest import ReleaseError, read_manifest
-from pipeline.finalize.shards import read_tokens, write_split_shards
 
 VALIDATION_FRACTION = 0.1  # ~25 of the bench corpus's 256 documents
 SHARD_TOKENS = 100_000  # 3 training shards

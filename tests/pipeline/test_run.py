@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import build_parser
+from pipeline.core.errors import RunError
 from pipeline.plan.config import config_from_dict
 from pipeline.plan.inputs import InputError, expand_inputs
-from pipeline.core.errors import RunError
 from pipeline.run import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -130,9 +130,12 @@ def test_a_remote_file_read_whole_is_cached(corpus, http_server, tmp_path, monke
     root, url = http_server
     shutil.copy(corpus / "warc" / "cc" / "jwarc_cc.warc.gz", root / "cc.warc.gz")
     monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path / "cache"))
-    reader = WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "report"))
+    uncached = [d.id for d in WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "r0")).run()]
+    assert not (tmp_path / "cache" / "warc").exists()  # off unless configured (input.cache_gb)
+    reader = WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "report"), cache_bytes=10**9)
     first = [d.id for d in reader.run()]
     (root / "cc.warc.gz").unlink()  # the second read must come from the cache
-    second = [d.id for d in WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "r2")).run()]
-    assert first == second and len(first) == 1
+    second = [d.id for d in WarcReader([f"{url}/cc.warc.gz"], str(tmp_path / "ledger"), str(tmp_path / "r2"),
+                                       cache_bytes=10**9).run()]
+    assert uncached == first == second and len(first) == 1
     assert list((tmp_path / "cache" / "warc").iterdir())

@@ -79,7 +79,7 @@ def test_s3_input_and_output_match_local_disk(s3_server, corpus, gpt2_tiktoken, 
     # a prefix or a glob names every WARC under it, sorted
     assert expand_inputs([f"s3://{BUCKET}/crawl/"]) == sorted(urls)
     assert expand_inputs([f"s3://{BUCKET}/cr*/*.warc.gz"]) == sorted(urls)
-    with pytest.raises(InputError, match="no .warc.gz or .warc file"):
+    with pytest.raises(InputError, match="no .warc.gz, .warc or .wet.gz file"):
         expand_inputs([f"s3://{BUCKET}/nothing-here/"])
 
     cache = tmp_path_factory.mktemp("cache")

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from pipeline.finalize.shards import HEADER_BYTES, MAGIC, ShardError, read_header, read_tokens, write_shard, write_shards
+from pipeline.finalize.shards import (
+    HEADER_BYTES,
+    MAGIC,
+    ShardError,
+    read_header,
+    read_tokens,
+    write_shard,
+    write_shards,
+)
 
 
 def test_header_is_llmc(tmp_path):

@@ -63,8 +63,8 @@ def test_precheck_threshold_zero_keeps_everything():
 
 
 def test_precheck_is_built_before_extraction_and_can_be_switched_off(tmp_path):
-    from pipeline.plan.phases import build_phases
     from pipeline.plan.config import config_from_dict
+    from pipeline.plan.phases import build_phases
 
     def base_steps(cfg):
         return [type(s).__name__ for s in build_phases(config_from_dict(cfg), ["a.warc.gz"], tmp_path)[0].steps]

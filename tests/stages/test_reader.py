@@ -64,7 +64,7 @@ def test_kept_record_becomes_a_document(tmp_path):
     assert doc.metadata == {"url": "https://example.com/a", "date": "2024-05-21T08:00:00Z", "dump": "CC-MAIN-2024-22",
                             "file_path": str(path), "offset": offsets[0], "content_type": "text/html"}  # fmt: skip
     assert files == [{"path": str(path), "responses": 1, "kept": 1, "dropped": 0, "other_records": 1,
-                      "error": None, "stopped_early": False}]  # fmt: skip
+                      "error": None, "stopped_early": False, "failed": False}]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_report_counts_every_record(tmp_path):
     path = write_warc(tmp_path / "a.warc.gz", records, warcinfo={"isPartOf": "CC-MAIN-2024-22"})
     _, files, rows = read(tmp_path, [path])
     assert files[0] == {"path": str(path), "responses": 3, "kept": 1, "dropped": 2, "other_records": 1,
-                        "error": None, "stopped_early": False}  # fmt: skip
+                        "error": None, "stopped_early": False, "failed": False}  # fmt: skip
     assert [(r["url"], r["reason"], r["detail"]) for r in rows] == [
         ("https://example.com/b", "http_status", "404"),
         ("https://example.com/c", "non_html", "application/pdf"),
@@ -281,7 +281,7 @@ def test_damaged_files_stop_only_themselves(tmp_path):
         error = fates[name]["error"]
         assert error.startswith(str(tmp_path / name)) and "\n" not in error
     assert fates["empty.warc.gz"] == {"path": str(empty), "responses": 0, "kept": 0, "dropped": 0,
-                                      "other_records": 0, "error": None, "stopped_early": False}  # fmt: skip
+                                      "other_records": 0, "error": None, "stopped_early": False, "failed": False}  # fmt: skip
     assert docs[-1].metadata["url"] == "https://example.com/good" and fates["good.warc.gz"]["error"] is None
 
 

@@ -1,0 +1,99 @@
+"""What a record holds: web page bytes to text, as browsers do it (byte-order mark, then the HTTP charset,
+then <meta charset>, then detection by charset_normalizer among the encodings the HTML standard knows), a
+test for bytes that are not text at all, and whether a target URI is usable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML standard says the first 1024 bytes; pages are sloppier)
+BINARY_SAMPLE = 8192
+# C0 controls other than \t \n \f \r and ESC (ISO-2022-JP needs ESC): about 10% of random bytes, ~0 in real HTML
+CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\x0c\r\x1b") + b"\x7f"
+MAX_CONTROL_FRAC = 0.02
+MAX_REPLACED_FRAC = 0.01  # a declared charset that fails on <1% of characters is still right: keep it, replace those
+# labels the HTML standard maps to a wider encoding: pages labelled latin-1 are really windows-1252, and so on
+CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
+    "us-ascii": "cp1252", "ascii": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+    "shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "euc-kr": "cp949", "tis-620": "cp874",
+    "iso-8859-9": "cp1254", "big5": "big5hkscs",
+}  # fmt: skip
+# what detection may guess: the HTML standard's encodings, less the Mac ones that tie with windows-125x
+# on short pages (charset_normalizer reads a 400-byte windows-1251 page as mac_cyrillic otherwise)
+WEB_CHARSETS = ["utf_8", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+                "cp874", "iso8859_2", "iso8859_4", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_10",
+                "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "koi8_r", "koi8_u", "cp866", "gb18030",
+                "big5", "euc_jp", "iso2022_jp", "shift_jis", "cp932", "euc_kr", "cp949"]  # fmt: skip
+# a byte-order mark beats any declaration (HTML standard); UTF-32 LE first: its mark starts like UTF-16 LE's
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:+-]{1,40})""", re.IGNORECASE)
+
+
+def header_charset(content_type: str | None) -> str | None:
+    match = re.search(r"charset\s*=\s*[\"']?([^\"';\s]+)", content_type or "", re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def codec_for(label: str | None) -> str | None:
+    """A Python codec name for a charset label, or None when Python does not know it."""
+    if not label:
+        return None
+    label = label.strip().lower()
+    try:
+        return codecs.lookup(CHARSET_ALIASES.get(label, label)).name
+    except LookupError:
+        return None
+
+
+def looks_binary(payload: bytes, charset: str | None) -> bool:
+    if payload.startswith(tuple(bom for bom, _ in BOMS)) or (codec_for(charset) or "").startswith("utf-16"):
+        return False  # UTF-16 text is half NUL bytes: judge it after decoding
+    sample = payload[:BINARY_SAMPLE]
+    controls = len(sample) - len(sample.translate(None, CONTROL_BYTES))
+    return controls > MAX_CONTROL_FRAC * len(sample)
+
+
+def decode_html(payload: bytes, http_charset: str | None) -> str | None:
+    """Byte-order mark, then the HTTP charset, then <meta charset>, then detection (charset_normalizer)."""
+    for bom, codec in BOMS:
+        if payload.startswith(bom):
+            return payload.decode(codec, errors="replace")
+    meta = META_CHARSET.search(payload[:SNIFF_BYTES])
+    meta_codec = codec_for(meta.group(1).decode("ascii")) if meta else None
+    if meta_codec and meta_codec.startswith(("utf-16", "utf-32")):
+        meta_codec = "utf-8"  # a meta tag readable as ASCII cannot be UTF-16: the HTML standard reads it as UTF-8
+    for codec in (codec_for(http_charset), meta_codec):
+        if codec is None:
+            continue
+        try:
+            return payload.decode(codec)
+        except UnicodeDecodeError:
+            text = payload.decode(codec, errors="replace")
+            if text.count("\ufffd") <= MAX_REPLACED_FRAC * len(text):
+                return text
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(payload, cp_isolation=WEB_CHARSETS).best()
+    if best is None:
+        return None
+    text = str(best)
+    return None if looks_binary(text.encode("utf-8"), "utf-8") else text
+
+
+def valid_url(url: str) -> bool:
+    """A scheme, and a host when the scheme is http(s). Benchmark keys like `hard::page.html` pass: they are
+    URIs, and the bench keeps them; `not a url`, `http:///x` and `http://[::1/x` do not."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  raises ValueError on a bad port
+    except ValueError:  # `http://[::1/x`: Invalid IPv6 URL
+        return False
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme):
+        return False
+    return bool(parts.hostname) or parts.scheme not in ("http", "https")
