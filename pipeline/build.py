@@ -33,7 +33,9 @@ from pipeline.summary import FINEWEB_SCHEMA, TaskTally, fineweb_row
 from stages.blocklist import URLBlocklist
 from stages.extract import Extractor
 from stages.langid import LanguageID, LanguagePrecheck
+from stages.multilingual import FixEncoding, LanguageMinhashSignature, RemoveTableLines
 from stages.pii import PIIScrubber
+from stages.profiles import resolve_profiles
 from stages.quality import quality_filters
 from stages.reader import WarcReader
 from stages.tokenize import BPETokenizer, Tokenize
@@ -152,6 +154,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     ledger = str(layout.decisions)
     tasks = task_count(config, files)
     mh = minhash_config(config)
+    # FineWeb-2's profile of each kept language other than English (stages/profiles)
+    profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
     sigs, buckets, clusters = (str(layout.work / "minhash" / p) for p in ("signatures", "buckets", "clusters"))
 
     base: list[PipelineStep] = [
@@ -170,12 +174,14 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     base += [
         Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
-                   exclusion_writer=DropLedger(ledger, "langid")),
-        *quality_filters(config.quality, ledger),
+                   exclusion_writer=DropLedger(ledger, "langid"),
+                   thresholds={k: p.language_score for k, p in profiles.items()}),
+        *quality_filters(config.quality, ledger, profiles),
         JsonlWriter(str(layout.work / "base"), output_filename="${rank}.jsonl.gz"),
     ]
     if config.dedup.enabled:
-        base.append(MinhashDedupSignature(sigs, config=mh))
+        base.append(LanguageMinhashSignature(sigs, mh, {k: (p.name, p.word_tokenizer) for k, p in profiles.items()})
+                    if profiles else MinhashDedupSignature(sigs, config=mh))
     phases = [Phase("base", base, tasks)]
 
     final: list[PipelineStep] = [TaskFileReader(str(layout.work / "base"))]
@@ -185,9 +191,13 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
                                               CompleteClusterFiles(clusters, tasks)], 1))
         final.append(MinhashDedupFilter(clusters, load_cluster_ids=True,
                                         exclusion_writer=DropLedger(ledger, "dedup", reason="near_duplicate")))
+    if profiles:  # FineWeb-2's final touches, around PII as in its step 6
+        final.append(FixEncoding(profiles))
     if config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
                                  fast=config.pii.fast))
+    if profiles:
+        final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),
