@@ -107,6 +107,9 @@ def trail(con, row: dict, config: dict, show_pii: bool = False) -> list[tuple[st
     """[(stage, "passed" | "DROPPED" | "not reached", what the decision rested on)] for one ledger row."""
     langid = config.get("langid", {})
     threshold, languages = langid.get("threshold", 0.65), langid.get("languages", ["en"])
+    # a language with a FineWeb-2 profile was held against the profile's score (stages/profiles)
+    own = ((config.get("provenance") or {}).get("LanguageID") or {}).get("thresholds") or {}
+    threshold = own.get(row["language"], threshold)
     dropped_at = row["stage"] if row["decision"] == "dropped" else None
     reached = STAGES.index(dropped_at) if dropped_at else len(STAGES) - 1
     out = []
@@ -148,8 +151,9 @@ def _why(con, stage, row, dropped, threshold, languages, show_pii) -> str:
         limits = dict(row["quality_thresholds"] or [])
         signals = ", ".join(f"{k} {_fmt(v)}" + (f" (drop if {limits[k]})" if k in limits else "")
                             for k, v in sorted(dict(row["quality"] or []).items()))
-        return "; ".join(s for s in (detail, signals and f"measured: {signals}") if s) or \
-            "Gopher repetition, Gopher quality, C4 and FineWeb filters passed"
+        profile = limits.get("profile")  # a language with a FineWeb-2 profile: its filters and thresholds
+        return "; ".join(s for s in (profile and not detail and f"profile {profile}", detail, signals and f"measured: {signals}")
+                         if s) or "Gopher repetition, Gopher quality, C4 and FineWeb filters passed"
     if stage == "dedup":
         cluster = row["dup_cluster"]
         if dropped:
@@ -183,6 +187,9 @@ def explain(run: str | Path, key: str, show_pii: bool = False) -> list[dict]:
     if not found:
         raise AuditError(f"{key}: no record with this id or URL in {run}/ledger")
     config = run_config(run)
+    resolved = Path(run) / "config.resolved.yaml"  # the language ID's own thresholds per language, if any
+    if resolved.is_file():
+        config = {**config, "provenance": yaml.safe_load(resolved.read_text()).get("provenance")}
     return [{**row, "trail": trail(con, row, config, show_pii)} for row in found]
 
 
