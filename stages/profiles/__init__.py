@@ -187,7 +187,11 @@ def resolve_profiles(languages, overrides: dict | None = None) -> dict[str, Prof
                                    f"use a FineWeb-2 profile")
             out[label] = None
             continue
-        profile = load_profile(base)
+        try:
+            profile = load_profile(base)
+        except ProfileError as exc:
+            raise ProfileError(f"{where}.base: {exc}" if "base" in (overrides.get(label) or {})
+                               else f"langid.languages: {label}: {exc}") from None
         if over:
             profile = replace(profile, **over, source=f"{profile.source} + {where}")
         _check_tokenizer(profile.word_tokenizer, where)
