@@ -166,3 +166,11 @@ def test_german_decisions_equal_fineweb2_on_datatrove(corpus):
     files = sorted(str(p) for p in (corpus / "warc" / "bench").glob("*.warc.gz"))
     result = assert_same_decisions("de", files, min_docs=500)
     print(result)
+
+
+@pytest.mark.slow
+def test_japanese_decisions_equal_fineweb2_on_datatrove(corpus):
+    # ClueWeb09's Japanese shop pages (SudachiPy's words): tables of products, which FineWeb-2's filters drop
+    files = sorted(str(p) for p in (corpus / "warc" / "other").glob("*.warc.gz"))
+    result = assert_same_decisions("ja", files, min_docs=20)
+    print(result)
