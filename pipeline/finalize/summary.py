@@ -45,6 +45,8 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
     dropped: dict[str, Counter] = defaultdict(Counter)
     kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
     records = 0
+    # after language ID, per kept language: {lang: {stage: {reason: n}}} (each language has its own filters)
+    by_lang: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     if any(Path(ledger).glob("part-*.parquet")):
         # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
         con = duckdb.connect()
@@ -57,6 +59,10 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
         for lang, n, tokens in con.execute("SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
                                            "FROM ledger WHERE decision = 'kept' GROUP BY ALL").fetchall():
             kept_by_lang[lang], tokens_by_lang[lang] = n, int(tokens)
+        for lang, stage, reason, n in con.execute(
+                "SELECT language, stage, reason, count(*) FROM ledger WHERE decision = 'dropped' AND stage IN "
+                "('quality', 'dedup', 'pii', 'tokenize') GROUP BY ALL").fetchall():
+            by_lang[lang][stage][reason] = n
         for kind, n in con.execute("SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e "
                                    "FROM ledger WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
             pii[kind] = int(n)
@@ -71,6 +77,9 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
         "kept_by_language": dict(sorted(kept_by_lang.items())),
         "tokens": sum(tokens_by_lang.values()),
         "tokens_by_language": dict(sorted(tokens_by_lang.items())),
+        "dropped_by_language": {lang: {st: dict(sorted(by_lang[lang][st].items()))
+                                       for st in sorted(by_lang[lang], key=lambda s: order.get(s, len(order)))}
+                                for lang in sorted(by_lang)},
         "pii": dict(sorted(pii.items())),
         "funnel": funnel(records, dropped_sorted, stages),
     }

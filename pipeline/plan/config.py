@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from stages.profiles import ProfileError, check_overrides
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used: the message is one line naming the file and the key."""
@@ -82,6 +84,9 @@ class QualityConfig:
     c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
     fineweb: bool = True
     fast: bool = True  # one pass with the same decisions (stages/quality.py); false: datatrove's four filters
+    # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
+    # (stages/profiles); English keeps FineWeb's recipe
+    profiles: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,8 @@ def _describe(tp) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if origin is tuple:
         return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}[tp]
 
 
@@ -234,6 +241,9 @@ def _coerce(value: Any, tp, key: str) -> Any:
     elif origin is tuple:
         if isinstance(value, (list, tuple)) and value:
             return tuple(_coerce(v, typing.get_args(tp)[0], key) for v in value)
+    elif origin is dict:  # checked further by its owner (quality.profiles: stages/profiles)
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
     elif tp is type(None):
         if value is None:
             return None
@@ -278,7 +288,12 @@ def _build(cls, data: Any, prefix: str):
 
 
 def config_from_dict(data: dict | None) -> Config:
-    return _build(Config, data or {}, "")
+    config = _build(Config, data or {}, "")
+    try:  # every kept language has a profile, and the overrides are valid
+        check_overrides(config.langid.languages, config.quality.profiles)
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from None
+    return config
 
 
 def _merge(base: dict, over: dict) -> dict:

@@ -25,8 +25,10 @@ from stages.extract import Extractor
 from stages.fineweb import FineWebPII, FineWebURLFilter
 from stages.langid import LanguageID, LanguagePrecheck
 from stages.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
+from stages.multilingual import FixEncoding, RemoveTableLines
 from stages.output import FineWebParquet, TaskFileReader, TaskFileWriter
 from stages.pii import PIIScrubber
+from stages.profiles import resolve_profiles
 from stages.quality import quality_filters
 from stages.reader import WarcReader
 from stages.remote_io import RetryPolicy
@@ -76,6 +78,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     tasks = task_count(config, files)
     dedup = minhash(config, layout)
     fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/fineweb.py)
+    # FineWeb-2's profile of each kept language other than English (stages/profiles)
+    profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
 
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
@@ -97,12 +101,13 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     base += [
         Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
-                   exclusion_writer=DropLedger(ledger, LanguageID.stage)),
-        *quality_filters(replace(config.quality, fast=False) if fineweb else config.quality, ledger),
+                   exclusion_writer=DropLedger(ledger, LanguageID.stage),
+                   thresholds={k: p.language_score for k, p in profiles.items()}),
+        *quality_filters(replace(config.quality, fast=False) if fineweb else config.quality, ledger, profiles),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:
-        base.append(dedup.signature())
+        base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
     phases = [Phase("base", base, tasks)]
 
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
@@ -110,11 +115,15 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
         phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
         final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
+    if profiles:  # FineWeb-2's final touches, around PII as in its step 6
+        final.append(FixEncoding(profiles))
     if config.pii.enabled and fineweb:
         final.append(FineWebPII())
     elif config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
                                  fast=config.pii.fast))
+    if profiles:
+        final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),

@@ -139,8 +139,15 @@ def _fmt_counts(counts: dict, top: int | None = None) -> str:
 def _step_values(m: dict) -> dict:
     c, tok = m["config"], m["provenance"].get("tokenizer", {})
     on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
-    return {**c["input"], **c["extract"], **c["dedup"], "threshold": c["langid"]["threshold"],
-            "languages": ", ".join(c["langid"]["languages"]), "quality": ", ".join(on) or "none",
+    # languages with a FineWeb-2 profile were held against its score and filtered by its thresholds
+    own = (m["provenance"].get("LanguageID") or {}).get("thresholds") or {}
+    threshold = ", ".join(f"{own.get(lang, c['langid']['threshold'])} ({lang})" for lang in c["langid"]["languages"]) \
+        if own else c["langid"]["threshold"]
+    quality = ", ".join(on) or "none"
+    if own:
+        quality += f"; FineWeb-2's per-language profiles (stages/profiles) for {', '.join(own)}, without C4"
+    return {**c["input"], **c["extract"], **c["dedup"], "threshold": threshold,
+            "languages": ", ".join(c["langid"]["languages"]), "quality": quality,
             "entities": ", ".join(c["pii"]["entities"]), "replacement": c["pii"]["replacement"],
             "pii": _fmt_counts(m["funnel"].get("pii", {})), "trafilatura": m["versions"].get("trafilatura"),
             "tokenizer": tok.get("name", c["tokenizer"]["name"]), "n_vocab": tok.get("n_vocab", 0),
