@@ -190,7 +190,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
                                  fast=config.pii.fast))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
-        Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),
+        Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
+                 str(layout.tokens)),
         ParquetWriter(str(layout.parquet), output_filename="${language}/${rank}.parquet", compression=compression,
                       adapter=fineweb_row, schema=FINEWEB_SCHEMA),
         KeptLedger(ledger),

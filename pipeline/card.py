@@ -49,8 +49,7 @@ ds = load_dataset("parquet", data_files={{"train": "data/{lang}/train-*.parquet"
                                           "validation": "data/{lang}/validation-*.parquet"}})
 ```
 
-The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 tokens):
-`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.loader.BinLoader` in Python;
+{bin_format}
 `ccpipe train-smoke .` trains a small GPT on them.
 
 ## Processing steps
@@ -206,6 +205,20 @@ def card_front_matter(m: dict) -> dict:
     }
 
 
+def _bin_format(m: dict, lang: str) -> str:
+    """Which llm.c format the shards are in: uint16 for GPT-2-sized vocabularies, uint32 above (stages/binformat.py)."""
+    from stages import binformat
+
+    n_vocab = m["provenance"].get("tokenizer", {}).get("n_vocab", 0)
+    if binformat.for_vocab(n_vocab) is binformat.GPT2:
+        return ("The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 "
+                f"tokens):\n`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or "
+                "`pipeline.loader.BinLoader` in Python;")
+    return (f"The `.bin` files are llm.c's 32-bit format for vocabularies above 65,536 ids ({n_vocab:,} here): "
+            "`\"llama-3\"` in llm.c's `dev/data/data_common.py`,\na header of 256 int32: 20240801, 7, token count; "
+            "then uint32 tokens. `pipeline.loader.BinLoader` reads them in Python;")
+
+
 def render_card(m: dict) -> str:
     """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
     import yaml
@@ -218,4 +231,5 @@ def render_card(m: dict) -> str:
         n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
         records_total=f.get("records_total", 0), kept=f.get("kept", 0),
         kept_pct=100 * f.get("kept", 0) / max(1, f.get("records_total", 0)), n_files=t["files"], bytes=t["bytes"],
-        lang=langs[0], config_sha256=m["config_sha256"], **m["split"], **_card_tables(m))
+        lang=langs[0], config_sha256=m["config_sha256"], bin_format=_bin_format(m, langs[0]), **m["split"],
+        **_card_tables(m))

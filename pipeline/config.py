@@ -98,6 +98,7 @@ class PIIConfig:
 class TokenizerConfig:
     name: str = "gpt2"  # "gpt2", or a path to a .tiktoken vocabulary or a Hugging Face tokenizer.json
     eot_token: str = "<|endoftext|>"
+    pattern: str | None = None  # pre-tokenizer regex of a .tiktoken file that is not a published tiktoken encoding
 
 
 @dataclass(frozen=True)
