@@ -187,7 +187,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
                                         exclusion_writer=DropLedger(ledger, "dedup", reason="near_duplicate")))
     if config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
-                                 fast=config.pii.fast))
+                                 fast=config.pii.fast, ner_model=config.pii.ner.model,
+                                 ner_entities=config.pii.ner.entities))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),

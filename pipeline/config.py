@@ -79,6 +79,14 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class NerConfig:
+    """`pii.ner`: off unless `model` is set (FineWeb keeps names; the cost is a spaCy pass per document)."""
+
+    model: str | None = None  # an installed spaCy pipeline or a path to one, with an `ner` component
+    entities: tuple[str, ...] = ("PERSON",)  # presidio entity types to remove
+
+
+@dataclass(frozen=True)
 class PIIConfig:
     enabled: bool = True
     entities: tuple[str, ...] = (
@@ -92,6 +100,7 @@ class PIIConfig:
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
+    ner: NerConfig = field(default_factory=NerConfig)  # stages/pii_ner.py
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,10 @@ class PIIScrubber(PipelineStep):
         self.ner = (ner_model, tuple(ner_entities)) if ner_model else None
         if self.ner and not self.ner[1]:
             raise ValueError("pii.ner: give the entity types to remove (e.g. [PERSON])")
+        if self.ner:
+            from stages.pii_ner import check_model
+
+            check_model(ner_model)  # fails here, at build time, not in a worker
 
     # -------------------------------------------------- lazy, once per process
 

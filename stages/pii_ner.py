@@ -24,6 +24,15 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 
 
+def check_model(model: str) -> None:
+    """A cheap early check: `model` is a folder or an installed package (spacy.load is left to the workers)."""
+    import spacy
+
+    if not os.path.isdir(model) and not spacy.util.is_package(model):
+        raise ValueError(f"pii.ner.model {model!r}: not a folder and not an installed spaCy pipeline package "
+                         "(ccpipe downloads no models)")
+
+
 def load_pipeline(model: str):
     """spacy.load(model), with a one-line error naming the model; the pipeline must have an `ner` component."""
     import spacy
