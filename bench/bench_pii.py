@@ -105,9 +105,9 @@ def main(argv=None) -> int:
     totals = {"docs": 0, "base": 0.0, "ours": 0.0, "scrub": 0.0}
     for name, docs in corpora.items():
         lang = LANGUAGE.get(name)
-        t_base, base_out = time_docs(lambda d: baseline(d, lang), docs, args.repeat)
-        t_ours, ours_out = time_docs(lambda d: scrubber.analyze(d, lang), docs, args.repeat)
-        t_scrub, _ = time_docs(lambda d: scrubber.scrub(d, lang), docs, args.repeat)
+        t_base, base_out = time_docs(lambda d, lang=lang: baseline(d, lang), docs, args.repeat)
+        t_ours, ours_out = time_docs(lambda d, lang=lang: scrubber.analyze(d, lang), docs, args.repeat)
+        t_scrub, _ = time_docs(lambda d, lang=lang: scrubber.scrub(d, lang), docs, args.repeat)
         mismatches = [i for i, (a, b) in enumerate(zip(base_out, ours_out)) if canonical(a) != canonical(b)]
         n_findings = sum(len(b) for b in base_out)
         all_ok &= not mismatches

@@ -20,7 +20,9 @@ import numpy as np
 
 from stages import binformat
 from stages.binformat import GPT2, HEADER_BYTES, HEADER_INTS  # noqa: F401 -- part of this module's interface
-from stages.binformat import BinFormatError as ShardError  # a `.bin` file that is not a valid llm.c shard
+from stages.binformat import (
+    BinFormatError as ShardError,  # a `.bin` file that is not a valid llm.c shard
+)
 
 MAGIC = GPT2.magic
 VERSION = GPT2.version

@@ -51,7 +51,9 @@ def ner_components(model: str, entities: tuple[str, ...], language: str):
     """The spaCy pipeline, presidio's SpacyRecognizer for `entities` and the NER configuration mapping the
     model's labels to presidio types."""
     from presidio_analyzer.nlp_engine import NerModelConfiguration
-    from presidio_analyzer.nlp_engine.ner_model_configuration import MODEL_TO_PRESIDIO_ENTITY_MAPPING
+    from presidio_analyzer.nlp_engine.ner_model_configuration import (
+        MODEL_TO_PRESIDIO_ENTITY_MAPPING,
+    )
     from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
     nlp = load_pipeline(model)

@@ -111,13 +111,12 @@ def cn_resident_id_recognizer(language: str):
     class CnResidentIdRecognizer(PatternRecognizer):
         """Chinese resident identity card numbers (18 characters), checksum-validated."""
 
-        # \b on both sides: never inside a longer run of digits or letters
-        PATTERNS = [Pattern("CN resident ID (18)",
-                            r"\b[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
-                            r"[0-9]{3}[0-9X]\b", 0.5)]
-
         def __init__(self, supported_language: str = "en"):
-            super().__init__(supported_entity="CN_RESIDENT_ID", patterns=list(self.PATTERNS),
+            # \b on both sides: never inside a longer run of digits or letters
+            pattern = Pattern("CN resident ID (18)",
+                              r"\b[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+                              r"[0-9]{3}[0-9X]\b", 0.5)
+            super().__init__(supported_entity="CN_RESIDENT_ID", patterns=[pattern],
                              context=ID_CONTEXT, supported_language=supported_language,
                              name="CnResidentIdRecognizer")
 

@@ -109,7 +109,7 @@ def test_cl100k_release_verify_catches_a_damaged_32_bit_shard(release, tmp_path)
 
     copy = tmp_path / "copy"
     shutil.copytree(release[1], copy)
-    shard = sorted((copy / "bin").glob("*_train_*.bin"))[0]
+    shard = min((copy / "bin").glob("*_train_*.bin"))
     raw = bytearray(shard.read_bytes())
     raw[4:8] = np.array([1], dtype="<i4").tobytes()  # version 1 with the 32-bit magic
     shard.write_bytes(bytes(raw))

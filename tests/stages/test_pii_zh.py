@@ -118,7 +118,7 @@ def _planted_paragraphs(root) -> list[tuple[str, list[dict]]]:
                 charset = {"big5": "cp950"}.get(row["charset"], row["charset"])
                 page = record.content_stream().read().decode(charset, errors="replace")
                 first = row["pii"][0]["value"]
-                para = next(p for p in re.findall(r"<p[^>]*>(.*?)</p>", page, re.S) if first in p)
+                para = next(p for p in re.findall(r"<p[^>]*>(.*?)</p>", page, re.DOTALL) if first in p)
                 found.append((html.unescape(re.sub(r"<[^>]+>", "", para)), row["pii"]))
     return found
 
