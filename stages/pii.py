@@ -47,7 +47,9 @@ from datatrove.pipeline.base import PipelineStep
 
 from stages import without_torch
 from stages.pii_zh import (
+    PHONE_CONTEXT,
     PHONE_LINE_NEED,
+    PHONE_REGIONS,
     chinese_recognizers,
     cn_resident_id_is_valid,  # noqa: F401 -- re-exported: the checksum is part of this module's interface
     cn_resident_id_recognizer,
@@ -196,7 +198,9 @@ def _recognizers(entities, language: str) -> list:
         "EMAIL_ADDRESS": lambda: _offline_email_recognizer(language),
         # presidio's default regions (US, GB, DE, FR, IL, IN, CA, BR) and leniency 1 (VALID) catch national
         # US numbers and every "+CC ..." international number we plant; more regions cost one matcher pass each
-        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_language=language),
+        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_language=language, context=PHONE_CONTEXT,
+                                                supported_regions=PHONE_REGIONS)
+        if language == "zh" else PhoneRecognizer(supported_language=language),
         "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
         "CREDIT_CARD": lambda: CreditCardRecognizer(supported_language=language),
         "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
@@ -332,7 +336,9 @@ class PIIScrubber(PipelineStep):
         return windows
 
     def _phone_possible(self, line: str, lang: str) -> bool:
-        return (lang == "zh" and PHONE_LINE_NEED.search(line) is not None) or phone_possible(line, self.phone_regions)
+        if lang == "zh":
+            return PHONE_LINE_NEED.search(line) is not None or phone_possible(line, PHONE_REGIONS)
+        return phone_possible(line, self.phone_regions)
 
     @cached_property
     def phone_regions(self) -> tuple[str, ...]:

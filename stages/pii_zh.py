@@ -50,6 +50,10 @@ _AREA = r"(?:010|02[0-9]|0[3-9][0-9]{2})"  # Beijing 010, 02x (Shanghai 021, ...
 LANDLINE_PATTERN = _START + r"(?:\(" + _AREA + r"\)|" + _AREA + r")[- ]?[0-9]{3,4}[- ]?[0-9]{4}" + _END
 UNIONPAY_PATTERN = _START + r"62[0-9]{2}(?:[- ]?[0-9]{4}){2}[- ]?[0-9]{4}(?:[- ]?[0-9]{1,3})?" + _END
 
+# phonenumbers' regions for Chinese documents, instead of presidio's US, GB, DE, FR, IL, IN, CA, BR: their
+# national formats take Chinese text's date-times (`04-01 12:19`), postcodes (`030001`) and 6-digit counts for
+# phones (8 such false finds on warc/zh, now 0), while "+CC ..." numbers are found from any region
+PHONE_REGIONS = ("CN", "TW")
 # what a line needs for the Chinese patterns (a superset, as stages/pii.py's _LINE_NEEDS): 3 digits in a row
 PHONE_LINE_NEED = regex.compile(r"[0-9]{3}")
 

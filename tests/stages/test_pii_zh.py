@@ -62,6 +62,12 @@ def test_cjk_boundaries_fixed_for_every_language(scrubber):
     assert "anna.brown37" not in out and "8.8.8.8" not in out and out.startswith("邮箱") and "联系" in out
 
 
+def test_international_numbers_in_chinese_documents(scrubber):
+    out, findings = scrubber.scrub("德国办公室电话+49 30 2019433，纽约+1 (212) 736-1605。", "zh")
+    assert [f.entity_type for f in findings] == ["PHONE_NUMBER", "PHONE_NUMBER"]
+    assert out == "德国办公室电话+49 00 0000000，纽约+1 (000) 000-0000。"
+
+
 def test_chinese_patterns_need_the_chinese_language(scrubber):
     """In English documents 11-digit runs are not phones: the mainland patterns run on Chinese documents only."""
     assert scrubber.scrub("order 13812345678 shipped") == ("order 13812345678 shipped", [])
@@ -74,6 +80,9 @@ def test_chinese_patterns_need_the_chinese_language(scrubber):
     "共计13812345元",  # 8 digits: no mobile
     "卡号6228486361278748349",  # Luhn fails
     "2023年12月31日 10:30 共1234567人",
+    "張安樂有案在身沒資格進議場04-01 12:19",  # found on warc/zh with presidio's default phone regions
+    "地址：太原市新建南路56号 邮编：030001",
+    "- 164952殴打老师当事人服刑",
 ])
 def test_chinese_non_pii_left_alone(scrubber, text):
     assert scrubber.scrub(text, "zh") == (text, [])
