@@ -133,12 +133,18 @@ def _fmt_counts(counts: dict, top: int | None = None) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in items) or "none"
 
 
+def _ner_entities(pii: dict) -> str:
+    """`pii.ner` (off by default): what the card adds to the scrubbed entity types."""
+    ner = pii.get("ner") or {}
+    return f", and {', '.join(ner['entities'])} found by the spaCy NER model `{ner['model']}`" if ner.get("model") else ""
+
+
 def _step_values(m: dict) -> dict:
     c, tok = m["config"], m["provenance"].get("tokenizer", {})
     on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
     return {**c["input"], **c["extract"], **c["dedup"], "threshold": c["langid"]["threshold"],
             "languages": ", ".join(c["langid"]["languages"]), "quality": ", ".join(on) or "none",
-            "entities": ", ".join(c["pii"]["entities"]), "replacement": c["pii"]["replacement"],
+            "entities": ", ".join(c["pii"]["entities"]) + _ner_entities(c["pii"]), "replacement": c["pii"]["replacement"],
             "pii": _fmt_counts(m["funnel"].get("pii", {})), "trafilatura": m["versions"].get("trafilatura"),
             "tokenizer": tok.get("name", c["tokenizer"]["name"]), "n_vocab": tok.get("n_vocab", 0),
             "vocab_sha": tok.get("sha256", "?"), "eot": tok.get("eot", "?")}

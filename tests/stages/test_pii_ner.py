@@ -70,6 +70,10 @@ def test_off_by_default_and_provenance(scrubber, model, found_name):
     assert name in PIIScrubber().scrub(sentence)[0]
     info = scrubber.provenance()["ner"]
     assert info["model"] == model and info["entities"] == ["PERSON"] and len(info["sha256"]) == 64
+    from pipeline.card import _ner_entities  # what the dataset card says
+
+    assert _ner_entities({"ner": {"model": None, "entities": ["PERSON"]}}) == ""
+    assert "PERSON found by the spaCy NER model `m`" in _ner_entities({"ner": {"model": "m", "entities": ["PERSON"]}})
 
 
 def test_chinese_documents_do_not_go_through_the_english_model(scrubber, found_name):
