@@ -9,6 +9,9 @@ Corpora (from ../shared/corpus, or $CCPIPE_CORPUS):
   web       gold_text of the scrapinghub-aeb extraction benchmark (181 real articles, ~800k characters)
   web+pii   the same articles with one sentence of planted PII values (warc/bench/truth.jsonl) appended
   synth     presidio-research synth_dataset_v2 sentences (1,500 short sentences, most with PII)
+  zh+pii    gold_text of the zh-dev pages (52 real Chinese articles) with one planted Chinese PII sentence of
+            warc/zh/truth.jsonl's values appended, analyzed as Chinese (language "zh"; the baseline is presidio
+            on the masked text, the text every recognizer sees: stages/pii_zh.py)
   run       with --run DIR: the kept documents of a ccpipe run (e.g. of the bench corpus)
 
 Run by hand, e.g.:
@@ -41,7 +44,18 @@ def load_corpora(corpus: Path) -> dict[str, list[str]]:
                for i, text in enumerate(web)]
     with open(corpus / "pii" / "presidio-research_synth_dataset_v2.json", encoding="utf-8") as f:
         synth = [row["full_text"] for row in json.load(f)]
-    return {"web": web, "web+pii": web_pii, "synth": synth}
+    zh, zh_planted = [], []
+    with open(corpus / "extraction" / "zh-dev" / "manifest.jsonl", encoding="utf-8") as f:
+        zh = [t for t in (json.loads(line).get("gold_text") for line in f) if t]
+    with open(corpus / "warc" / "zh" / "truth.jsonl", encoding="utf-8") as f:
+        for line in f:
+            zh_planted.extend(p["value"] for p in json.loads(line).get("pii") or [])
+    zh_pii = [f"{text}\n\n如有疑问请联系{zh_planted[i % len(zh_planted)]}或{zh_planted[(i + 1) % len(zh_planted)]}。"
+              for i, text in enumerate(zh)]
+    return {"web": web, "web+pii": web_pii, "synth": synth, "zh+pii": zh_pii}
+
+
+LANGUAGE = {"zh+pii": "zh"}  # the rest: English
 
 
 def canonical(results) -> set[tuple]:
@@ -79,17 +93,21 @@ def main(argv=None) -> int:
     scrubber.scrub("warm up 8.8.8.8 a@b.com")
     analyzer.analyze("warm up 8.8.8.8 a@b.com", language=scrubber.language)
 
-    def baseline(text):
-        return analyzer.analyze(text, language=scrubber.language)
+    from stages.pii_zh import mask_unspaced
+
+    def baseline(text, language=None):
+        lang = scrubber.presidio_language(language)
+        return analyzer.analyze(mask_unspaced(text) if lang == "zh" else text, language=lang)
 
     print(f"{'corpus':8} {'docs':>5} {'chars':>9} {'presidio docs/s':>16} {'analyze docs/s':>15} "
           f"{'scrub docs/s':>13} {'speedup':>8} {'identical':>10} {'findings':>9}")
     all_ok = True
     totals = {"docs": 0, "base": 0.0, "ours": 0.0, "scrub": 0.0}
     for name, docs in corpora.items():
-        t_base, base_out = time_docs(baseline, docs, args.repeat)
-        t_ours, ours_out = time_docs(scrubber.analyze, docs, args.repeat)
-        t_scrub, _ = time_docs(scrubber.scrub, docs, args.repeat)
+        lang = LANGUAGE.get(name)
+        t_base, base_out = time_docs(lambda d, lang=lang: baseline(d, lang), docs, args.repeat)
+        t_ours, ours_out = time_docs(lambda d, lang=lang: scrubber.analyze(d, lang), docs, args.repeat)
+        t_scrub, _ = time_docs(lambda d, lang=lang: scrubber.scrub(d, lang), docs, args.repeat)
         mismatches = [i for i, (a, b) in enumerate(zip(base_out, ours_out)) if canonical(a) != canonical(b)]
         n_findings = sum(len(b) for b in base_out)
         all_ok &= not mismatches

@@ -7,6 +7,11 @@ same with presidio's recognizers and add phones, credit cards, IBANs, US SSNs an
  -> "Mail firstname.lastname@example.org or call 555-0142"      (replacement="surrogate", the default)
  -> "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>"                (replacement="tag")
 
+Chinese documents (langid label `zh`, `cmn_Hani`, ...) are analyzed as presidio language "zh", with mainland
+phones, UnionPay cards and format-keeping surrogates added (stages/pii_zh.py); in every language, recognizers
+see the text with CJK characters masked, so `为11010519491231002X` has its word boundary. Optional NER
+(`pii.ner`, names and other spaCy entities): stages/pii_ner.py.
+
 Every document gets `pii` ({TYPE: count}, non-zero counts only) and `pii_spans` ([[TYPE, start, end], ...],
 offsets in the text *before* scrubbing) in its metadata. Surrogates are picked by a hash of the value, so
 the output is byte-identical in any process and in any document order (no round-robin, no random state).
@@ -28,7 +33,6 @@ checks this on real text):
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hashlib
 import ipaddress
@@ -42,10 +46,22 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from stages import without_torch
+from stages.pii_ner import check_model, ner_components, ner_provenance
+from stages.pii_zh import (
+    PHONE_CONTEXT,
+    PHONE_LINE_NEED,
+    PHONE_REGIONS,
+    chinese_recognizers,
+    cn_resident_id_is_valid,  # noqa: F401 -- re-exported: the checksum is part of this module's interface
+    cn_resident_id_recognizer,
+    is_chinese,
+    keep_format,
+    mask_unspaced,
+)
 
 logger = logging.getLogger(__name__)
 
-PII_SCRUBBER_VERSION = 1  # bump when findings or replacements change for the same input (not for speed-ups)
+PII_SCRUBBER_VERSION = 2  # bump when findings or replacements change for the same input (not for speed-ups)
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
                     "CN_RESIDENT_ID")
@@ -66,6 +82,10 @@ SURROGATES: dict[str, tuple[str, ...]] = {
     "US_SSN": ("000-00-0000",),  # area 000 is never issued
     "CN_RESIDENT_ID": ("000000000000000000",),
 }
+# in Chinese documents these keep the value's format instead (digits zeroed: stages/pii_zh.py's keep_format)
+FORMAT_KEPT = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "CN_RESIDENT_ID", "IBAN_CODE", "US_SSN"})
+# entities from NER (pii.ner): names for names, a tag for the rest
+NER_SURROGATES: dict[str, tuple[str, ...]] = {"PERSON": ("Jane Doe", "John Doe")}
 
 # What each entity's patterns cannot match without, as a regex over one line: a superset of every match that
 # can score >= 0.3 (see the module docstring). `regex`'s \d is the digit set presidio's patterns use.
@@ -139,48 +159,6 @@ class Finding:
     score: float = 1.0
 
 
-# ---------------------------------------------------------------- CN resident identity card number (GB 11643)
-
-_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CN_CHECK = "10X98765432"  # ISO 7064 MOD 11-2: sum of weighted digits mod 11 indexes this
-
-
-def cn_resident_id_is_valid(value: str) -> bool:
-    """18 characters: 6-digit region, YYYYMMDD birth date, 3-digit sequence, MOD 11-2 check (digit or X)."""
-    value = value.upper()
-    if len(value) != 18 or not value[:17].isascii() or not value[:17].isdigit():
-        return False
-    try:
-        datetime.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return False
-    total = sum(int(d) * w for d, w in zip(value[:17], _CN_WEIGHTS))
-    return _CN_CHECK[total % 11] == value[17]
-
-
-def _cn_resident_id_recognizer_class():
-    from presidio_analyzer import Pattern, PatternRecognizer
-
-    class CnResidentIdRecognizer(PatternRecognizer):
-        """Chinese resident identity card numbers (18 characters), checksum-validated."""
-
-        # \b on both sides: never inside a longer run of digits or letters
-        PATTERNS = [Pattern("CN resident ID (18)",
-                            r"\b[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
-                            r"[0-9]{3}[0-9X]\b", 0.5)]
-        CONTEXT = ["身份证", "identity", "resident", "id"]
-
-        def __init__(self, supported_language: str = "en"):
-            super().__init__(supported_entity="CN_RESIDENT_ID", patterns=list(self.PATTERNS),
-                             context=self.CONTEXT, supported_language=supported_language,
-                             name="CnResidentIdRecognizer")
-
-        def validate_result(self, pattern_text: str) -> bool:
-            return cn_resident_id_is_valid(pattern_text)
-
-    return CnResidentIdRecognizer
-
-
 # ---------------------------------------------------------------- engine
 
 
@@ -200,16 +178,15 @@ def _offline_email_recognizer(language: str):
     return OfflineEmailRecognizer(supported_language=language, name="EmailRecognizer")
 
 
-def build_analyzer(entities=DEFAULT_ENTITIES, language: str = "en", score_threshold: float = 0.3):
-    """An AnalyzerEngine on a blank spaCy pipeline (no model download) with only the recognizers needed."""
+def build_analyzer(entities=DEFAULT_ENTITIES, language: str = "en", score_threshold: float = 0.3,
+                   ner: tuple | None = None):
+    """An AnalyzerEngine on blank spaCy pipelines (no model download) with only the recognizers needed, for
+    `language` and for Chinese ("zh"). `ner`: (spaCy pipeline name or path, entity types) for `language`."""
     with without_torch():  # ~200 MB less per worker: no recognizer here uses it
-        return _build_analyzer(entities, language, score_threshold)
+        return _build_analyzer(entities, language, score_threshold, ner)
 
 
-def _build_analyzer(entities, language: str, score_threshold: float):
-    import spacy
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+def _recognizers(entities, language: str) -> list:
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         IbanRecognizer,
@@ -222,24 +199,45 @@ def _build_analyzer(entities, language: str, score_threshold: float):
         "EMAIL_ADDRESS": lambda: _offline_email_recognizer(language),
         # presidio's default regions (US, GB, DE, FR, IL, IN, CA, BR) and leniency 1 (VALID) catch national
         # US numbers and every "+CC ..." international number we plant; more regions cost one matcher pass each
-        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_language=language),
+        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_language=language, context=PHONE_CONTEXT,
+                                                supported_regions=PHONE_REGIONS)
+        if language == "zh" else PhoneRecognizer(supported_language=language),
         "IP_ADDRESS": lambda: IpRecognizer(supported_language=language),
         "CREDIT_CARD": lambda: CreditCardRecognizer(supported_language=language),
         "IBAN_CODE": lambda: IbanRecognizer(supported_language=language),
         "US_SSN": lambda: UsSsnRecognizer(supported_language=language),
-        "CN_RESIDENT_ID": lambda: _cn_resident_id_recognizer_class()(supported_language=language),
+        "CN_RESIDENT_ID": lambda: cn_resident_id_recognizer(language),
     }
-    nlp_engine = SpacyNlpEngine(models=[{"lang_code": language, "model_name": "blank"}])
-    nlp_engine.nlp = {language: spacy.blank(language)}  # set instead of load(): load() would download a model
-    registry = RecognizerRegistry(recognizers=[factories[e]() for e in entities], supported_languages=[language])
-    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[language],
+    found = [factories[e]() for e in entities]
+    if language == "zh":  # mainland phones and UnionPay cards, for the entities asked for
+        found += [r for r in chinese_recognizers() if r.supported_entities[0] in entities]
+    return found
+
+
+def _build_analyzer(entities, language: str, score_threshold: float, ner: tuple | None):
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    languages = [language] + (["zh"] if language != "zh" else [])
+    recognizers = [r for lang in languages for r in _recognizers(entities, lang)]
+    nlp = {lang: spacy.blank(lang) for lang in languages}  # set instead of load(): load() would download a model
+    ner_config = None
+    if ner is not None:
+        nlp[language], recognizer, ner_config = ner_components(ner[0], ner[1], language)
+        recognizers.append(recognizer)
+    nlp_engine = SpacyNlpEngine(models=[{"lang_code": lang, "model_name": "blank"} for lang in languages],
+                                ner_model_configuration=ner_config)
+    nlp_engine.nlp = nlp
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=languages)
+    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=languages,
                           default_score_threshold=score_threshold)
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_analyzer(entities: tuple[str, ...], language: str, score_threshold: float):
+def _shared_analyzer(entities: tuple[str, ...], language: str, score_threshold: float, ner: tuple | None = None):
     """One engine per process (~1.5 s to build), whatever the number of tasks it runs: analyze() keeps no state."""
-    return build_analyzer(entities, language, score_threshold)
+    return build_analyzer(entities, language, score_threshold, ner)
 
 
 def _is_public_ip(value: str) -> bool:
@@ -262,7 +260,8 @@ class PIIScrubber(PipelineStep):
     type = "✂️ - FORMAT"
 
     def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",
-                 language: str = "en", score_threshold: float = 0.3, fast: bool = True):
+                 language: str = "en", score_threshold: float = 0.3, fast: bool = True,
+                 ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",)):
         super().__init__()
         unknown = [e for e in entities if e not in DEFAULT_ENTITIES]
         if unknown:
@@ -274,26 +273,34 @@ class PIIScrubber(PipelineStep):
         # keep DEFAULT_ENTITIES order: it is the last tie-break between overlapping findings
         self.entities = tuple(e for e in DEFAULT_ENTITIES if e in entities)
         self.replacement = replacement
-        self.language = language
+        self.language = language  # presidio's language for every document that is not Chinese
         self.score_threshold = score_threshold
         self.fast = fast  # False: presidio's analyze() on every whole document, for audits and comparisons
+        # NER (stages/pii_ner.py): a spaCy pipeline with an `ner` component, run on documents in `language`
+        self.ner = (ner_model, tuple(ner_entities)) if ner_model else None
+        if self.ner and not self.ner[1]:
+            raise ValueError("pii.ner: give the entity types to remove (e.g. [PERSON])")
+        if self.ner:
+            check_model(ner_model)  # fails here, at build time, not in a worker
 
     # -------------------------------------------------- lazy, once per process
 
     @cached_property
     def analyzer(self):
-        return _shared_analyzer(self.entities, self.language, self.score_threshold)
+        return _shared_analyzer(self.entities, self.language, self.score_threshold, self.ner)
 
     @cached_property
-    def _empty_artifacts(self):
-        """Empty NLP artifacts when the pipeline has no lemmatizer (context can never match), else None."""
+    def _empty_artifacts(self) -> dict:
+        """Per presidio language: empty NLP artifacts when its pipeline has no lemmatizer and no NER (context
+        can never match, no entity comes from spaCy), else None (the whole document goes through spaCy)."""
         from presidio_analyzer.nlp_engine import NlpArtifacts
 
-        nlp = self.analyzer.nlp_engine.nlp[self.language]
-        if any(t.lemma_ for t in nlp("calling phone numbers")):
-            return None
-        return NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[], nlp_engine=None,
-                            language=self.language)
+        out = {}
+        for lang, nlp in self.analyzer.nlp_engine.nlp.items():
+            real = "ner" in nlp.pipe_names or any(t.lemma_ for t in nlp("calling phone numbers"))
+            out[lang] = None if real else NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[],
+                                                       nlp_engine=None, language=lang)
+        return out
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -303,14 +310,21 @@ class PIIScrubber(PipelineStep):
 
     # -------------------------------------------------- finding
 
-    def _windows(self, text: str):
+    def presidio_language(self, language: str | None) -> str:
+        """The analyzer language for a document labelled `language` (langid's label; None: unknown)."""
+        return "zh" if is_chinese(language) else self.language
+
+    def _entities_for(self, lang: str) -> list[str]:
+        return list(self.entities) + (list(self.ner[1]) if self.ner and lang == self.language else [])
+
+    def _windows(self, text: str, lang: str):
         """(start, end, entities) for runs of adjacent lines that some entity could match in."""
         windows = []
         needs = [(e, _LINE_NEEDS.get(e)) for e in self.entities]
         for m in _TRIGGER_LINE.finditer(text):
             line = m.group()
             ents = frozenset(e for e, need in needs
-                             if (need.search(line) if need is not None else phone_possible(line, self.phone_regions)))
+                             if (need.search(line) if need is not None else self._phone_possible(line, lang)))
             if not ents:
                 continue
             if windows and windows[-1][1] + 1 == m.start() and windows[-1][2] == ents:
@@ -319,6 +333,11 @@ class PIIScrubber(PipelineStep):
                 windows.append((m.start(), m.end(), ents))
         return windows
 
+    def _phone_possible(self, line: str, lang: str) -> bool:
+        if lang == "zh":
+            return PHONE_LINE_NEED.search(line) is not None or phone_possible(line, PHONE_REGIONS)
+        return phone_possible(line, self.phone_regions)
+
     @cached_property
     def phone_regions(self) -> tuple[str, ...]:
         with without_torch():
@@ -326,30 +345,37 @@ class PIIScrubber(PipelineStep):
 
         return tuple(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)
 
-    def analyze(self, text: str) -> list:
-        """presidio RecognizerResults for `text` (offsets in `text`), equal to analyzer.analyze(text) as a set."""
+    def analyze(self, text: str, language: str | None = None) -> list:
+        """presidio RecognizerResults for `text` (offsets in `text`), equal to analyzer.analyze() of the whole
+        text as a set. Recognizers see `mask_unspaced(text)` (word boundaries next to CJK), spaCy the text."""
+        lang = self.presidio_language(language)
+        masked = mask_unspaced(text)
+        entities = self._entities_for(lang)
         if not self.fast:
-            return self.analyzer.analyze(text, language=self.language, entities=list(self.entities))
-        windows = self._windows(text)
-        if not windows:  # nothing any recognizer could match: presidio (and the engine build) skipped
-            return []
-        artifacts = self._empty_artifacts
-        if artifacts is None:  # a real lemmatizer: context matters, analyze the whole text
-            return self.analyzer.analyze(text, language=self.language, entities=list(self.entities))
+            return self._analyze_whole(text, masked, lang, entities)
+        windows = self._windows(masked, lang)
+        if not windows and not (self.ner and lang == self.language):
+            return []  # nothing any recognizer could match: presidio (and the engine build) skipped
+        artifacts = self._empty_artifacts[lang]
+        if artifacts is None:  # a real lemmatizer or NER: context and entities need the whole text
+            return self._analyze_whole(text, masked, lang, entities)
         results = []
         for start, end, ents in windows:
-            found = self.analyzer.analyze(text[start:end], language=self.language,
-                                          entities=[e for e in self.entities if e in ents],
-                                          nlp_artifacts=artifacts)
+            found = self.analyzer.analyze(masked[start:end], language=lang,
+                                          entities=[e for e in self.entities if e in ents], nlp_artifacts=artifacts)
             for r in found:
                 r.start += start
                 r.end += start
             results.extend(found)
         return results
 
+    def _analyze_whole(self, text: str, masked: str, lang: str, entities: list[str]) -> list:
+        artifacts = self.analyzer.nlp_engine.process_text(text, lang)
+        return self.analyzer.analyze(masked, language=lang, entities=entities, nlp_artifacts=artifacts)
+
     def _resolve(self, text: str, results) -> list:
         """Non-overlapping findings, by start: longer span wins, then higher score, then entity order."""
-        order = {e: i for i, e in enumerate(self.entities)}
+        order = {e: i for i, e in enumerate(self.entities + (self.ner[1] if self.ner else ()))}
         kept = []
         for r in sorted(results, key=lambda r: (-(r.end - r.start), -r.score, order[r.entity_type], r.start)):
             if all(r.end <= k.start or r.start >= k.end for k in kept):
@@ -358,20 +384,24 @@ class PIIScrubber(PipelineStep):
         kept = [r for r in kept if r.entity_type != "IP_ADDRESS" or _is_public_ip(text[r.start:r.end])]
         return sorted(kept, key=lambda r: r.start)
 
-    def _replacement_for(self, entity_type: str, value: str) -> str:
+    def _replacement_for(self, entity_type: str, value: str, lang: str) -> str:
         if self.replacement == "tag":
             return f"<{entity_type}>"
-        choices = SURROGATES[entity_type]
+        if lang == "zh" and entity_type in FORMAT_KEPT:
+            return keep_format(value)  # 138 1234 5678 -> 000 0000 0000 (stages/pii_zh.py)
+        choices = SURROGATES.get(entity_type) or NER_SURROGATES.get(entity_type) or (f"<{entity_type}>",)
         if len(choices) == 1:
             return choices[0]
         digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
         return choices[int.from_bytes(digest, "big") % len(choices)]
 
-    def scrub(self, text: str) -> tuple[str, list[Finding]]:
-        """The text with PII replaced, and what was replaced (offsets in the original text)."""
-        findings = [Finding(r.entity_type, r.start, r.end, self._replacement_for(r.entity_type, text[r.start:r.end]),
-                            r.score)
-                    for r in self._resolve(text, self.analyze(text))]
+    def scrub(self, text: str, language: str | None = None) -> tuple[str, list[Finding]]:
+        """The text with PII replaced, and what was replaced (offsets in the original text). `language`: the
+        document's langid label (Chinese ones get the Chinese recognizers and format-keeping surrogates)."""
+        lang = self.presidio_language(language)
+        findings = [Finding(r.entity_type, r.start, r.end,
+                            self._replacement_for(r.entity_type, text[r.start:r.end], lang), r.score)
+                    for r in self._resolve(text, self.analyze(text, language))]
         out = text
         for f in reversed(findings):  # from the end, so earlier offsets stay valid
             out = out[:f.start] + f.replacement + out[f.end:]
@@ -384,7 +414,7 @@ class PIIScrubber(PipelineStep):
             self.stat_update("documents")
             with self.track_time():
                 original = doc.text
-                doc.text, findings = self.scrub(original)
+                doc.text, findings = self.scrub(original, doc.metadata.get("language"))
             counts: dict[str, int] = {}
             for f in findings:
                 counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
@@ -398,8 +428,11 @@ class PIIScrubber(PipelineStep):
             yield doc
 
     def provenance(self) -> dict:
-        return {"name": "presidio-pii", "version": PII_SCRUBBER_VERSION,
+        info = {"name": "presidio-pii", "version": PII_SCRUBBER_VERSION,
                 "presidio_analyzer": version("presidio-analyzer"), "phonenumbers": version("phonenumbers"),
                 "tldextract": version("tldextract"), "spacy": version("spacy") + " (blank pipeline)",
                 "entities": list(self.entities), "replacement": self.replacement, "language": self.language,
                 "score_threshold": self.score_threshold}
+        if self.ner:
+            info["ner"] = ner_provenance(self.ner[0], self.ner[1])
+        return info

@@ -1,9 +1,12 @@
-"""BPE tokenization: GPT-2 through tiktoken (default), or any Hugging Face `tokenizer.json`.
+"""BPE tokenization: GPT-2 through tiktoken (default), tiktoken's published encodings (`cl100k_base`,
+`o200k_base`, or their `.tiktoken` files: stages/vocabularies.py), any other `.tiktoken` file with
+`tokenizer.pattern`, or any Hugging Face `tokenizer.json`.
 
 tiktoken's GPT-2 encodes ~15 MB/s on one thread, about 7x Hugging Face tokenizers (datatrove's
 choice), so it is the default path. Each task writes its documents' tokens, each document preceded by
-`<|endoftext|>`, as raw uint16 to `{output}/{language}/{rank:05d}.tokens`, in document order; the run's
-last step concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/shards.py`).
+`<|endoftext|>`, as raw uint16 to `{output}/{language}/{rank:05d}.tokens` (uint32 to `.u32.tokens` when the
+vocabulary has more than 65,536 ids: stages/binformat.py), in document order; the run's last step
+concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/shards.py`).
 
 `token_count` on the document is the number of BPE tokens of its text (without the separator).
 """
@@ -20,7 +23,9 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
+from stages import binformat
 from stages.io import sha256_file
+from stages.vocabularies import NAMED, PUBLISHED, locate
 
 # the pre-tokenizer regex of GPT-2 (tiktoken's r50k_base / gpt2 encodings)
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
@@ -34,22 +39,49 @@ class TokenizerError(ValueError):
 class BPETokenizer:
     """One interface over tiktoken and Hugging Face tokenizers: `encode_batch`, `decode`, `eot`, `n_vocab`."""
 
-    def __init__(self, name: str = "gpt2", eot_token: str = "<|endoftext|>"):
+    def __init__(self, name: str = "gpt2", eot_token: str = "<|endoftext|>", pattern: str | None = None):
         self.name = name
         self.eot_token = eot_token
-        if name != "gpt2" and not os.path.isfile(name):
-            raise TokenizerError(f"tokenizer {name!r}: expected 'gpt2' or a path to a .tiktoken or tokenizer.json file")
+        self.pattern = pattern  # the pre-tokenizer regex of a .tiktoken file that is not a published encoding
+        self.path = name
+        if name in NAMED:
+            self.path = locate(name)
+            if self.path is None:
+                raise TokenizerError(f"tokenizer {name!r}: not in tiktoken's cache and not in $CCPIPE_TOKENIZERS, and "
+                                     f"ccpipe never downloads: pass --tokenizer PATH/{name}.tiktoken")
+        elif name != "gpt2" and not os.path.isfile(name):
+            raise TokenizerError(f"tokenizer {name!r}: expected 'gpt2' or a path to a .tiktoken or tokenizer.json "
+                                 f"file, or one of {list(NAMED)}")
         if name.endswith(".json"):
             self.kind = "huggingface"
+            if pattern is not None:
+                raise TokenizerError(f"{name}: tokenizer.pattern is for .tiktoken files (tokenizer.json has its own)")
         else:
             self.kind = "tiktoken"
+        if self.kind == "tiktoken" and name != "gpt2" and pattern is None and self.published is None:
+            raise TokenizerError(f"{name}: not one of tiktoken's published encodings (sha256 {self.sha256[:12]}...): "
+                                 "set tokenizer.pattern to its pre-tokenizer regex")
+
+    @cached_property
+    def sha256(self) -> str:
+        return sha256_file(self.path) if os.path.isfile(self.path) else GPT2_TIKTOKEN_SHA256
+
+    @property
+    def published(self):
+        """The tiktoken encoding this vocabulary file is, by its sha256 (None: another file, or HF)."""
+        return PUBLISHED.get(self.sha256) if self.kind == "tiktoken" and self.name != "gpt2" else None
+
+    @property
+    def bin_format(self) -> binformat.BinFormat:
+        """llm.c's uint16 format up to 65,536 ids, its uint32 one above."""
+        return binformat.for_vocab(self.n_vocab)
 
     @cached_property
     def _impl(self):
         if self.kind == "huggingface":
             from tokenizers import Tokenizer
 
-            tok = Tokenizer.from_file(self.name)
+            tok = Tokenizer.from_file(self.path)
             if tok.token_to_id(self.eot_token) is None:
                 raise TokenizerError(f"{self.name}: has no {self.eot_token!r} token (set tokenizer.eot_token)")
             return tok
@@ -65,9 +97,16 @@ class BPETokenizer:
                 ) from exc
         from tiktoken.load import load_tiktoken_bpe
 
-        ranks = load_tiktoken_bpe(self.name)
+        ranks = load_tiktoken_bpe(self.path)
+        published = self.published
+        if published is not None:  # r50k_base (gpt2.tiktoken), cl100k_base, ...: its own pattern and special tokens
+            if self.eot_token not in published.special_tokens:
+                raise TokenizerError(f"{self.name}: {published.name} has no {self.eot_token!r} token "
+                                     f"(it has {list(published.special_tokens)})")
+            return tiktoken.Encoding(name=published.name, pat_str=self.pattern or published.pattern,
+                                     mergeable_ranks=ranks, special_tokens=dict(published.special_tokens))
         return tiktoken.Encoding(
-            name=os.path.basename(self.name), pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+            name=os.path.basename(self.name), pat_str=self.pattern or GPT2_PATTERN, mergeable_ranks=ranks,
             special_tokens={self.eot_token: len(ranks)},
         )
 
@@ -102,11 +141,14 @@ class BPETokenizer:
         return self._impl.decode(ids)
 
     def provenance(self) -> dict:
-        info = {"name": self.name, "kind": self.kind, "eot": self.eot, "n_vocab": self.n_vocab}
-        if os.path.isfile(self.name):
-            info["sha256"] = sha256_file(self.name)
-        else:
-            info["sha256"] = GPT2_TIKTOKEN_SHA256
+        info = {"name": self.name, "kind": self.kind, "eot": self.eot, "n_vocab": self.n_vocab, "sha256": self.sha256}
+        if self.bin_format is not binformat.GPT2:  # GPT-2-sized vocabularies: the same record as before
+            info["bin_format"] = self.bin_format.name
+            info["path"] = self.path
+            if self.published is not None:
+                info["encoding"] = self.published.name
+        if self.pattern is not None:
+            info["pattern"] = self.pattern
         return info
 
 
@@ -125,8 +167,9 @@ class Tokenize(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         tok = self.tokenizer
-        if tok.n_vocab > 65536:
-            raise TokenizerError(f"{tok.name}: {tok.n_vocab} tokens do not fit llm.c's uint16 .bin format")
+        fmt = tok.bin_format
+        typecode = "H" if fmt.itemsize == 2 else "I"
+        assert array(typecode).itemsize == fmt.itemsize, f"array({typecode!r}) is not {fmt.itemsize} bytes here"
         eot = tok.eot
         with self.output_folder.get_output_file_manager(mode="wb") as files:
             for batch in batched(data, self.batch_size):
@@ -137,12 +180,12 @@ class Tokenize(PipelineStep):
                     for doc, ids in zip(batch, encoded):
                         doc.metadata["token_count"] = len(ids)
                         n_tokens += len(ids) + 1
-                        buf = by_language.setdefault(doc.metadata["language"], array("H"))
+                        buf = by_language.setdefault(doc.metadata["language"], array(typecode))
                         buf.append(eot)
-                        buf.extend(ids)  # uint16: checked above that every id fits
+                        buf.extend(ids)  # every id < n_vocab fits the format's width
                     for language, buf in by_language.items():
                         if sys.byteorder != "little":
                             buf.byteswap()
-                        files.get_file(f"{language}/{rank:05d}.tokens").write(buf.tobytes())
+                        files.get_file(binformat.token_file_name(f"{language}/{rank:05d}", fmt)).write(buf.tobytes())
                 self.stat_update("tokens", value=n_tokens)
                 yield from batch

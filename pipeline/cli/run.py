@@ -176,7 +176,8 @@ def add_commands(subparsers) -> None:
     run.add_argument("--workers", type=int, help="parallel worker processes (output does not depend on it)")
     run.add_argument("--max-records", type=int, help="stop each WARC file after N response records")
     run.add_argument("--tokenizer", metavar="NAME_OR_PATH",
-                     help="'gpt2' (default), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
+                     help="'gpt2' (default), 'cl100k_base', 'o200k_base' (offline: tiktoken's cache or "
+                          "$CCPIPE_TOKENIZERS), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--strict", action="store_true",
                      help="any file error (a damaged or unusable input file) fails the run with exit 1 (run.strict)")

@@ -44,7 +44,8 @@ def finalize_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
         shutil.rmtree(layout.bin)  # rebuilt whole from the token files: a rerun gives the same bytes
     shards = []
     for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
-        ranked = sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.stem))  # rank 100000 after 99999
+        # `{rank}.tokens` or `{rank}.u32.tokens`; rank 100000 after 99999
+        ranked = sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.name.split(".")[0]))
         written = write_shards(ranked, layout.bin, lang_dir.name, shard_tokens)
         shards += [{"language": lang_dir.name, **s} for s in written]
     return shards

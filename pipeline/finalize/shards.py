@@ -2,6 +2,8 @@
 
     header: 256 little-endian int32 = [20240520 (magic), 1 (version), n_tokens, 0, ...]  (1024 bytes)
     body:   n_tokens uint16 (GPT-2's largest id, 50256, fits)
+or, for vocabularies above 65,536 ids, llm.c's "llama-3" format: magic 20240801, version 7, uint32 tokens.
+The formats live in `stages/binformat.py`; a shard's format is its token files' (`*.tokens` / `*.u32.tokens`).
 
 As llm.c's `dev/data/fineweb.py`: every document is preceded by `<|endoftext|>`, shards are filled to
 exactly `shard_tokens` (a document may continue in the next shard), shard 0 is the validation shard
@@ -16,52 +18,36 @@ from typing import Iterable
 
 import numpy as np
 
-MAGIC = 20240520
-VERSION = 1
-HEADER_INTS = 256
-HEADER_BYTES = HEADER_INTS * 4
+from stages import binformat
+from stages.binformat import GPT2, HEADER_BYTES, HEADER_INTS  # noqa: F401 -- part of this module's interface
+from stages.binformat import (
+    BinFormatError as ShardError,  # a `.bin` file that is not a valid llm.c shard
+)
 
-
-class ShardError(ValueError):
-    """A `.bin` file that is not a valid llm.c shard; the message names the file."""
+MAGIC = GPT2.magic
+VERSION = GPT2.version
 
 
 def shard_name(prefix: str, index: int) -> str:
     return f"{prefix}_{'val' if index == 0 else 'train'}_{index:06d}.bin"
 
 
-def write_shard(path: str | Path, tokens: np.ndarray) -> None:
+def write_shard(path: str | Path, tokens: np.ndarray, fmt: binformat.BinFormat = GPT2) -> None:
     """Write one shard atomically (temporary name, then rename)."""
-    header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[:3] = (MAGIC, VERSION, len(tokens))
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
-        f.write(header.tobytes())
-        f.write(np.asarray(tokens, dtype="<u2").tobytes())
+        f.write(fmt.header(len(tokens)))
+        f.write(np.asarray(tokens, dtype=fmt.dtype).tobytes())
     os.replace(tmp, path)
 
 
 def read_header(path: str | Path) -> int:
-    """Validate a shard's header and size as llm.c's loader does; returns its token count."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        header = np.frombuffer(f.read(HEADER_BYTES), dtype="<i4")
-    if len(header) != HEADER_INTS:
-        raise ShardError(f"{path}: too short for a .bin header ({size} bytes)")
-    if header[0] != MAGIC:
-        raise ShardError(f"{path}: bad magic number {header[0]} (expected {MAGIC})")
-    if header[1] != VERSION:
-        raise ShardError(f"{path}: unsupported version {header[1]} (expected {VERSION})")
-    n_tokens = int(header[2])
-    if size != HEADER_BYTES + 2 * n_tokens:
-        raise ShardError(f"{path}: size {size} bytes does not match its {n_tokens} tokens "
-                         f"(expected {HEADER_BYTES + 2 * n_tokens})")
-    return n_tokens
+    """Validate a shard's header and size as llm.c's loader does (either format); returns its token count."""
+    return binformat.read_header(path)[1]
 
 
 def read_tokens(path: str | Path) -> np.ndarray:
-    n_tokens = read_header(path)
-    return np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
+    return binformat.read_tokens(path)
 
 
 def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix: str, shard_tokens: int) -> list[dict]:
@@ -74,13 +60,16 @@ def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[dict] = []
     current, filled = None, 0
+    token_files = list(token_files)
+    formats = {binformat.token_file_format(p) for p in token_files}
+    if len(formats) > 1:
+        raise ShardError(f"{out_dir}: token files of both widths (16 and 32 bits) for one set of shards")
+    fmt = formats.pop() if formats else GPT2
 
     def close_current():
         nonlocal current, filled
-        header = np.zeros(HEADER_INTS, dtype="<i4")
-        header[:3] = (MAGIC, VERSION, filled)
         current.seek(0)
-        current.write(header.tobytes())
+        current.write(fmt.header(filled))
         current.close()
         name = shard_name(prefix, len(written))
         os.replace(out_dir / f"{name}.tmp", out_dir / name)
@@ -88,7 +77,7 @@ def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix:
         current, filled = None, 0
 
     for path in token_files:
-        tokens = np.fromfile(path, dtype="<u2")
+        tokens = binformat.read_token_file(path)
         pos = 0
         while pos < len(tokens):
             if current is None:
@@ -105,11 +94,8 @@ def write_shards(token_files: Iterable[str | Path], out_dir: str | Path, prefix:
 
 
 def token_file_length(path: str | Path) -> int:
-    """Tokens in a raw uint16 token file (the run's `work/tokens/*.tokens`), from its size."""
-    size = os.path.getsize(path)
-    if size % 2:
-        raise ShardError(f"{path}: {size} bytes is not a whole number of uint16 tokens")
-    return size // 2
+    """Tokens in a raw token file (the run's `work/tokens/*.tokens`, 16 or 32 bits by name), from its size."""
+    return binformat.token_file_length(path)
 
 
 def write_split_shards(val_files: list[str | Path], train_files: list[str | Path], out_dir: str | Path, prefix: str,

@@ -99,6 +99,14 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class NerConfig:
+    """`pii.ner`: off unless `model` is set (FineWeb keeps names; the cost is a spaCy pass per document)."""
+
+    model: str | None = None  # an installed spaCy pipeline or a path to one, with an `ner` component
+    entities: tuple[str, ...] = ("PERSON",)  # presidio entity types to remove
+
+
+@dataclass(frozen=True)
 class PIIConfig:
     enabled: bool = True
     entities: tuple[str, ...] = (
@@ -112,12 +120,14 @@ class PIIConfig:
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
+    ner: NerConfig = field(default_factory=NerConfig)  # stages/pii_ner.py
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
     name: str = "gpt2"  # "gpt2", or a path to a .tiktoken vocabulary or a Hugging Face tokenizer.json
     eot_token: str = "<|endoftext|>"
+    pattern: str | None = None  # pre-tokenizer regex of a .tiktoken file that is not a published tiktoken encoding
 
 
 @dataclass(frozen=True)

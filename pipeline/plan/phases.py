@@ -121,12 +121,14 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         final.append(FineWebPII())
     elif config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
-                                 fast=config.pii.fast))
+                                 fast=config.pii.fast, ner_model=config.pii.ner.model,
+                                 ner_entities=config.pii.ner.entities))
     if profiles:
         final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     final += [
-        Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token), str(layout.tokens)),
+        Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
+                 str(layout.tokens)),
         FineWebParquet(str(layout.parquet), compression),
         KeptLedger(ledger),
         TaskTally(str(layout.tally)),

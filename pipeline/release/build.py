@@ -43,6 +43,7 @@ import yaml
 from pipeline.finalize.shards import write_split_shards
 from pipeline.release.card import SPLITS, render_card
 from pipeline.release.manifest import ReleaseError, _portable, make_manifest
+from stages import binformat
 from stages.io import sha256_file
 from stages.output import FINEWEB_SCHEMA
 from stages.tokenize import BPETokenizer
@@ -84,9 +85,9 @@ def _tasks(run_dir: Path) -> list[dict]:
         for path in sorted(lang_dir.glob("*.parquet")):
             by_rank.setdefault(path.stem.rsplit("_", 1)[-1], []).append(str(path))
         for rank, files in sorted(by_rank.items(), key=lambda item: int(item[0])):  # rank 100000 after 99999
-            tokens = run_dir / "work" / "tokens" / lang_dir.name / f"{rank}.tokens"
+            tokens = binformat.find_token_file(run_dir / "work" / "tokens" / lang_dir.name, rank)  # 16 or 32 bits
             tasks.append({"language": lang_dir.name, "rank": rank, "parquet": files,
-                          "tokens": str(tokens) if tokens.is_file() else None})
+                          "tokens": str(tokens) if tokens is not None else None})
     return tasks
 
 
@@ -96,14 +97,15 @@ def _task_tokens(task: dict, table, tokenizer: dict | None) -> np.ndarray:
     lengths = _run_lengths(counts)
     if task["tokens"] is not None:
         source = task["tokens"]
-        tokens = np.fromfile(source, dtype="<u2")
+        tokens = binformat.read_token_file(source)
     else:
         source = f"re-tokenized {task['parquet'][0]}"
-        tok = BPETokenizer(tokenizer["path"], tokenizer["eot_token"])
+        tok = BPETokenizer(tokenizer["path"], tokenizer["eot_token"], tokenizer.get("pattern"))
         ids = tok.encode_batch(table.column("text").to_pylist())
         if any(len(i) != c for i, c in zip(ids, counts)):
             raise ReleaseError(f"{tokenizer['path']}: does not reproduce the token_count of {task['parquet'][0]}")
-        tokens = np.concatenate([np.asarray([tok.eot, *doc], dtype="<u2") for doc in ids] or [np.zeros(0, "<u2")])
+        dtype = tok.bin_format.dtype
+        tokens = np.concatenate([np.asarray([tok.eot, *doc], dtype=dtype) for doc in ids] or [np.zeros(0, dtype)])
     if len(tokens) != lengths.sum():
         raise ReleaseError(f"{source}: {len(tokens)} tokens, but the token_count of the rows of "
                            f"{', '.join(task['parquet'])} add up to {int(lengths.sum())}")
@@ -135,8 +137,9 @@ def split_task(task: dict, fraction: float, parts: str, tokenizer: dict) -> dict
         stem = out / f"{task['rank']}.{split}"
         with pa.ipc.new_file(f"{stem}.arrow", FINEWEB_SCHEMA) as writer:
             writer.write_table(table.filter(pa.array(mask)))
-        tokens[np.repeat(mask, lengths)].tofile(f"{stem}.tokens")
-        result[split] = {"arrow": f"{stem}.arrow", "tokens": f"{stem}.tokens"}
+        name = binformat.token_file_name(str(stem), binformat.GPT2 if tokens.itemsize == 2 else binformat.LLAMA3)
+        tokens[np.repeat(mask, lengths)].tofile(name)
+        result[split] = {"arrow": f"{stem}.arrow", "tokens": name}
     return result
 
 
@@ -185,7 +188,8 @@ def _run_tokenizer(resolved: dict, override: str | None, needed: bool) -> dict:
     must be a file with the run's sha256, to re-tokenize with."""
     recorded = resolved.get("provenance", {}).get("tokenizer", {})
     info = {"path": override or resolved["config"]["tokenizer"]["name"],
-            "eot_token": resolved["config"]["tokenizer"]["eot_token"], "eot": recorded.get("eot", 50256)}
+            "eot_token": resolved["config"]["tokenizer"]["eot_token"], "eot": recorded.get("eot", 50256),
+            "pattern": resolved["config"]["tokenizer"].get("pattern")}
     if needed and not os.path.isfile(info["path"]):
         raise ReleaseError(f"the run's token files (work/tokens) are gone and its vocabulary {info['path']!r} is "
                            "not a file: pass --tokenizer PATH to re-tokenize")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from huggingface_hub import DatasetCardData
 
+from stages import binformat
+
 CARD_VERSION = 2  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 
@@ -51,8 +53,7 @@ ds = load_dataset("parquet", data_files={{"train": "data/{lang}/train-*.parquet"
                                           "validation": "data/{lang}/validation-*.parquet"}})
 ```
 
-The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 tokens):
-`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or `pipeline.train.loader.BinLoader` in Python;
+{bin_format}
 `ccpipe train-smoke .` trains a small GPT on them.
 
 ## Processing steps
@@ -136,6 +137,12 @@ def _fmt_counts(counts: dict, top: int | None = None) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in items) or "none"
 
 
+def _ner_entities(pii: dict) -> str:
+    """`pii.ner` (off by default): what the card adds to the scrubbed entity types."""
+    ner = pii.get("ner") or {}
+    return f", and {', '.join(ner['entities'])} found by the spaCy NER model `{ner['model']}`" if ner.get("model") else ""
+
+
 def _step_values(m: dict) -> dict:
     c, tok = m["config"], m["provenance"].get("tokenizer", {})
     on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
@@ -148,7 +155,8 @@ def _step_values(m: dict) -> dict:
         quality += f"; FineWeb-2's per-language profiles (stages/profiles) for {', '.join(own)}, without C4"
     return {**c["input"], **c["extract"], **c["dedup"], "threshold": threshold,
             "languages": ", ".join(c["langid"]["languages"]), "quality": quality,
-            "entities": ", ".join(c["pii"]["entities"]), "replacement": c["pii"]["replacement"],
+            "entities": ", ".join(c["pii"]["entities"]) + _ner_entities(c["pii"]),
+            "replacement": c["pii"]["replacement"],
             "pii": _fmt_counts(m["funnel"].get("pii", {})), "trafilatura": m["versions"].get("trafilatura"),
             "tokenizer": tok.get("name", c["tokenizer"]["name"]), "n_vocab": tok.get("n_vocab", 0),
             "vocab_sha": tok.get("sha256", "?"), "eot": tok.get("eot", "?")}
@@ -216,6 +224,18 @@ def card_front_matter(m: dict) -> DatasetCardData:
     )
 
 
+def _bin_format(m: dict, lang: str) -> str:
+    """Which llm.c format the shards are in: uint16 for GPT-2-sized vocabularies, uint32 above (stages/binformat.py)."""
+    n_vocab = m["provenance"].get("tokenizer", {}).get("n_vocab", 0)
+    if binformat.for_vocab(n_vocab) is binformat.GPT2:
+        return ("The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 "
+                f"tokens):\n`train_gpt2cu -i 'bin/{lang}_train_*.bin' -j 'bin/{lang}_val_*.bin'`, or "
+                "`pipeline.train.loader.BinLoader` in Python;")
+    return (f"The `.bin` files are llm.c's 32-bit format for vocabularies above 65,536 ids ({n_vocab:,} here): "
+            "`\"llama-3\"` in llm.c's `dev/data/data_common.py`,\na header of 256 int32: 20240801, 7, token count; "
+            "then uint32 tokens. `pipeline.train.loader.BinLoader` reads them in Python;")
+
+
 def render_card(m: dict) -> str:
     """README.md, a Hugging Face dataset card, from the manifest alone (so `verify` can render it again)."""
     t, f = m["totals"], m["funnel"]
@@ -226,4 +246,5 @@ def render_card(m: dict) -> str:
         n_inputs=len(m["inputs"]), dumps=", ".join(m["dumps"]) or "dump unknown", ccpipe=m["versions"].get("ccpipe"),
         records_total=f.get("records_total", 0), kept=f.get("kept", 0),
         kept_pct=100 * f.get("kept", 0) / max(1, f.get("records_total", 0)), n_files=t["files"], bytes=t["bytes"],
-        lang=langs[0], config_sha256=m["config_sha256"], **m["split"], **_card_tables(m))
+        lang=langs[0], config_sha256=m["config_sha256"], bin_format=_bin_format(m, langs[0]), **m["split"],
+        **_card_tables(m))

@@ -22,16 +22,18 @@ from pipeline.release.manifest import bin_files
 from pipeline.train.loader import BinLoader, TorchBinLoader
 
 
-def compact_vocab(files: list[Path], size: int) -> tuple[np.ndarray, float]:
+def compact_vocab(files: list[Path], size: int, cover: list[Path] = ()) -> tuple[np.ndarray, float]:
     """A lookup table token id -> class: the `size - 1` most frequent tokens of `files`, then "other".
+    The table has a row for every id in `files` and `cover` (32-bit shards: up to the largest id seen).
 
     Returns the table and the share of the files' tokens it keeps distinct.
     """
-    counts = np.zeros(1 << 16, dtype=np.int64)
+    n_ids = max([1 << 16] + [int(read_tokens(p).max(initial=0)) + 1 for p in [*files, *cover]])
+    counts = np.zeros(n_ids, dtype=np.int64)
     for path in files:
-        counts += np.bincount(read_tokens(path), minlength=1 << 16)
+        counts += np.bincount(read_tokens(path), minlength=n_ids)
     top = np.argsort(-counts, kind="stable")[:size - 1]  # ties: lower id first, so the table is deterministic
-    table = np.full(1 << 16, size - 1, dtype=np.int64)
+    table = np.full(n_ids, size - 1, dtype=np.int64)
     table[top] = np.arange(len(top))
     return table, float(counts[top].sum() / max(1, counts.sum()))
 
@@ -91,7 +93,7 @@ def train_smoke(release_dir: str | Path, steps: int = 200, device: str = "auto",
         device = "cuda" if torch.cuda.is_available() else "cpu"
     train_files = bin_files(release_dir, "train", language)
     val_files = bin_files(release_dir, "validation", language)
-    table, coverage = compact_vocab(train_files, vocab)
+    table, coverage = compact_vocab(train_files, vocab, cover=val_files)
     lookup = torch.from_numpy(table).to(device)
     train = TorchBinLoader(BinLoader(train_files, batch_size, context, shuffle_shards=True, shuffle_positions=True,
                                      seed=seed), device)
