@@ -223,18 +223,8 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
     hash the files written; the result does not depend on it.
     """
     run_dir, output = Path(run_dir), Path(output)
-    if not NAME_RE.match(name):
-        raise ReleaseError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
-    if not VERSION_RE.match(version):
-        raise ReleaseError(f"--version {version!r}: expected X.Y.Z (semantic versioning)")
-    if not 0 < validation_fraction < 1:
-        raise ReleaseError(f"--validation-fraction {validation_fraction}: expected a number between 0 and 1")
-    counts = (("--workers", workers), ("--shard-tokens", shard_tokens), ("parquet_documents", parquet_documents))
-    for option, value in counts:
-        if value is not None and value < 1:
-            raise ReleaseError(f"{option} {value}: expected at least 1")
-    if output.exists():
-        raise ReleaseError(f"{output}: exists; a release is immutable, build a new version into a new directory")
+    _check_options(output, name, version, validation_fraction,
+                   (("--workers", workers), ("--shard-tokens", shard_tokens), ("parquet_documents", parquet_documents)))
     resolved, summary = load_run(run_dir)
     tasks = _tasks(run_dir)
     if not tasks:
@@ -255,20 +245,8 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
         entries = []
         for lang in sorted({t["language"] for t in tasks}):
             mine = [r for t, r in zip(tasks, results) if t["language"] == lang]
-            split_parts = {s: [r[s] for r in mine] for s in SPLITS}
-            for split in SPLITS:
-                files = _write_parquet([p["arrow"] for p in split_parts[split]], staging / "data" / lang, split,
-                                       parquet_documents)
-                if not files:
-                    change = "lower" if split == "train" else "raise"
-                    raise ReleaseError(f"the {split} split of {lang!r} is empty: {change} --validation-fraction "
-                                       f"({validation_fraction})")
-                entries += [{**f, "language": lang, "split": split, "format": "parquet"} for f in files]
-            shards = write_split_shards([p["tokens"] for p in split_parts["validation"]],
-                                        [p["tokens"] for p in split_parts["train"]], staging / "bin", lang,
-                                        shard_tokens)
-            entries += _bin_entries(staging / "bin", lang, shards,
-                                    {s: _doc_starts([p["arrow"] for p in split_parts[s]]) for s in SPLITS})
+            entries += _language_files(staging, lang, {s: [r[s] for r in mine] for s in SPLITS}, validation_fraction,
+                                       parquet_documents, shard_tokens)
         shutil.rmtree(parts)
         dumps = sorted({d for r in results for d in r["dumps"]})
         manifest = make_manifest(staging, entries, resolved, summary, name=name, version=version, dumps=dumps,
@@ -284,6 +262,38 @@ def build_release(run_dir: str | Path, output: str | Path, name: str, version: s
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _check_options(output: Path, name: str, version: str, validation_fraction: float, counts) -> None:
+    if not NAME_RE.match(name):
+        raise ReleaseError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
+    if not VERSION_RE.match(version):
+        raise ReleaseError(f"--version {version!r}: expected X.Y.Z (semantic versioning)")
+    if not 0 < validation_fraction < 1:
+        raise ReleaseError(f"--validation-fraction {validation_fraction}: expected a number between 0 and 1")
+    for option, value in counts:
+        if value is not None and value < 1:
+            raise ReleaseError(f"{option} {value}: expected at least 1")
+    if output.exists():
+        raise ReleaseError(f"{output}: exists; a release is immutable, build a new version into a new directory")
+
+
+def _language_files(staging: Path, lang: str, split_parts: dict[str, list[dict]], validation_fraction: float,
+                    parquet_documents: int, shard_tokens: int) -> list[dict]:
+    """One language's parquet files per split and its `.bin` shards (validation first), as manifest rows."""
+    entries = []
+    for split in SPLITS:
+        files = _write_parquet([p["arrow"] for p in split_parts[split]], staging / "data" / lang, split,
+                               parquet_documents)
+        if not files:
+            change = "lower" if split == "train" else "raise"
+            raise ReleaseError(f"the {split} split of {lang!r} is empty: {change} --validation-fraction "
+                               f"({validation_fraction})")
+        entries += [{**f, "language": lang, "split": split, "format": "parquet"} for f in files]
+    shards = write_split_shards([p["tokens"] for p in split_parts["validation"]],
+                                [p["tokens"] for p in split_parts["train"]], staging / "bin", lang, shard_tokens)
+    return entries + _bin_entries(staging / "bin", lang, shards,
+                                  {s: _doc_starts([p["arrow"] for p in split_parts[s]]) for s in SPLITS})
 
 
 def _bin_entries(bin_dir: Path, lang: str, shards: list[dict], starts: dict[str, np.ndarray]) -> list[dict]:

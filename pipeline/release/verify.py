@@ -27,8 +27,16 @@ def verify_release(release_dir: str | Path) -> list[str]:
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"MANIFEST.json", "README.md"}
     problems += [f"{p}: not listed in MANIFEST.json" for p in sorted(present - set(listed))]
     problems += [f"{p}: listed in MANIFEST.json but missing" for p in sorted(set(listed) - present)]
+    starts, broken = _check_parquet(root, listed, present, m, problems)
+    _check_bins(root, listed, present, m, starts, broken, problems)
+    problems += _check_manifest(m)
+    return problems + _check_card(root / "README.md", m)
+
+
+def _check_parquet(root: Path, listed: dict, present: set, m: dict, problems: list[str]) -> tuple[dict, set]:
+    """Bytes and sha256 of every file; schema, rows, tokens, language and split of every parquet file.
+    Returns the documents' lengths per (language, split) and the (language, split) whose parquet is broken."""
     fraction = m["split"]["validation_fraction"]
-    eot = m["provenance"].get("tokenizer", {}).get("eot", 50256)
     starts: dict[tuple, list[np.ndarray]] = {}  # (language, split) -> token_count+1 of each parquet file, in order
     broken: set[tuple] = set()  # (language, split) whose parquet could not be read: no structure check on its .bin
     for path, entry in sorted(listed.items()):
@@ -64,7 +72,13 @@ def verify_release(release_dir: str | Path) -> list[str]:
         misplaced = int((in_val if entry["split"] == "train" else ~in_val).sum())
         if misplaced:
             problems.append(f"{path}: {misplaced} rows belong to the other split by their text's hash")
-    # .bin files: header, size and count, and a <|endoftext|> wherever the parquet rows say a document starts
+    return starts, broken
+
+
+def _check_bins(root: Path, listed: dict, present: set, m: dict, starts: dict, broken: set,
+                problems: list[str]) -> None:
+    """`.bin` files: header, size and count, and a <|endoftext|> wherever the parquet rows say a document starts."""
+    eot = m["provenance"].get("tokenizer", {}).get("eot", 50256)
     offsets: dict[tuple, int] = {}
     for path, entry in sorted(listed.items()):
         if entry["format"] != "bin" or path not in present:
@@ -91,8 +105,6 @@ def verify_release(release_dir: str | Path) -> list[str]:
         bad = mine[read_tokens(full)[mine] != eot]
         if len(bad):
             problems.append(f"{path}: no <|endoftext|> at {len(bad)} document start(s), first at token {int(bad[0])}")
-    problems += _check_manifest(m)
-    return problems + _check_card(root / "README.md", m)
 
 
 def _check_card(path: Path, m: dict) -> list[str]:
