@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.errors import RunError
+from pipeline.core.errors import Interrupted, OutputRefused, RunError
 from pipeline.core.layout import run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
 from pipeline.finalize.summary import funnel_table
-from pipeline.plan.config import ConfigError, load_config
+from pipeline.plan.checks import check_config
+from pipeline.plan.config import ConfigError, as_written, load_config
 from pipeline.plan.inputs import InputError
 from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
 from pipeline.status import format_status, run_status
@@ -41,9 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("tokenizer", {})["name"] = args.tokenizer
     _engine_overrides(args, overrides)
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, FLAGS)
+        check_config(config)
     except ConfigError as exc:
-        print(f"ccpipe: config error: {exc}", file=sys.stderr)
+        print(f"ccpipe: config error: {as_written(exc, args.config, overrides, FLAGS)}", file=sys.stderr)
         return 2
     quiet_console()
     try:
@@ -56,14 +58,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"follow it with: ccpipe status {layout.root}")
             return 0
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
-    except (InputError, TokenizerError) as exc:
+    except (InputError, TokenizerError, OutputRefused) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"\nccpipe: {exc}", file=sys.stderr)
+        return 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
     except RunError as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 1
+    return _report(summary, args.output)
+
+
+def _report(summary: dict, output: str) -> int:
     print(funnel_table(summary))
-    print(f"wrote {args.output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
+    print(f"wrote {output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
     for error in summary["errors"]:
         print(f"ccpipe: {error['error']}", file=sys.stderr)
     if summary["errors"] and len(summary["errors"]) == summary["files"]:
@@ -86,6 +95,12 @@ ENGINE_FLAGS = {
     "cpus_per_task": ("slurm.cpus_per_task", "ray.cpus_per_task"),
     "mem_per_task_gb": ("slurm.mem_per_task_gb", "ray.mem_per_task_gb"),
 }
+
+
+# config key -> the flag that sets it, so an error names what the user wrote (`--workers`, not `run.workers`)
+FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer"} | {
+    f"run.{key}": "--" + dest.replace("_", "-")
+    for dest, keys in ENGINE_FLAGS.items() for key in ((keys,) if isinstance(keys, str) else keys)}
 
 
 def _engine_overrides(args: argparse.Namespace, overrides: dict) -> None:

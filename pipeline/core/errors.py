@@ -3,3 +3,11 @@
 
 class RunError(RuntimeError):
     """A run that cannot start or did not finish; the message says why and where to look."""
+
+
+class OutputRefused(RunError):
+    """`--output` cannot hold this run (a file, another run, not writable): refused before work, exit 2."""
+
+
+class Interrupted(RunError):
+    """Ctrl-C during a run: the message says what was done; rerunning the same command resumes."""

@@ -12,7 +12,7 @@ Nothing here runs anything: tests build the phases and inspect them. Every step 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
@@ -96,7 +96,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
                    exclusion_writer=DropLedger(ledger, LanguageID.stage)),
-        *quality_filters(replace(config.quality, fast=False) if fineweb else config.quality, ledger),
+        *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:
