@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.core.errors import Interrupted, RunError
+from pipeline.core.errors import Interrupted, Refused, RunError
 from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.plan import describe_plan
 from pipeline.engines.select import engine_session, make_executor
@@ -73,6 +74,9 @@ def _tasks_done(layout: RunLayout, phases: list[Phase]) -> str:
 
 def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tuple[RunLayout, dict]:
     """Slurm: submit every phase as dependent job arrays and a last job that finalizes; returns the job ids."""
+    if not shutil.which("sbatch"):  # before the run directory exists: nothing is left half-submitted
+        raise Refused("sbatch not found: `--executor slurm` submits with Slurm's sbatch, which is not on PATH "
+                      "here (`--dry-run` prints the job scripts without it)")
     layout, phases = start_run(config, inputs, output)
     return layout, submit_slurm(config, layout, phases)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.errors import Interrupted, OutputRefused, RunError
+from pipeline.core.errors import Interrupted, Refused, RunError
 from pipeline.core.layout import run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"follow it with: ccpipe status {layout.root}")
             return 0
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
-    except (InputError, TokenizerError, OutputRefused) as exc:
+    except (InputError, TokenizerError, Refused) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:

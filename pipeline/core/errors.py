@@ -5,8 +5,9 @@ class RunError(RuntimeError):
     """A run that cannot start or did not finish; the message says why and where to look."""
 
 
-class OutputRefused(RunError):
-    """`--output` cannot hold this run (a file, another run, not writable): refused before work, exit 2."""
+class Refused(RunError):
+    """Refused before any work (exit 2): an `--output` that cannot hold this run (a file, another run, not
+    writable), an engine whose program is missing (`sbatch`)."""
 
 
 class Interrupted(RunError):

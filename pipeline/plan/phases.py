@@ -63,6 +63,19 @@ def stage_order(phases: list[Phase]) -> list[str]:
     return list(order)
 
 
+def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
+    """{stage: [[earlier stage, reason], ...]}: drops counted with a later stage's row but made before
+    `stage` ran (the language pre-check drops before trafilatura), so the funnel's `stage` row leaves them out."""
+    steps = [step for phase in phases for step in phase.steps
+             if stage_of(step) not in BOOKKEEPING and stage_of(step) != "other"]
+    early: dict[str, list[list[str]]] = {}
+    for i, step in enumerate(steps):
+        following = [stage_of(s) for s in steps[i + 1:] if stage_of(s) != stage_of(step)]
+        if getattr(step, "early_reasons", None) and following:
+            early.setdefault(following[0], []).extend([stage_of(step), r] for r in step.early_reasons)
+    return early
+
+
 def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
     d = config.dedup
     return MinhashDedup(layout.minhash, n_grams=d.n_grams, buckets=d.buckets, hashes_per_bucket=d.hashes_per_bucket,

@@ -15,10 +15,10 @@ from importlib.metadata import version
 import yaml
 
 import pipeline
-from pipeline.core.errors import OutputRefused
+from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config, config_to_dict
-from pipeline.plan.phases import Phase, stage_order, task_count
+from pipeline.plan.phases import Phase, early_drops, stage_order, task_count
 from stages.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> di
         "inputs": files,
         "tasks": task_count(config, files),
         "stages": stage_order(phases),
+        "early_drops": early_drops(phases),
         "versions": _versions(),
         "provenance": provenance(phases),
     }
@@ -80,16 +81,16 @@ def check_resumable(layout: RunLayout, resolved: dict) -> bool:
     """True when `layout.root` holds this very run (resume it), False when it is new; raises otherwise."""
     path = layout.resolved_config
     if layout.root.exists() and not layout.root.is_dir():
-        raise OutputRefused(f"{layout.root}: exists and is not a directory; choose another --output")
+        raise Refused(f"{layout.root}: exists and is not a directory; choose another --output")
     if path.exists():
         previous = yaml.safe_load(path.read_text())
         if _identity(previous) != _identity(resolved):
-            raise OutputRefused(f"{layout.root}: holds a run with other inputs, config or task count: "
+            raise Refused(f"{layout.root}: holds a run with other inputs, config or task count: "
                            f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "
                            "--output (or delete it) to start afresh")
         return True
     if layout.root.exists() and any(layout.root.iterdir()):
-        raise OutputRefused(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
+        raise Refused(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
     return False
 
 
@@ -100,4 +101,4 @@ def prepare_output(layout: RunLayout, resolved: dict) -> None:
         layout.root.mkdir(parents=True, exist_ok=True)
         write_text_atomic(layout.resolved_config, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     except OSError as exc:  # a read-only mount, an immutable directory, a file on the way, no space
-        raise OutputRefused(f"{layout.root}: cannot write the run directory here ({exc.strerror or exc})") from None
+        raise Refused(f"{layout.root}: cannot write the run directory here ({exc.strerror or exc})") from None
