@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         # (which build_parser imports) bring in datatrove
         os.environ["TQDM_DISABLE"] = "1"
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `ccpipe audit ... | head`: the reader left, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:  # `ccpipe run` says what was done itself; the other commands have nothing to resume
+        print("\nccpipe: interrupted", file=sys.stderr)
+        return 130
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from pipeline.core.errors import Interrupted, Refused, RunError
-from pipeline.core.layout import run_root
+from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
 from pipeline.finalize.summary import funnel_table
@@ -75,8 +76,8 @@ def _report(summary: dict, output: str) -> int:
     print(f"wrote {output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
     for error in summary["errors"]:
         print(f"ccpipe: {error['error']}", file=sys.stderr)
-    if summary["errors"] and len(summary["errors"]) == summary["files"]:
-        print("ccpipe: no input file could be read", file=sys.stderr)
+    if summary.get("failed"):
+        print(f"ccpipe: the run failed: {summary['failed']}", file=sys.stderr)
         return 1
     if not summary["conservation_ok"]:
         print("ccpipe: the ledger does not add up (records read, ledger rows, kept + dropped, tokens): "
@@ -152,7 +153,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 2
     phases = run_status(root)
     print(format_status(root, phases))
-    return 1 if any(p.failed for p in phases) else 0
+    summary = RunLayout(root).summary
+    failed = json.loads(summary.read_text()).get("failed") if summary.is_file() else None
+    if failed:  # every phase done, over nothing: the run failed all the same
+        print(f"run failed: {failed} (errors in {summary})")
+    return 1 if failed or any(p.failed for p in phases) else 0
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:

@@ -95,14 +95,17 @@ def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elap
     tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
     records_read = sum(f["responses"] for f in files)
     shard_tokens = sum(s["tokens"] for s in shards)
+    errors = [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")]
     return {
+        # a run that read nothing is no finished run, however complete its all-zero funnel looks
+        "failed": "no input file could be read" if files and len(errors) == len(files) else None,
         **counts,
         # every record read has exactly one ledger row; the rows' kept/tokens are what was written
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
                             and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
         "records_read": records_read,
         "files": len(files),
-        "errors": [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")],
+        "errors": errors,
         "shards": shards,
         "elapsed_seconds": round(elapsed, 3),
         "seconds_per_stage": stage_seconds,

@@ -21,7 +21,7 @@ def check_config(config: Config) -> None:
     """Raise `ConfigError` (one line, `.key` set) for the first thing the config names that cannot be used."""
     _check_langid(config)
     if config.blocklist.enabled and config.blocklist.lists_dir is not None:
-        _check_lists_dir(config.blocklist.lists_dir)
+        check_lists_dir(config.blocklist.lists_dir)
     _check_tokenizer(config.tokenizer.name, config.tokenizer.eot_token)
 
 
@@ -43,7 +43,7 @@ def _check_langid(config: Config) -> None:
                           f"({len(known)} ISO codes such as {sample})", key="langid.languages")
 
 
-def _check_lists_dir(lists_dir: str) -> None:
+def check_lists_dir(lists_dir: str) -> None:
     if not os.path.isdir(lists_dir):
         raise ConfigError(f"blocklist.lists_dir: {lists_dir}: no such directory", key="blocklist.lists_dir")
     if not any(os.path.isfile(os.path.join(lists_dir, f"{name}.txt")) for name in PROJECT_LISTS):

@@ -220,6 +220,8 @@ def _message(error: dict) -> str:
         return f"{key}: expected a value {_bounds(loc)}, got {value!r}"
     if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
         key = "the config"
+    if any(isinstance(part, int) for part in loc):  # an item of a list
+        return f"{key}: expected a list of strings, got the item {value!r}"
     return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {value!r}"
 
 
