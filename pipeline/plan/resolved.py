@@ -70,8 +70,12 @@ def _what_changed(previous: dict, resolved: dict) -> str:
         return "other input files"
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
-        keys = [f"{section}.{key}" for section, values in resolved["config"].items() if section != "run"
-                for key in values if previous.get("config", {}).get(section, {}).get(key) != values[key]]
+        before = previous.get("config", {})
+        keys = [section for section, value in resolved["config"].items()  # `recipe`: a value, not a section
+                if not isinstance(value, dict) and before.get(section) != value]
+        keys += [f"{section}.{key}" for section, values in resolved["config"].items()
+                 if section != "run" and isinstance(values, dict)
+                 for key in values if (before.get(section) or {}).get(key) != values[key]]
         if keys:
             return "another config (" + ", ".join(keys) + ")"
     return "other package versions, models, blocklists or tokenizer"
