@@ -4,7 +4,8 @@ Defaults reproduce FineWeb's recipe (arXiv:2406.17557, datatrove's `examples/fin
 precision mode, fastText lid.176 English >= 0.65, Gopher repetition + quality, C4 (without the
 terminal-punctuation rule), FineWeb quality, MinHash 5-grams with 14 buckets x 8 hashes, PII surrogates.
 
-An unknown key or a bad value raises `ConfigError` with one line naming the file, the key and what is
+The sections are pydantic models (frozen, strict, no unknown keys). An unknown key, a duplicate key or a
+bad value raises `ConfigError` with one line naming the file, the key and what is
 allowed; the command line turns it into exit code 2.
 """
 

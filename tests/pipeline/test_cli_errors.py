@@ -151,6 +151,27 @@ def test_output_refusals_exit_2(tmp_path):
     assert sorted(p.name for p in another.iterdir()) == ["config.resolved.yaml"]
 
 
+def test_read_only_mount_and_immutable_directory(tmp_path):
+    """A real read-only mount (a private mount namespace) and an immutable directory (`chattr +i`): root only."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("chattr"):
+        pytest.skip("needs root, unshare and chattr")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    cmd = (f"mount -t tmpfs -o ro none {mount} && exec {sys.executable} -m pipeline.cli run --input {SAMPLE} "
+           f"--output {mount}/out --no-progress")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    refused(proc, f"{mount}/out", "Read-only file system")
+    frozen = tmp_path / "immutable"
+    frozen.mkdir()
+    if subprocess.run(["chattr", "+i", str(frozen)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem has no immutable attribute")
+    try:
+        refused(ccpipe(*run_args(tmp_path, output=frozen / "out")), str(frozen / "out"), "Operation not permitted")
+    finally:
+        subprocess.run(["chattr", "-i", str(frozen)], check=True)
+
+
 @pytest.mark.skipif(bool(shutil.which("sbatch")), reason="sbatch is installed here")
 def test_slurm_without_sbatch_leaves_nothing(tmp_path):
     refused(ccpipe(*run_args(tmp_path, "--executor", "slurm")), "sbatch not found")
