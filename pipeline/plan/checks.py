@@ -59,7 +59,8 @@ def _check_tokenizer(name: str, eot_token: str) -> None:
         tokenizer.eot  # noqa: B018 - the end-of-text token must exist
     except TokenizerError as exc:
         raise ConfigError(f"tokenizer.name: {exc}", key="tokenizer.name") from None
-    except Exception as exc:  # tiktoken and tokenizers raise a variety (ValueError, binascii.Error, Exception)
+    # tiktoken and tokenizers raise a variety (ValueError, binascii.Error, tokenizers' plain Exception)
+    except Exception as exc:  # noqa: BLE001
         what = "a Hugging Face tokenizer.json" if name.endswith(".json") else "a .tiktoken vocabulary"
         cause = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
         raise ConfigError(f"tokenizer.name: {name}: not {what} ({cause})", key="tokenizer.name") from None

@@ -195,7 +195,8 @@ def _field(loc: tuple) -> Any:
         info = model.model_fields.get(part) if model else None
         if info is None:
             return None
-        model = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        model = info.annotation if nested else None
     return info
 
 
@@ -231,7 +232,8 @@ def config_from_dict(data: dict | None) -> Config:
         return Config.model_validate(data or {})
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise ConfigError(_message(error), key=".".join(str(p) for p in error["loc"] if not isinstance(p, int))) from None
+        key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        raise ConfigError(_message(error), key=key) from None
 
 
 def _merge(base: dict, over: dict) -> dict:
