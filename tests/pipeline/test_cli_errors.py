@@ -173,9 +173,12 @@ def test_read_only_mount_and_immutable_directory(tmp_path):
         subprocess.run(["chattr", "-i", str(frozen)], check=True)
 
 
-@pytest.mark.skipif(bool(shutil.which("sbatch")), reason="sbatch is installed here")
 def test_slurm_without_sbatch_leaves_nothing(tmp_path):
-    refused(ccpipe(*run_args(tmp_path, "--executor", "slurm")), "sbatch not found")
+    """A PATH without Slurm's programs (this machine may have them): refused before the run directory exists."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": str(tmp_path / "empty-bin")}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, run_args(tmp_path, "--executor", "slurm"))],
+                          capture_output=True, text=True, check=False, env=env)
+    refused(proc, "sbatch not found")
     assert not (tmp_path / "out").exists()
 
 
