@@ -42,6 +42,8 @@ def cause(path: str, exc: BaseException) -> str | None:
     The deepest cause wins: fsspec's HTTP reports a failed DNS lookup as FileNotFoundError(url) from it."""
     chain = list(_chain(exc))
     for err in chain:
+        if isinstance(err, ImportError):  # s3:// without s3fs: the runtime install leaves the extra out
+            return f"{err} (`make install EXTRAS=remote`, or pip install -e '.[remote]')"
         if isinstance(err, socket.gaierror) or type(err).__name__ == "ClientConnectorDNSError":
             host = path.split("://", 1)[-1].split("/", 1)[0]
             return f"cannot resolve the host name {host!r} (DNS lookup failed: no network, or no such host)"
