@@ -173,6 +173,9 @@ def cmd_finalize(args: argparse.Namespace) -> int:
         return 1
     print(funnel_table(summary))
     print(f"wrote {root}/summary.json")
+    if summary.get("failed"):
+        print(f"ccpipe: the run failed: {summary['failed']}", file=sys.stderr)
+        return 1
     return 0 if summary["conservation_ok"] else 1
 
 
