@@ -1,10 +1,14 @@
-# `make run` and `make test` do all set-up on a fresh machine (Python 3.11+, make, PyPI).
+# `make run` and `make test` do all set-up on a fresh machine (Python 3.11+, make, PyPI). `make install` and
+# `make run` install the runtime only; `make test` adds the test, S3, Ray and torch extras the tests drive.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+EXTRAS ?=
+TEST_EXTRAS := test,remote,cluster,train
 
-# a real Common Crawl WARC (CC-MAIN-2024-22, ~1 GB), streamed: only the first MAX_RECORDS records are read
-INPUT ?= https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz
+# the shipped sample (pipeline/sample/README.md): two small Common-Crawl-style WARC files, read offline. A real dump
+# file on a networked machine:  make run INPUT=https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz
+INPUT ?= pipeline/sample
 OUTPUT ?= out/run
 MAX_RECORDS ?= 2000
 WORKERS ?= 2
@@ -16,7 +20,11 @@ PYTEST_ARGS ?=
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,remote,cluster,train]'
+	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -37,7 +45,7 @@ system-deps:
 run: install
 	$(BIN)/ccpipe run --input $(INPUT) --output $(OUTPUT) --max-records $(MAX_RECORDS) --workers $(WORKERS) $(RUN_ARGS)
 
-test: install system-deps
+test: $(BIN)/.installed-test system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.core.errors import RunError
+from pipeline.core.errors import Interrupted, Refused, RunError
 from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.plan import describe_plan
 from pipeline.engines.select import engine_session, make_executor
@@ -25,6 +26,7 @@ from pipeline.finalize.publish import set_publish_target
 from pipeline.plan.config import Config
 from pipeline.plan.inputs import expand_inputs
 from pipeline.plan.phases import Phase, build_phases
+from pipeline.plan.probe import probe_inputs
 from pipeline.plan.resolved import check_resumable, prepare_output, resolved_config
 from stages.reader import failed_reads
 
@@ -35,6 +37,8 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
     With a URL `--output` (s3://...), the run directory is `run.work_dir` and the outputs are published to
     the URL when the run finishes (`pipeline.finalize.publish`)."""
     files = expand_inputs(inputs, config.input.cc_base_url)
+    if write:
+        probe_inputs(files)  # an unreachable input is refused now, not after four phases over nothing
     root, publish_to = run_root(str(output), config.run.work_dir)
     layout = RunLayout(root)
     phases = build_phases(config, files, layout.root)
@@ -54,12 +58,26 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
         raise RunError("the Slurm executor submits jobs and returns: use submit_pipeline()")
     started = time.monotonic()
     layout, phases = start_run(config, inputs, output)
-    run_phases(config, layout, phases, progress)
-    return finalize_run(config, layout, phases, time.monotonic() - started)
+    try:
+        run_phases(config, layout, phases, progress)
+        return finalize_run(config, layout, phases, time.monotonic() - started)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {_tasks_done(layout, phases)}; rerunning the same command resumes "
+                          "from there") from None
+
+
+def _tasks_done(layout: RunLayout, phases: list[Phase]) -> str:
+    """'4 of 8 base tasks done' (and the phases after it that have begun), from the completion markers."""
+    done = [(phase, phase.tasks - len(incomplete_tasks(layout, phase))) for phase in phases]
+    started = [f"{n} of {phase.tasks} {phase.name} tasks done" for phase, n in done if n]
+    return ", ".join(started) or "no task done yet"
 
 
 def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tuple[RunLayout, dict]:
     """Slurm: submit every phase as dependent job arrays and a last job that finalizes; returns the job ids."""
+    if not shutil.which("sbatch"):  # before the run directory exists: nothing is left half-submitted
+        raise Refused("sbatch not found: `--executor slurm` submits with Slurm's sbatch, which is not on PATH "
+                      "here (`--dry-run` prints the job scripts without it)")
     layout, phases = start_run(config, inputs, output)
     return layout, submit_slurm(config, layout, phases)
 
@@ -73,6 +91,8 @@ def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
 def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:
     """Each phase in turn on the local or Ray executor; completed tasks (from an earlier, interrupted run)
     are skipped, and a phase with a task that did not complete stops the run."""
+    if any(len(incomplete_tasks(layout, phase)) < phase.tasks for phase in phases):
+        print(f"resuming: {_tasks_done(layout, phases)}", file=sys.stderr, flush=True)
     with engine_session(config):
         for phase in phases:
             stop = threading.Event()

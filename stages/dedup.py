@@ -10,8 +10,10 @@ Each is datatrove's step, tagged `stage = "dedup"`; `CompleteClusterFiles` fills
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import datatrove.pipeline.dedup.minhash as datatrove_minhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import (
@@ -22,6 +24,7 @@ from datatrove.pipeline.dedup.minhash import (
     MinhashDedupSignature,
 )
 from datatrove.utils.hashing import HashConfig
+from tqdm import tqdm as _tqdm
 
 from stages.multilingual import LanguageMinhashSignature
 
@@ -36,6 +39,12 @@ class Buckets(MinhashDedupBuckets):
 
 class Cluster(MinhashDedupCluster):
     stage = "dedup"
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
+        # datatrove's own "Reading dup files" bar would show on the console among ccpipe's per-phase bars;
+        # the task runs in its own process, so silencing the module's tqdm here touches nothing else
+        datatrove_minhash.tqdm = functools.partial(_tqdm, disable=True)
+        return super().run(data, rank, world_size)
 
 
 class Filter(MinhashDedupFilter):

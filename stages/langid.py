@@ -118,6 +118,8 @@ class LanguagePrecheck(LanguageID):
     """
 
     name = "🌍 Language pre-check"
+    # dropped before extraction though counted with langid: the funnel's extract row leaves these out
+    early_reasons = ("language_precheck",)
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
                  exclusion_writer=None, window: int | None = PRECHECK_WINDOW):

@@ -13,6 +13,9 @@ concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/sha
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import os
 import sys
 from array import array
@@ -30,6 +33,17 @@ from stages.vocabularies import NAMED, PUBLISHED, locate
 # the pre-tokenizer regex of GPT-2 (tiktoken's r50k_base / gpt2 encodings)
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 GPT2_TIKTOKEN_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+# OpenAI's gpt2.tiktoken (MIT, from openai/whisper), gzip-compressed: `gpt2` works offline (assets/README.md)
+GPT2_BUNDLED = os.path.join(os.path.dirname(__file__), "assets", "gpt2.tiktoken.gz")
+
+
+def bundled_gpt2_ranks() -> dict[bytes, int]:
+    """The GPT-2 ranks from the shipped vocabulary, checked against the sha256 tiktoken expects for r50k."""
+    with gzip.open(GPT2_BUNDLED, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != GPT2_TIKTOKEN_SHA256:
+        raise TokenizerError(f"{GPT2_BUNDLED}: not the published gpt2.tiktoken (sha256 differs); reinstall ccpipe")
+    return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
 
 
 class TokenizerError(ValueError):
@@ -88,13 +102,10 @@ class BPETokenizer:
         import tiktoken
 
         if self.name == "gpt2":
-            try:
-                return tiktoken.get_encoding("gpt2")  # tiktoken's cached download
-            except Exception as exc:
-                raise TokenizerError(
-                    "could not load tiktoken's GPT-2 vocabulary (no network and no cache?): pass "
-                    "--tokenizer PATH/gpt2.tiktoken"
-                ) from exc
+            # tiktoken's own `gpt2` encoding, built from the shipped file instead of a download: same ranks
+            # (sha256-checked), pattern and special token, so the same ids
+            return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=bundled_gpt2_ranks(),
+                                     special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
         from tiktoken.load import load_tiktoken_bpe
 
         ranks = load_tiktoken_bpe(self.path)

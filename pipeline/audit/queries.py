@@ -67,7 +67,7 @@ def run_stages(run: str | Path) -> list[str]:
 def summary(run: str | Path) -> dict:
     """The funnel counted from the ledger, exactly as `summary.json` reports it."""
     ledger_glob(run)
-    return ledger_counts(RunLayout(Path(run)).ledger, run_stages(run))
+    return ledger_counts(RunLayout(Path(run)).ledger, run_stages(run), run_resolved(run).get("early_drops"))
 
 
 def summary_table(counts: dict) -> str:

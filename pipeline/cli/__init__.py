@@ -9,6 +9,8 @@ import logging
 import os
 import sys
 
+import pipeline
+
 # one module per command group, each adding its subcommands through `add_commands(subparsers)`; imported
 # by name once TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in)
 COMMAND_MODULES = ("pipeline.cli.run", "pipeline.cli.audit", "pipeline.cli.blocklist", "pipeline.cli.release",
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ccpipe run --input CC-MAIN-2024-22.warc.gz --output out/ --max-records 1000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ccpipe {pipeline.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(sub)
@@ -34,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         # (which build_parser imports) bring in datatrove
         os.environ["TQDM_DISABLE"] = "1"
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `ccpipe audit ... | head`: the reader left, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:  # `ccpipe run` says what was done itself; the other commands have nothing to resume
+        print("\nccpipe: interrupted", file=sys.stderr)
+        return 130
 
 

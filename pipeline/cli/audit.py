@@ -12,6 +12,7 @@ from pipeline.audit.queries import (
     diff_text,
     explain,
     explain_text,
+    run_resolved,
     sample,
     sample_text,
     summary,
@@ -57,6 +58,11 @@ def cmd_sample(args):
 
 @guard
 def cmd_diff(args):
+    inputs_a, inputs_b = (run_resolved(run)["inputs"] for run in (args.run_a, args.run_b))
+    if inputs_a != inputs_b:  # then records of one input show as "(absent)" in the other: not a change of fate
+        only_a, only_b = len(set(inputs_a) - set(inputs_b)), len(set(inputs_b) - set(inputs_a))
+        print(f"ccpipe: warning: the runs read different inputs ({only_a} file(s) only in {args.run_a}, {only_b} "
+              f"only in {args.run_b}): their records show as (absent)", file=sys.stderr)
     result = diff(args.run_a, args.run_b, args.examples)
     if not args.json:
         result.pop("ids")
@@ -66,7 +72,11 @@ def cmd_diff(args):
 @guard
 def cmd_report(args):
     out = args.output or str(Path(args.run) / "report.html")
-    write_report(args.run, out)
+    try:
+        write_report(args.run, out)
+    except OSError as exc:  # a folder that does not exist or cannot be written
+        print(f"ccpipe: {out}: cannot write the report here ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
 
 

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import sys
+
 from pipeline.cli.common import example, print_json
+from pipeline.plan.checks import check_lists_dir
+from pipeline.plan.config import ConfigError
 from stages.blocklist import URLBlocklist
 
 
+def _lists_dir_ok(args) -> bool:
+    """A --lists-dir that is missing or holds no list would silently turn the allowlist and rules off."""
+    if args.lists_dir is None:
+        return True
+    try:
+        check_lists_dir(args.lists_dir)
+    except ConfigError as exc:
+        print(f"ccpipe: {str(exc).replace(exc.key, '--lists-dir', 1)}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_blocklist_check(args) -> int:
+    if not _lists_dir_ok(args):
+        return 2
     blocklist = URLBlocklist(lists_dir=args.lists_dir)
     blocked = 0
     for url in args.url:
@@ -24,6 +42,8 @@ def cmd_blocklist_check(args) -> int:
 
 
 def cmd_blocklist_stats(args) -> int:
+    if not _lists_dir_ok(args):
+        return 2
     lists = URLBlocklist(lists_dir=args.lists_dir).provenance()
     if args.json:
         print_json(lists)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from pipeline.core.errors import RunError
-from pipeline.core.layout import run_root
+from pipeline.core.errors import Interrupted, Refused, RunError
+from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
 from pipeline.finalize.summary import funnel_table
-from pipeline.plan.config import ConfigError, load_config
+from pipeline.plan.checks import check_config
+from pipeline.plan.config import ConfigError, as_written, load_config
 from pipeline.plan.inputs import InputError
 from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
 from pipeline.status import format_status, run_status
@@ -43,9 +45,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("run", {})["strict"] = True
     _engine_overrides(args, overrides)
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, FLAGS)
+        check_config(config)
     except ConfigError as exc:
-        print(f"ccpipe: config error: {exc}", file=sys.stderr)
+        print(f"ccpipe: config error: {as_written(exc, args.config, overrides, FLAGS)}", file=sys.stderr)
         return 2
     quiet_console()
     try:
@@ -58,20 +61,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"follow it with: ccpipe status {layout.root}")
             return 0
         summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
-    except (InputError, TokenizerError) as exc:
+    except (InputError, TokenizerError, Refused) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"\nccpipe: {exc}", file=sys.stderr)
+        return 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
     except RunError as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 1
+    return _report(summary, args.output, config.run.strict)
+
+
+def _report(summary: dict, output: str, strict: bool) -> int:
     print(funnel_table(summary))
-    print(f"wrote {args.output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
+    print(f"wrote {output}/summary.json ({summary['elapsed_seconds']:.1f} s)")
     for error in summary["errors"]:
         print(f"ccpipe: {error['error']}", file=sys.stderr)
-    if summary["errors"] and len(summary["errors"]) == summary["files"]:
-        print("ccpipe: no input file could be read", file=sys.stderr)
+    if summary.get("run_failed"):
+        print(f"ccpipe: the run failed: {summary['run_failed']}", file=sys.stderr)
         return 1
-    if summary["errors"] and config.run.strict:
+    if summary["errors"] and strict:
         print(f"ccpipe: --strict: {len(summary['errors'])} file(s) had errors", file=sys.stderr)
         return 1
     if not summary["conservation_ok"]:
@@ -91,6 +101,12 @@ ENGINE_FLAGS = {
     "cpus_per_task": ("slurm.cpus_per_task", "ray.cpus_per_task"),
     "mem_per_task_gb": ("slurm.mem_per_task_gb", "ray.mem_per_task_gb"),
 }
+
+
+# config key -> the flag that sets it, so an error names what the user wrote (`--workers`, not `run.workers`)
+FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer"} | {
+    f"run.{key}": "--" + dest.replace("_", "-")
+    for dest, keys in ENGINE_FLAGS.items() for key in ((keys,) if isinstance(keys, str) else keys)}
 
 
 def _engine_overrides(args: argparse.Namespace, overrides: dict) -> None:
@@ -142,7 +158,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 2
     phases = run_status(root)
     print(format_status(root, phases))
-    return 1 if any(p.failed for p in phases) else 0
+    summary = RunLayout(root).summary
+    failed = json.loads(summary.read_text()).get("run_failed") if summary.is_file() else None
+    if failed:  # every phase done, over nothing: the run failed all the same
+        print(f"run failed: {failed} (errors in {summary})")
+    return 1 if failed or any(p.failed for p in phases) else 0
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
@@ -158,6 +178,9 @@ def cmd_finalize(args: argparse.Namespace) -> int:
         return 1
     print(funnel_table(summary))
     print(f"wrote {root}/summary.json")
+    if summary.get("run_failed"):
+        print(f"ccpipe: the run failed: {summary['run_failed']}", file=sys.stderr)
+        return 1
     return 0 if summary["conservation_ok"] else 1
 
 

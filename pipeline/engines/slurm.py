@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -95,6 +96,8 @@ class CcpipeSlurmExecutor(SlurmPipelineExecutor):
 
 
 def _finalize_script(ex: CcpipeSlurmExecutor, layout: RunLayout) -> str:
+    ex = copy.copy(ex)  # the final phase's settings, under the finalize job's name (datatrove echoes it)
+    ex.job_name = "ccpipe-finalize"
     directives = ex.sbatch_directives(1)
     del directives["array"]
     logfile = str(layout.logs / "finalize" / "slurm-%j.out")

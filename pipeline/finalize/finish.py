@@ -21,7 +21,7 @@ from pipeline.finalize.publish import publish_outputs
 from pipeline.finalize.shards import write_shards
 from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
-from pipeline.plan.phases import Phase, build_phases, stage_order
+from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
 from stages.io import write_json_atomic
 
 
@@ -32,7 +32,7 @@ def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed
     consolidate(layout.decisions, layout.ledger)
     seconds = stage_seconds(layout, phases)
     seconds["ledger"] = round(seconds.get("ledger", 0.0) + time.monotonic() - started, 3)
-    summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds)
+    summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds, early_drops(phases))
     write_json_atomic(layout.summary, summary)
     publish_outputs(layout)  # to the --output URL, when there is one
     return summary

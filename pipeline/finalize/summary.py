@@ -26,17 +26,26 @@ def _read_json_files(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str]) -> list[dict]:
-    """Per stage, in pipeline order: records in, dropped, out. The one place the funnel is computed."""
-    rows, remaining = [], records
+def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str],
+           early: dict[str, list[list[str]]] | None = None) -> list[dict]:
+    """Per stage, in pipeline order: records in, dropped, out. The one place the funnel is computed.
+
+    `early` (`pipeline.plan.phases.early_drops`): drops made before a stage though counted with a later one
+    (the language pre-check): left out of the rows in between, counted in again in their own stage's row."""
+    rows, remaining, held = [], records, Counter()
     for stage in stages:
+        for earlier, reason in (early or {}).get(stage, []):
+            n = dropped.get(earlier, {}).get(reason, 0)
+            remaining -= n
+            held[earlier] += n
         n = sum(dropped.get(stage, {}).values())
-        rows.append({"stage": stage, "in": remaining, "dropped": n, "out": remaining - n})
-        remaining -= n
+        seen = remaining + held.pop(stage, 0)
+        rows.append({"stage": stage, "in": seen, "dropped": n, "out": seen - n})
+        remaining = seen - n
     return rows
 
 
-def ledger_counts(ledger: Path, stages: list[str]) -> dict:
+def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) -> dict:
     """The funnel, counted from the ledger's rows: what `summary.json` and `ccpipe audit summary` report.
 
     `stages` is the run's (`config.resolved.yaml`). `tokens` counts, like the `.bin` shards, one
@@ -81,21 +90,24 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
                                        for st in sorted(by_lang[lang], key=lambda s: order.get(s, len(order)))}
                                 for lang in sorted(by_lang)},
         "pii": dict(sorted(pii.items())),
-        "funnel": funnel(records, dropped_sorted, stages),
+        "funnel": funnel(records, dropped_sorted, stages, early),
     }
 
 
 def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elapsed: float,
-                  stage_seconds: dict[str, float]) -> dict:
+                  stage_seconds: dict[str, float], early: dict | None = None) -> dict:
     """The ledger's counts, checked against what the reader read and what the final phase wrote."""
     files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
-    counts = ledger_counts(layout.ledger, stages)
+    counts = ledger_counts(layout.ledger, stages, early)
     tallies = _read_json_files(layout.tally)
     tally_kept = sum(n for t in tallies for n in t["kept"].values())
     tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
     records_read = sum(f["responses"] for f in files)
     shard_tokens = sum(s["tokens"] for s in shards)
+    errors = [f for f in files if f.get("error")]
     return {
+        # a run that read nothing is no finished run, however complete its all-zero funnel looks
+        "run_failed": "no input file could be read" if files and len(errors) == len(files) else None,
         **counts,
         # every record read has exactly one ledger row; the rows' kept/tokens are what was written
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
@@ -122,6 +134,9 @@ def funnel_table(summary: dict) -> str:
         top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
         lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}")
     lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
+    if summary.get("pii"):
+        found = ", ".join(f"{kind} {n:,}" for kind, n in sorted(summary["pii"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"{'scrubbed':<10} {sum(summary['pii'].values()):>9} PII      {found}")
     if summary.get("damaged"):
         lines.append(f"{summary['damaged']} file(s) damaged or unusable (permanent, counted): see summary.json")
     if summary.get("failed"):

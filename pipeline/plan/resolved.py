@@ -15,10 +15,10 @@ from importlib.metadata import version
 import yaml
 
 import pipeline
-from pipeline.core.errors import RunError
+from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config, config_to_dict
-from pipeline.plan.phases import Phase, stage_order, task_count
+from pipeline.plan.phases import Phase, early_drops, stage_order, task_count
 from stages.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> di
         "inputs": files,
         "tasks": task_count(config, files),
         "stages": stage_order(phases),
+        "early_drops": early_drops(phases),
         "versions": _versions(),
         "provenance": provenance(phases),
     }
@@ -72,8 +73,8 @@ def _what_changed(previous: dict, resolved: dict) -> str:
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
         before = previous.get("config", {})
-        keys = [section for section, value in resolved["config"].items()
-                if not isinstance(value, dict) and before.get(section) != value]  # `recipe`
+        keys = [section for section, value in resolved["config"].items()  # `recipe`: a value, not a section
+                if not isinstance(value, dict) and before.get(section) != value]
         keys += [f"{section}.{key}" for section, values in resolved["config"].items()
                  if section != "run" and isinstance(values, dict)
                  for key in values if (before.get(section) or {}).get(key) != values[key]]
@@ -85,19 +86,25 @@ def _what_changed(previous: dict, resolved: dict) -> str:
 def check_resumable(layout: RunLayout, resolved: dict) -> bool:
     """True when `layout.root` holds this very run (resume it), False when it is new; raises otherwise."""
     path = layout.resolved_config
+    if layout.root.exists() and not layout.root.is_dir():
+        raise Refused(f"{layout.root}: exists and is not a directory; choose another --output")
     if path.exists():
         previous = yaml.safe_load(path.read_text())
         if _identity(previous) != _identity(resolved):
-            raise RunError(f"{layout.root}: holds a run with other inputs, config or task count: "
+            raise Refused(f"{layout.root}: holds a run with other inputs, config or task count: "
                            f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "
                            "--output (or delete it) to start afresh")
         return True
     if layout.root.exists() and any(layout.root.iterdir()):
-        raise RunError(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
+        raise Refused(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
     return False
 
 
 def prepare_output(layout: RunLayout, resolved: dict) -> None:
     if check_resumable(layout, resolved):
         log.info("resuming the run in %s: completed tasks are skipped", layout.root)
-    write_text_atomic(layout.resolved_config, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(layout.resolved_config, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    except OSError as exc:  # a read-only mount, an immutable directory, a file on the way, no space
+        raise Refused(f"{layout.root}: cannot write the run directory here ({exc.strerror or exc})") from None

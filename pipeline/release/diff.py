@@ -52,18 +52,27 @@ def diff_manifests(old: dict, new: dict) -> dict:
     }
 
 
-def format_diff(d: dict) -> str:
-    def delta(c):
-        if isinstance(c["old"], (int, float)) and isinstance(c["new"], (int, float)) and not isinstance(c["old"], bool):
-            pct = f" ({100 * (c['new'] - c['old']) / c['old']:+.1f}%)" if c["old"] else ""
-            return f"{c['old']:,} -> {c['new']:,}  {c['new'] - c['old']:+,}{pct}"
-        return f"{c['old']!r} -> {c['new']!r}"
+def _number(x, sign: str = "") -> str:
+    """1,234 or 0.15 (floats rounded to 6 decimals: a difference of 0.65 and 0.8 is not 0.15000000000000002)."""
+    return format(round(x, 6) if isinstance(x, float) else x, f"{sign},")
 
+
+def _delta(c: dict, absent_is_zero: bool) -> str:
+    old, new = c["old"], c["new"]
+    if absent_is_zero:  # a drop reason or language missing on one side counted none there
+        old, new = (0 if old is None else old), (0 if new is None else new)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new)):
+        pct = f" ({100 * (new - old) / old:+.1f}%)" if old else ""
+        return f"{_number(old)} -> {_number(new)}  {_number(new - old, '+')}{pct}"
+    return " -> ".join("(absent)" if v is None else repr(v) for v in (old, new))
+
+
+def format_diff(d: dict) -> str:
     lines = [f"{d['old']} -> {d['new']}"]
     for section in ("counts", "funnel", "split", "config", "versions"):
         changed = [c for c in d[section] if c["old"] != c["new"]]
         lines.append(f"{section}: {'no change' if not changed else ''}".rstrip())
-        lines += [f"  {c['key']}: {delta(c)}" for c in changed]
+        lines += [f"  {c['key']}: {_delta(c, section in ('counts', 'funnel', 'split'))}" for c in changed]
     for section in ("inputs", "files"):
         parts = [f"{len(v) if isinstance(v, list) else v} {k}" for k, v in d[section].items()]
         lines.append(f"{section}: {', '.join(parts)}")

@@ -1,0 +1,66 @@
+"""What the config names, checked before any work: the files exist and are what they claim to be.
+
+The config's types and ranges are checked when it is read (`pipeline.plan.config`); here the things it
+points at: the language model and its labels, the blocklist folder, the tokenizer vocabulary (parsed). Each
+problem is a `ConfigError` whose `.key` names the setting, so the command line can name the flag instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import fasttext
+
+from pipeline.plan.config import Config, ConfigError
+from stages.blocklist import PROJECT_LISTS
+from stages.langid import default_model_path
+from stages.tokenize import BPETokenizer, TokenizerError
+
+
+def check_config(config: Config) -> None:
+    """Raise `ConfigError` (one line, `.key` set) for the first thing the config names that cannot be used."""
+    _check_langid(config)
+    if config.blocklist.enabled and config.blocklist.lists_dir is not None:
+        check_lists_dir(config.blocklist.lists_dir)
+    _check_tokenizer(config.tokenizer.name, config.tokenizer.eot_token)
+
+
+def _check_langid(config: Config) -> None:
+    path = config.langid.model or default_model_path()
+    if not os.path.isfile(path):
+        raise ConfigError(f"langid.model: {path}: no such file (a fastText lid.176.bin or .ftz)", key="langid.model")
+    try:
+        # fasttext-predict has no get_labels(): every label, each with its (possibly tiny) probability
+        labels, _ = fasttext.load_model(path).predict("label", k=-1, threshold=-1.0)
+    except (ValueError, RuntimeError, MemoryError) as exc:
+        raise ConfigError(f"langid.model: {path}: not a fastText model ({str(exc).splitlines()[0][:80]})",
+                          key="langid.model") from None
+    known = {label.removeprefix("__label__") for label in labels}
+    unknown = [language for language in config.langid.languages if language not in known]
+    if unknown:
+        sample = ", ".join(sorted(known)[:8])
+        raise ConfigError(f"langid.languages: {unknown[0]!r} is not a label of the model {os.path.basename(path)} "
+                          f"({len(known)} ISO codes such as {sample})", key="langid.languages")
+
+
+def check_lists_dir(lists_dir: str) -> None:
+    if not os.path.isdir(lists_dir):
+        raise ConfigError(f"blocklist.lists_dir: {lists_dir}: no such directory", key="blocklist.lists_dir")
+    if not any(os.path.isfile(os.path.join(lists_dir, f"{name}.txt")) for name in PROJECT_LISTS):
+        raise ConfigError(f"blocklist.lists_dir: {lists_dir}: holds none of the lists "
+                          f"({', '.join(n + '.txt' for n in PROJECT_LISTS)})", key="blocklist.lists_dir")
+
+
+def _check_tokenizer(name: str, eot_token: str) -> None:
+    """Load the vocabulary and encode a word: a README or a vocab.json fails here, not in the last phase."""
+    try:
+        tokenizer = BPETokenizer(name, eot_token)
+        tokenizer.encode_batch(["ccpipe"])
+        tokenizer.eot  # noqa: B018 - the end-of-text token must exist
+    except TokenizerError as exc:
+        raise ConfigError(f"tokenizer.name: {exc}", key="tokenizer.name") from None
+    # tiktoken and tokenizers raise a variety (ValueError, binascii.Error, tokenizers' plain Exception)
+    except Exception as exc:  # noqa: BLE001
+        what = "a Hugging Face tokenizer.json" if name.endswith(".json") else "a .tiktoken vocabulary"
+        cause = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise ConfigError(f"tokenizer.name: {name}: not {what} ({cause})", key="tokenizer.name") from None
