@@ -14,6 +14,7 @@ concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/sha
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hashlib
 import os
@@ -50,6 +51,17 @@ class TokenizerError(ValueError):
     pass
 
 
+def _looks_like_tiktoken(path: str) -> bool:
+    """The first line of a .tiktoken file is a base64 token and its integer rank (`IQ== 0`)."""
+    try:
+        with open(path, "rb") as f:
+            token, rank = f.readline().split()
+        base64.b64decode(token, validate=True)
+        return int(rank) >= 0
+    except (OSError, ValueError, binascii.Error):
+        return False
+
+
 class BPETokenizer:
     """One interface over tiktoken and Hugging Face tokenizers: `encode_batch`, `decode`, `eot`, `n_vocab`."""
 
@@ -73,6 +85,8 @@ class BPETokenizer:
         else:
             self.kind = "tiktoken"
         if self.kind == "tiktoken" and name != "gpt2" and pattern is None and self.published is None:
+            if not _looks_like_tiktoken(self.path):
+                raise TokenizerError(f"{name}: not a .tiktoken vocabulary (lines of base64 token and rank)")
             raise TokenizerError(f"{name}: not one of tiktoken's published encodings (sha256 {self.sha256[:12]}...): "
                                  "set tokenizer.pattern to its pre-tokenizer regex")
 

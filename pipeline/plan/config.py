@@ -19,7 +19,6 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from stages.pii import DEFAULT_ENTITIES
-from stages.profiles import ProfileError, check_overrides
 
 
 class ConfigError(ValueError):
@@ -262,10 +261,6 @@ def config_from_dict(data: dict | None) -> Config:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
         raise ConfigError(_message(error), key=key) from None
-    try:  # every kept language has a profile, and the overrides are valid
-        check_overrides(config.langid.languages, config.quality.profiles)
-    except ProfileError as exc:
-        raise ConfigError(str(exc), key="quality.profiles") from None
     return config
 
 

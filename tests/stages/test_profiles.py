@@ -4,6 +4,7 @@ import tempfile
 
 import pytest
 
+from pipeline.plan.checks import check_config
 from pipeline.plan.config import ConfigError, QualityConfig, config_from_dict
 from pipeline.plan.phases import build_phases
 from stages.multilingual import FixEncoding, LanguageMinhashSignature, RemoveTableLines
@@ -54,9 +55,9 @@ def test_overrides_are_validated_and_applied(tmp_path):
            ({"zh": {"word_tokenizer": "klingon"}}, "no word tokenizer for 'klingon'")]
     for overrides, message in bad:
         with pytest.raises(ConfigError, match=message):
-            config_from_dict({"langid": {"languages": ["zh"]}, "quality": {"profiles": overrides}})
-    with pytest.raises(ConfigError, match="no language profile for label 'xx'"):
-        config_from_dict({"langid": {"languages": ["xx"]}})
+            check_config(config_from_dict({"langid": {"languages": ["zh"]}, "quality": {"profiles": overrides}}))
+    with pytest.raises(ConfigError, match="af: no language profile 'afr_Latn'"):  # a label of lid.176, no profile
+        check_config(config_from_dict({"langid": {"languages": ["af"]}}))
 
 
 def test_each_document_gets_its_languages_filters():
