@@ -57,11 +57,11 @@ def main(corpus: Path, out_dir: Path = SAMPLE) -> None:
         with open(out_dir / f"ccpipe-sample-{i:05d}.warc.gz", "wb") as out:
             writer = WARCWriter(out, gzip=True)
             info = writer.create_warcinfo_record(f"ccpipe-sample-{i:05d}.warc.gz", {
-                "software": "ccpipe sample/build_sample.py (warcio)", "isPartOf": "CC-MAIN-2024-22",
-                "description": "ccpipe's offline sample: see sample/README.md"})
+                "software": "ccpipe tests/build_sample.py (warcio)", "isPartOf": "CC-MAIN-2024-22",
+                "description": "ccpipe's offline sample: see pipeline/sample/README.md"})
             # fixed date and id: the same bytes each build
             info.rec_headers.replace_header("WARC-Date", "2024-05-18T00:00:00Z")
-            info.rec_headers.replace_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, out.name)}>")
+            info.rec_headers.replace_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, Path(out.name).name)}>")
             writer.write_record(info)
             for rec_headers, http_headers, payload in half:
                 record = writer.create_warc_record(

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import fsspec
 
 from pipeline.plan.inputs import InputError, is_remote
+from stages.remote_io import is_transient
 
 SAMPLE = 32  # inputs opened at most: each costs a round trip, and the reader's retries handle the rest
 THREADS = 8
@@ -52,6 +53,8 @@ def cause(path: str, exc: BaseException) -> str | None:
         status = getattr(err, "status", None)
         if isinstance(status, int) and status in (401, 403, 404, 410):
             return f"HTTP {status} {getattr(err, 'message', '') or ''}".strip()
+    if is_transient(exc):  # a 5xx/429, a reset, a timeout (fsspec reports a 503 on HEAD as FileNotFoundError)
+        return None
     for err in chain:
         if isinstance(err, FileNotFoundError):
             return "HTTP 404 Not Found" if path.startswith(("http://", "https://")) else "no such file or object"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.plan.config import config_from_dict
 from pipeline.run import run_pipeline
+from stages import binformat
+from stages.binformat import read_header, read_tokens
+from stages.tokenize import BPETokenizer
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +31,12 @@ def output_bytes(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def zh_run(corpus, gpt2_tiktoken, tmp_path_factory):
+def zh_run(corpus, tmp_path_factory):
+    """The issue's run: Chinese kept, GPT-4's cl100k_base vocabulary (ids above 65,535: 32-bit shards)."""
     files = sorted(str(p) for p in (corpus / "warc" / "zh").glob("*.warc.gz"))
     truth = [json.loads(line) for line in (corpus / "warc" / "zh" / "truth.jsonl").open()]
-    config = {"tokenizer": {"name": str(gpt2_tiktoken)}, "langid": {"languages": ["zh"]}}
+    cl100k = corpus / "tokenizers" / "cl100k_base" / "cl100k_base.tiktoken"
+    config = {"tokenizer": {"name": str(cl100k)}, "langid": {"languages": ["zh"]}}
     out = tmp_path_factory.mktemp("zh") / "out"
     summary = run_pipeline(config_from_dict(config), files, out)
     return files, truth, config, out, summary
@@ -62,6 +68,21 @@ def test_duplicates_and_blocklisted_pages_go(zh_run):
         single = sum(not (a in kept and b in kept) for a, b in pairs)
         assert single >= share * len(pairs), (kind, single, len(pairs))
     assert not [t for t in truth if t["kind"].startswith("blocklisted") and t["record_id"] in kept]
+
+
+def test_no_planted_pii_and_32_bit_shards_that_decode_to_the_text(zh_run):
+    _, truth, config, out, _ = zh_run
+    rows = [r for p in sorted((out / "parquet" / "zh").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    text = "\n".join(r["text"] for r in rows)
+    planted = [p["value"] for t in truth for p in t.get("pii", [])]
+    assert len(planted) == 52 and not [v for v in planted if v in text]
+    tokenizer = BPETokenizer(config["tokenizer"]["name"])
+    shards = sorted((out / "bin").glob("zh_*.bin"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))  # in shard order
+    assert shards and all(read_header(s)[0] is binformat.LLAMA3 for s in shards)
+    stream = np.concatenate([np.asarray(read_tokens(s)) for s in shards])
+    assert int(stream.max()) > 65_535  # ids a uint16 shard could not hold
+    docs = np.split(stream, np.flatnonzero(stream == tokenizer.eot))[1:]  # each document starts with <|endoftext|>
+    assert [tokenizer.decode(d[1:].tolist()) for d in docs] == [r["text"] for r in rows]
 
 
 def test_the_ledger_names_each_documents_profile(zh_run):
