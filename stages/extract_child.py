@@ -7,6 +7,6 @@ trafilatura and nothing of the pipeline, ~55 MB less per worker than unpickling 
 
 def extract_text(html: str, favor_precision: bool, deduplicate: bool) -> str | None:
     """datatrove's `Trafilatura.extract`: trafilatura's `extract` without comments."""
-    from trafilatura import extract
+    from trafilatura import extract  # in the extraction child only: the parent never imports trafilatura
 
     return extract(html, favor_precision=favor_precision, include_comments=False, deduplicate=deduplicate)

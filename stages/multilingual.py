@@ -20,6 +20,7 @@ import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+from datatrove.pipeline.formatters import FTFYFormatter, SymbolLinesFormatter
 from datatrove.utils.text import ngrams, simplify_text
 from datatrove.utils.word_tokenizers import load_word_tokenizer
 
@@ -89,8 +90,6 @@ class FixEncoding(_ForLanguages):
     name = "😎 FTFY (FineWeb-2)"
 
     def formatter(self):
-        from datatrove.pipeline.formatters import FTFYFormatter
-
         return FTFYFormatter()
 
 
@@ -100,6 +99,4 @@ class RemoveTableLines(_ForLanguages):
     name = "⚞ Table lines (FineWeb-2)"
 
     def formatter(self):
-        from datatrove.pipeline.formatters import SymbolLinesFormatter
-
         return SymbolLinesFormatter(symbols_to_remove=["|"], replace_char="\n")

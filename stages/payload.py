@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from urllib.parse import urlsplit
+
+from charset_normalizer import from_bytes
 
 SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML standard says the first 1024 bytes; pages are sloppier)
 BINARY_SAMPLE = 8192
@@ -75,8 +78,6 @@ def decode_html(payload: bytes, http_charset: str | None) -> str | None:
             text = payload.decode(codec, errors="replace")
             if text.count("\ufffd") <= MAX_REPLACED_FRAC * len(text):
                 return text
-    from charset_normalizer import from_bytes
-
     best = from_bytes(payload, cp_isolation=WEB_CHARSETS).best()
     if best is None:
         return None
@@ -87,8 +88,6 @@ def decode_html(payload: bytes, http_charset: str | None) -> str | None:
 def valid_url(url: str) -> bool:
     """A scheme, and a host when the scheme is http(s). Benchmark keys like `hard::page.html` pass: they are
     URIs, and the bench keeps them; `not a url`, `http:///x` and `http://[::1/x` do not."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  raises ValueError on a bad port

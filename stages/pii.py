@@ -112,6 +112,7 @@ def _phone_rules(regions: tuple[str, ...]) -> tuple:
     (10,000 parses for Germany, whose shortest numbers have 4 digits; ~0.2 s once per process); longer runs
     always go to the matcher.
     """
+    # phonenumbers loads its metadata for every region on import (~0.3 s): only when the PII stage runs
     import phonenumbers
     from phonenumbers import PhoneMetadata, phonenumbermatcher, phonenumberutil
 

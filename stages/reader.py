@@ -37,6 +37,8 @@ from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeadersParser
 
 from stages.ledger import DropLedger, drop
 from stages.payload import decode_html, header_charset, looks_binary, valid_url
@@ -278,8 +280,6 @@ class WarcReader(PipelineStep):
 @functools.cache
 def truncation_aware_iterator() -> type:
     """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member."""
-    from warcio.archiveiterator import ArchiveIterator
-
     class TruncationAwareIterator(ArchiveIterator):
         truncated = False
 
@@ -312,8 +312,6 @@ def ensure_http_headers(record) -> None:
         return
     if not record.length:
         return
-    from warcio.statusandheaders import StatusAndHeadersParser
-
     start = record.raw_stream.tell()
     record.http_headers = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(record.raw_stream)
     record.payload_length = record.length - (record.raw_stream.tell() - start)

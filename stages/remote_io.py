@@ -110,7 +110,7 @@ class ResumableStream(io.RawIOBase):
     """A remote file read front to back; each read retried, and resumed at the byte it stopped at."""
 
     def __init__(self, url: str, policy: RetryPolicy = RetryPolicy(), **storage_options):
-        import fsspec
+        import fsspec  # remote inputs only; local files never import the fsspec stack
 
         super().__init__()
         self.url, self.policy, self.pos, self._file = url, policy, 0, None
@@ -183,7 +183,7 @@ def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy
     and with a cache (`cache_bytes` > 0), it is fetched into `$CCPIPE_CACHE/warc` and reused by later runs."""
     if "://" not in path:
         return open(path, "rb")
-    import fsspec
+    import fsspec  # remote inputs only; local files never import the fsspec stack
 
     if path.startswith(("file://", "memory://")):
         return fsspec.open(path, "rb").open()

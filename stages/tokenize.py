@@ -107,13 +107,13 @@ class BPETokenizer:
     @cached_property
     def _impl(self):
         if self.kind == "huggingface":
-            from tokenizers import Tokenizer
+            from tokenizers import Tokenizer  # one of the two libraries, by the vocabulary's kind
 
             tok = Tokenizer.from_file(self.path)
             if tok.token_to_id(self.eot_token) is None:
                 raise TokenizerError(f"{self.name}: has no {self.eot_token!r} token (set tokenizer.eot_token)")
             return tok
-        import tiktoken
+        import tiktoken  # one of the two libraries, by the vocabulary's kind
 
         if self.name == "gpt2":
             # tiktoken's own `gpt2` encoding, built from the shipped file instead of a download: same ranks

@@ -28,6 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from datatrove.utils._import_utils import ASSETS_PATH
+from datatrove.utils.word_tokenizers import load_tokenizer_assignments
 
 PROFILES_DIR = Path(__file__).resolve().parent
 # huggingface/fineweb-2 at the commit the shipped files were copied from (README.md here)
@@ -141,8 +143,6 @@ def load_profile(name_or_path: str) -> Profile:
 def _iso_table() -> dict[str, str]:
     """lid.176's codes (ISO 639-1, or ISO 639-3 where it has no 639-1) -> iso3_Script, from datatrove's table
     of word tokenizers (the one `load_word_tokenizer` reads): the row marked default for the code and script."""
-    from datatrove.utils._import_utils import ASSETS_PATH
-
     table: dict[str, str] = {}
     with open(os.path.join(ASSETS_PATH, "tokenizer_assignment.csv"), encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -200,8 +200,6 @@ def resolve_profiles(languages, overrides: dict | None = None) -> dict[str, Prof
 
 
 def _check_tokenizer(key: str, where: str) -> None:
-    from datatrove.utils.word_tokenizers import load_tokenizer_assignments
-
     if key not in load_tokenizer_assignments():
         raise ProfileError(f"{where}.word_tokenizer: datatrove has no word tokenizer for {key!r}")
 
