@@ -2,7 +2,8 @@
 
     plan      pipeline.plan     config + inputs -> phases of datatrove steps, the resolved config
     engine    pipeline.engines  each phase's tasks on the local machine, Ray, or submitted to Slurm
-    finalize  pipeline.finalize .bin shards, the ledger, summary.json, publishing to an --output URL
+    finalize  pipeline.finalize .bin shards and the ledger (two more phases of tasks on the same engine), then
+                                summary.json and publishing to an --output URL
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipeline.engines.plan import describe_plan
 from pipeline.engines.select import engine_session, make_executor
 from pipeline.engines.slurm import submit_slurm
 from pipeline.engines.tasks import incomplete_tasks
-from pipeline.finalize.finish import finalize_run
+from pipeline.finalize.finish import finalize_phases, finalize_run
 from pipeline.finalize.publish import set_publish_target
 from pipeline.plan.config import Config
 from pipeline.plan.inputs import expand_inputs
@@ -53,20 +54,20 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
         raise RunError("the Slurm executor submits jobs and returns: use submit_pipeline()")
     started = time.monotonic()
     layout, phases = start_run(config, inputs, output)
-    run_phases(config, layout, phases, progress)
+    run_phases(config, layout, phases + finalize_phases(config, layout, phases), progress)
     return finalize_run(config, layout, phases, time.monotonic() - started)
 
 
 def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tuple[RunLayout, dict]:
     """Slurm: submit every phase as dependent job arrays and a last job that finalizes; returns the job ids."""
     layout, phases = start_run(config, inputs, output)
-    return layout, submit_slurm(config, layout, phases)
+    return layout, submit_slurm(config, layout, phases + finalize_phases(config, layout, phases))
 
 
 def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
     """--dry-run: what would run or be submitted (the sbatch scripts, the Ray task plan); writes nothing."""
     layout, phases = start_run(config, inputs, output, write=False)
-    return describe_plan(config, layout, phases, run_root(str(output), config.run.work_dir)[1])
+    return describe_plan(config, layout, phases + finalize_phases(config, layout, phases), run_root(str(output), config.run.work_dir)[1])
 
 
 def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:

@@ -104,6 +104,10 @@ class TokenizerConfig:
 class OutputConfig:
     shard_tokens: int = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
     parquet_compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    # publishing to an --output URL: false publishes the ledger without PII values (`pii_spans` keep type and
+    # offsets) and without the unscrubbed excerpts of records dropped before the PII stage; the full ledger
+    # stays in the local run directory (`run.work_dir`). true publishes it as it is.
+    publish_full_ledger: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,9 @@ class SlurmConfig:
     venv: str | None = None  # virtualenv activated in each job; None: the one running `ccpipe run`
     container: str | None = None  # image run by `srun --container-image` (pyxis/enroot) instead of a venv
     env_command: str | None = None  # shell line run before each task instead (`module load ...`)
+    # each finalize task (ledger parts, shards; bench/scale.py): DuckDB's 1 GB limit + one task's rows, 2 threads
+    finalize_cpus: int = 2
+    finalize_mem_gb: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class RayConfig:
 class RunConfig:
     workers: int = 1  # local processes (slurm: run.slurm.array_throttle; ray: as many as the cluster's CPUs allow)
     tasks: int | None = None  # None: one task per input file
+    finalize_tasks: int | None = None  # tasks writing the ledger parts and shards; None: one per base task
     executor: Literal["local", "slurm", "ray"] = "local"
     # each task first sleeps a random 0..N seconds, so thousands of tasks do not hit one bucket at once
     random_start_seconds: int = 0
@@ -179,6 +187,9 @@ _RANGES = {
     "output.shard_tokens": (1, None),
     "run.workers": (1, None),
     "run.tasks": (1, None),
+    "run.finalize_tasks": (1, None),
+    "run.slurm.finalize_cpus": (1, None),
+    "run.slurm.finalize_mem_gb": (0.1, None),
     "run.random_start_seconds": (0, None),
     "run.slurm.cpus_per_task": (1, None),
     "run.slurm.mem_per_task_gb": (0.1, None),
