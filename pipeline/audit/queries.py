@@ -8,6 +8,8 @@ against). Nothing here re-runs a stage.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -31,9 +33,19 @@ def ledger_glob(run: str | Path) -> str:
     return str(parts / "part-*.parquet")
 
 
+# DuckDB spills joins, sorts and aggregates to disk past this: with Python and the parquet reader's buffers a
+# command peaks under 2 GB on a 100 M-row ledger (bench/scale.py)
+MEMORY_LIMIT = os.environ.get("CCPIPE_DUCKDB_MEMORY", "1GB")
+THREADS = min(4, os.cpu_count() or 1)  # each thread holds its row groups: more threads, more memory
+
+
 def connect(*runs: str | Path):
-    """A DuckDB connection with a view `ledger` (and `ledger_b` for a second run)."""
+    """A DuckDB connection with a view `ledger` (and `ledger_b` for a second run), in bounded memory."""
     con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {THREADS}")
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'ccpipe-duckdb'}'")
+    con.execute("SET preserve_insertion_order = false")
     for name, run in zip(("ledger", "ledger_b"), runs):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{ledger_glob(run)}')")
     return con
@@ -254,29 +266,30 @@ def sample_text(found: list[dict]) -> str:
 FATE = "CASE WHEN {t}.decision = 'kept' THEN 'kept' ELSE {t}.stage || ':' || {t}.reason END"
 
 
-def diff(run_a: str | Path, run_b: str | Path, examples: int = 3) -> dict:
+def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = True) -> dict:
     """Records whose fate (kept, or stage:reason) differs between two runs over the same input, matched by
-    record id; counted by (old fate -> new fate), with examples."""
+    record id; counted by (old fate -> new fate) in DuckDB, which fetches only `examples` per transition
+    (and, with `ids`, every changed id: `--json`)."""
     con = connect(run_a, run_b)
-    changed = rows(con, f"""
+    con.execute(f"""
+        CREATE TEMP VIEW changed AS
         SELECT coalesce(a.id, b.id) AS id, coalesce(a.url, b.url) AS url,
-               coalesce({FATE.format(t='a')}, '(absent)') AS old, coalesce({FATE.format(t='b')}, '(absent)') AS new,
-               a.language_score AS old_score, b.language_score AS new_score
+               coalesce({FATE.format(t='a')}, '(absent)') AS old, coalesce({FATE.format(t='b')}, '(absent)') AS new
         FROM ledger a FULL OUTER JOIN ledger_b b ON a.id = b.id
-        WHERE a.id IS NULL OR b.id IS NULL OR old <> new
-        ORDER BY old, new, md5(coalesce(a.id, b.id))""")
-    transitions: dict[tuple[str, str], list[dict]] = {}
-    for r in changed:
-        transitions.setdefault((r["old"], r["new"]), []).append(r)
-    total = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
-    return {
-        "records": total,
-        "changed": len(changed),
-        "transitions": [{"old": old, "new": new, "count": len(rs),
-                         "examples": [{"id": r["id"], "url": r["url"]} for r in rs[:examples]]}
-                        for (old, new), rs in sorted(transitions.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
-        "ids": sorted(r["id"] for r in changed),
+        WHERE a.id IS NULL OR b.id IS NULL OR old <> new""")
+    con.execute("CREATE TEMP TABLE transitions AS SELECT old, new, count(*) AS n, "
+                f"min_by(struct_pack(id, url), md5(id), {max(examples, 1)}) AS examples FROM changed GROUP BY ALL")
+    transitions = [{"old": old, "new": new, "count": n, "examples": [{"id": e["id"], "url": e["url"]}
+                                                                    for e in found[:examples]]}
+                   for old, new, n, found in con.execute("SELECT * FROM transitions ORDER BY n DESC, old, new").fetchall()]
+    result = {
+        "records": con.execute("SELECT count(*) FROM ledger").fetchone()[0],
+        "changed": sum(t["count"] for t in transitions),
+        "transitions": transitions,
     }
+    if ids:
+        result["ids"] = [i for (i,) in con.execute("SELECT id FROM changed ORDER BY id").fetchall()]
+    return result
 
 
 def diff_text(result: dict) -> str:

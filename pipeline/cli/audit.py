@@ -57,9 +57,7 @@ def cmd_sample(args):
 
 @guard
 def cmd_diff(args):
-    result = diff(args.run_a, args.run_b, args.examples)
-    if not args.json:
-        result.pop("ids")
+    result = diff(args.run_a, args.run_b, args.examples, ids=args.json)
     print_json(result) if args.json else print(diff_text(result))
 
 

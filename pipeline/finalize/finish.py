@@ -34,14 +34,14 @@ def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> l
     parts = phases[0].tasks
     s = config.run.slurm
     resources = {"cpus": s.finalize_cpus, "mem_gb": s.finalize_mem_gb}
-    return [Phase("finalize_index", [FinalizeIndex(str(layout.root))], 1, **resources),
-            Phase("finalize", [FinalizeParts(str(layout.root), parts, config.output.shard_tokens)],
+    return [Phase("finalize_index", [FinalizeIndex(str(layout.root), config.output.shard_tokens)], 1, **resources),
+            Phase("finalize", [FinalizeParts(str(layout.root), parts)],
                   max(1, min(config.run.finalize_tasks or parts, parts)), **resources)]
 
 
 def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
     """Once every phase, the finalize ones included, is done: `summary.json`, then publishing."""
-    shards = shard_plan(layout, config.output.shard_tokens)
+    shards = shard_plan(layout)
     seconds = stage_seconds(layout, phases + finalize_phases(config, layout, phases))
     summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds)
     write_json_atomic(layout.summary, summary)

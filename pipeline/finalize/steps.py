@@ -1,8 +1,9 @@
 """Finalize as tasks on the run's own engine (local, Slurm, Ray), each in memory bounded by one task's share.
 
     finalize_index  (1 task)  the kept document of every MinHash cluster, as a parquet sorted by cluster
-                              (DuckDB, spilling to disk past its memory limit), and the length of every
-                              task's token file: `work/finalize/representatives.parquet`, `tokens.json`
+                              (DuckDB, spilling to disk past its memory limit); the shards, each with the
+                              token-file ranges it copies (from the files' sizes); the decision files' names:
+                              `work/finalize/representatives.parquet`, `plan.json`, `shards/*.json`
     finalize        (N tasks) task r: the ledger parts p with p % N == r (one base task's rows at a time,
                               duplicates resolved by DuckDB lookups in the index), and the `.bin` shards k
                               with k % N == r, each copied from the byte ranges of the token files it spans
@@ -33,7 +34,8 @@ from stages.ledger import LEDGER_SCHEMA
 
 DUCKDB_MEMORY = "1GB"  # DuckDB spills past it (to work/finalize/duckdb.tmp): the index task's peak stays ~1.3 GB
 COPY_TOKENS = 1 << 24  # tokens copied per read while assembling a shard: 32 MB, whatever the shard size
-_RANK = re.compile(r"(\d{5})\.jsonl$")
+LOOKUP_BATCH = 1000  # clusters per lookup query
+_RANK = re.compile(r"^(.*?)(\d{5,})\.jsonl$")  # `[{part}-]{rank}.jsonl`, rank zero-padded to 5 digits or more
 
 
 def finalize_dir(layout: RunLayout) -> Path:
@@ -44,8 +46,8 @@ def representatives_file(layout: RunLayout) -> Path:
     return finalize_dir(layout) / "representatives.parquet"
 
 
-def token_lengths_file(layout: RunLayout) -> Path:
-    return finalize_dir(layout) / "tokens.json"
+def plan_file(layout: RunLayout) -> Path:
+    return finalize_dir(layout) / "plan.json"
 
 
 def _duckdb(layout: RunLayout, threads: int = 1):
@@ -57,11 +59,9 @@ def _duckdb(layout: RunLayout, threads: int = 1):
     return con
 
 
-def build_index(layout: RunLayout) -> None:
-    """`representatives.parquet` (dup_cluster, id, url of the document each cluster kept) and `tokens.json`
-    ({language: [[token file, tokens], ...]} in rank order)."""
-    out = finalize_dir(layout)
-    out.mkdir(parents=True, exist_ok=True)
+def build_index(layout: RunLayout, shard_tokens: int) -> None:
+    """`representatives.parquet` and `plan.json`; each written once (a rerun keeps them)."""
+    finalize_dir(layout).mkdir(parents=True, exist_ok=True)
     reps = representatives_file(layout)
     if not reps.exists():
         kept = sorted((layout.decisions / "kept").glob("*.jsonl"))
@@ -71,62 +71,93 @@ def build_index(layout: RunLayout) -> None:
             source = (f"read_json({[str(p) for p in kept]}, format='newline_delimited', "
                       "columns={'dup_cluster': 'BIGINT', 'id': 'VARCHAR', 'url': 'VARCHAR'})") if kept else \
                 "(SELECT NULL::BIGINT AS dup_cluster, NULL::VARCHAR AS id, NULL::VARCHAR AS url WHERE false)"
+            # small row groups: a task's lookups read one group per cluster it asks for (DuckDB prunes by min/max)
             con.execute(f"COPY (SELECT dup_cluster, id, url FROM {source} WHERE dup_cluster IS NOT NULL "
-                        f"ORDER BY dup_cluster) TO '{tmp}' (FORMAT parquet, ROW_GROUP_SIZE 16384)")
-    lengths = token_lengths_file(layout)
-    if not lengths.exists():
-        by_lang = {}
-        for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
-            by_lang[lang_dir.name] = [[p.name, p.stat().st_size // 2] for p in sorted(lang_dir.glob("*.tokens"))]
-        write_json_atomic(lengths, by_lang)
+                        f"ORDER BY dup_cluster) TO '{tmp}' (FORMAT parquet, ROW_GROUP_SIZE 2048)")
+    if not plan_file(layout).exists():
+        shards = _plan_shards(layout, shard_tokens)
+        write_json_atomic(plan_file(layout), {"decision_files": _decision_prefixes(layout.decisions),
+                                               "languages": sorted({s["language"] for s in shards}),
+                                               "shards": shards})
 
 
-def shard_plan(layout: RunLayout, shard_tokens: int) -> list[dict]:
-    """Every shard the run has, in order: {"language", "file", "tokens"}; from `tokens.json` alone."""
+def _decision_prefixes(decisions: Path) -> list[str]:
+    """`{stage}/[{part}-]` of the decision files (`quality/gopher-`, `langid/precheck-`, `kept/`): a task
+    then opens its own files by name instead of listing directories of one file per task."""
+    prefixes = set()
+    for path in decisions.glob("*/*.jsonl"):
+        if m := _RANK.match(path.name):
+            prefixes.add(f"{path.parent.name}/{m.group(1)}")
+    return sorted(prefixes)
+
+
+def _plan_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
+    """Every shard in order ({"language", "file", "tokens"}) and, in `shards/{file}.json`, the ranges it
+    copies [[token file, first token, count], ...]: shard k holds tokens [k * shard_tokens, ...) of the
+    language's token files concatenated in rank order, as `shards.write_shards` fills them."""
     shards = []
-    for lang, files in json.loads(token_lengths_file(layout).read_text()).items():
-        total = sum(n for _, n in files)
-        for k in range(-(-total // shard_tokens)):
-            shards.append({"language": lang, "file": shard_name(lang, k),
-                           "tokens": min(shard_tokens, total - k * shard_tokens)})
+    for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
+        ranges, filled = [], 0
+
+        def close() -> None:
+            name = shard_name(lang_dir.name, sum(s["language"] == lang_dir.name for s in shards))
+            write_json_atomic(finalize_dir(layout) / "shards" / f"{name}.json", ranges)
+            shards.append({"language": lang_dir.name, "file": name, "tokens": filled})
+
+        for path in sorted(lang_dir.glob("*.tokens")):
+            n, pos = path.stat().st_size // 2, 0
+            while pos < n:
+                take = min(shard_tokens - filled, n - pos)
+                ranges.append([f"{lang_dir.name}/{path.name}", pos, take])
+                filled, pos = filled + take, pos + take
+                if filled == shard_tokens:
+                    close()
+                    ranges, filled = [], 0
+        if ranges:
+            close()
     return shards
 
 
-def write_shard_from_ranges(layout: RunLayout, lang: str, files: list, index: int, shard_tokens: int) -> None:
-    """Shard `index` of `lang`: tokens [index * shard_tokens, ...) of the concatenated token files, copied
-    by ranges; byte-identical to `shards.write_shards` over the same files."""
-    path = layout.bin / shard_name(lang, index)
+def shard_plan(layout: RunLayout) -> list[dict]:
+    return json.loads(plan_file(layout).read_text())["shards"]
+
+
+def write_shard(layout: RunLayout, name: str) -> None:
+    """One `.bin` shard from its token-file ranges, 32 MB at a time; byte-identical to `write_shards`."""
+    path = layout.bin / name
     if path.exists():
         return
-    start = index * shard_tokens
-    end = min(start + shard_tokens, sum(n for _, n in files))
+    ranges = json.loads((finalize_dir(layout) / "shards" / f"{name}.json").read_text())
+    total = sum(count for _, _, count in ranges)
     header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[:3] = (MAGIC, VERSION, end - start)
+    header[:3] = (MAGIC, VERSION, total)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(header.tobytes())
-        offset = 0  # first token of the current file in the concatenation
-        for name, n in files:
-            lo, hi = max(start, offset), min(end, offset + n)
-            for pos in range(lo, hi, COPY_TOKENS):
-                count = min(COPY_TOKENS, hi - pos)
-                chunk = np.fromfile(layout.tokens / lang / name, dtype="<u2", count=count,
-                                    offset=(pos - offset) * 2)
+        for token_file, first, count in ranges:
+            for pos in range(first, first + count, COPY_TOKENS):
+                chunk = np.fromfile(layout.tokens / token_file, dtype="<u2", offset=pos * 2,
+                                    count=min(COPY_TOKENS, first + count - pos))
                 out.write(chunk.tobytes())
-            offset += n
-            if offset >= end:
-                break
-    assert path.stat().st_size == HEADER_BYTES + 2 * (end - start), path
+    if path.stat().st_size != HEADER_BYTES + 2 * total:
+        raise OSError(f"{path}: {path.stat().st_size} bytes, expected {HEADER_BYTES + 2 * total}")
 
 
-def _rank_decision_files(decisions: Path, rank: int) -> list[Path]:
-    return [p for p in sorted(decisions.glob(f"*/*{rank:05d}.jsonl"))
-            if (m := _RANK.search(p.name)) and int(m.group(1)) == rank]
+def _lookup_representatives(layout: RunLayout, clusters: list[int], con) -> dict[int, tuple[str, str]]:
+    """cluster -> (id, url) of its kept document. Constant IN lists: DuckDB then reads only the row groups
+    whose min/max hold one (a 1,000-cluster lookup in a 20 M-row index: ~0.1 s, not a scan)."""
+    reps = {}
+    for i in range(0, len(clusters), LOOKUP_BATCH):
+        batch = ",".join(str(int(c)) for c in clusters[i:i + LOOKUP_BATCH])
+        reps.update((c, (d, u)) for c, d, u in con.execute(
+            f"SELECT dup_cluster, id, url FROM read_parquet('{representatives_file(layout)}') "
+            f"WHERE dup_cluster IN ({batch})").fetchall())
+    return reps
 
 
-def consolidate_part(layout: RunLayout, rank: int, con) -> None:
+def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], con) -> None:
     """`ledger/part-{rank}.parquet` from the decision rows task `rank` wrote; nothing when it wrote none."""
     path = layout.ledger / f"part-{rank:05d}.parquet"
-    paths = _rank_decision_files(layout.decisions, rank)
+    paths = [p for prefix in prefixes if (p := layout.decisions / f"{prefix}{rank:05d}.jsonl").exists()]
     if path.exists() or not paths:
         return
     rows = []
@@ -134,12 +165,7 @@ def consolidate_part(layout: RunLayout, rank: int, con) -> None:
         with open(p, "rb") as f:
             rows += [orjson.loads(line) for line in f if line.strip()]
     clusters = sorted({r["dup_cluster"] for r in rows if r["stage"] == "dedup" and r.get("dup_cluster") is not None})
-    reps = {}
-    if clusters:
-        # the index is sorted by cluster in row groups of 16 Ki: DuckDB reads the groups whose range holds one
-        reps = {c: (i, u) for c, i, u in con.execute(
-            f"SELECT dup_cluster, id, url FROM read_parquet('{representatives_file(layout)}') "
-            "WHERE dup_cluster IN (SELECT unnest(?::BIGINT[]))", [clusters]).fetchall()}
+    reps = _lookup_representatives(layout, clusters, con) if clusters else {}
     for row in rows:
         if row["stage"] == "dedup" and row.get("dup_cluster") in reps:
             row["duplicate_of"], row["duplicate_of_url"] = reps[row["dup_cluster"]]
@@ -150,19 +176,19 @@ def consolidate_part(layout: RunLayout, rank: int, con) -> None:
 
 
 class FinalizeIndex(PipelineStep):
-    """The one-task phase before `FinalizeParts`: the cluster index and the token files' lengths."""
+    """The one-task phase before `FinalizeParts`: the cluster index and the plan."""
 
     name = "🗂 Finalize index"
     type = "📒 - LEDGER"
     stage = "ledger"
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, shard_tokens: int):
         super().__init__()
-        self.root = root
+        self.root, self.shard_tokens = root, shard_tokens
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time():
-            build_index(RunLayout(Path(self.root)))
+            build_index(RunLayout(Path(self.root)), self.shard_tokens)
         yield from data or ()
 
 
@@ -173,25 +199,22 @@ class FinalizeParts(PipelineStep):
     type = "📒 - LEDGER"
     stage = "ledger"
 
-    def __init__(self, root: str, parts: int, shard_tokens: int):
+    def __init__(self, root: str, parts: int):
         super().__init__()
-        self.root, self.parts, self.shard_tokens = root, parts, shard_tokens
+        self.root, self.parts = root, parts
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         layout = RunLayout(Path(self.root))
+        plan = json.loads(plan_file(layout).read_text())
         with self.track_time():
             layout.ledger.mkdir(parents=True, exist_ok=True)
             con = _duckdb(layout)
             for part in range(rank, self.parts, world_size):
-                consolidate_part(layout, part, con)
+                consolidate_part(layout, part, plan["decision_files"], con)
                 self.stat_update("ledger_parts")
-            lengths = json.loads(token_lengths_file(layout).read_text())
-            if lengths:
+            if plan["languages"]:
                 layout.bin.mkdir(parents=True, exist_ok=True)
-            for k, shard in enumerate(shard_plan(layout, self.shard_tokens)):
-                if k % world_size == rank:
-                    index = int(shard["file"].rsplit("_", 1)[1].split(".")[0])
-                    write_shard_from_ranges(layout, shard["language"], lengths[shard["language"]], index,
-                                            self.shard_tokens)
-                    self.stat_update("shards")
+            for shard in plan["shards"][rank::world_size]:
+                write_shard(layout, shard["file"])
+                self.stat_update("shards")
         yield from data or ()

@@ -48,6 +48,7 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
     if any(Path(ledger).glob("part-*.parquet")):
         # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
         con = duckdb.connect()
+        con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
         con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{Path(ledger) / 'part-*.parquet'}')")
         # every row, whatever its decision: conservation then checks kept + dropped against it
         records = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
