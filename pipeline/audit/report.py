@@ -69,7 +69,7 @@ def histogram(con, column: str, where: str, bins: int, lo: float | None = None, 
     return [(a, b, n) for (a, b), n in zip(edges, counts)]
 
 
-def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: int = 360, height: int = 160,
+def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: int = 300, height: int = 160,
                   marker: float | None = None, empty: str = "no records") -> str:
     """Bars with a count scale on the left (0, half, top) and, at `marker`, a dashed line (a threshold)."""
     left, plot_w = 44, width - 44 - 6
@@ -139,7 +139,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980p
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
 h3 { font-size: 14px; margin: 14px 0 4px; } .lbl, .num { font: 12px system-ui, sans-serif; fill: #333; }
 table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left; } td.n { text-align: right; }
-.hists { display: flex; flex-wrap: wrap; gap: 16px; } .hists figure { margin: 0; }
+.hists { display: flex; flex-wrap: wrap; gap: 16px; } .hists figure { margin: 0; width: 300px; }
 .ex { margin: 6px 0 10px; padding: 6px 8px; background: #f6f6f6; border-left: 3px solid #ccc; }
 .url { font: 12px monospace; word-break: break-all; } .detail { color: #a33; font-size: 12px; }
 .lang, .twin { color: #555; font-size: 12px; }

@@ -35,7 +35,7 @@ def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> l
     s = config.run.slurm
     resources = {"cpus": s.finalize_cpus, "mem_gb": s.finalize_mem_gb}
     return [Phase("finalize_index", [FinalizeIndex(str(layout.root), config.output.shard_tokens)], 1, **resources),
-            Phase("finalize", [FinalizeParts(str(layout.root), parts)],
+            Phase("finalize_parts", [FinalizeParts(str(layout.root), parts)],
                   max(1, min(config.run.finalize_tasks or parts, parts)), **resources)]
 
 
