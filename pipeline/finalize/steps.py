@@ -15,6 +15,7 @@ completion marker: a rerun redoes only what is missing. `summary.json` is then c
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -154,7 +155,7 @@ def _lookup_representatives(layout: RunLayout, clusters: list[int], con) -> dict
     return reps
 
 
-def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], con) -> None:
+def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect) -> None:
     """`ledger/part-{rank}.parquet` from the decision rows task `rank` wrote; nothing when it wrote none."""
     path = layout.ledger / f"part-{rank:05d}.parquet"
     paths = [p for prefix in prefixes if (p := layout.decisions / f"{prefix}{rank:05d}.jsonl").exists()]
@@ -165,7 +166,7 @@ def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], con) -> 
         with open(p, "rb") as f:
             rows += [orjson.loads(line) for line in f if line.strip()]
     clusters = sorted({r["dup_cluster"] for r in rows if r["stage"] == "dedup" and r.get("dup_cluster") is not None})
-    reps = _lookup_representatives(layout, clusters, con) if clusters else {}
+    reps = _lookup_representatives(layout, clusters, connect()) if clusters else {}
     for row in rows:
         if row["stage"] == "dedup" and row.get("dup_cluster") in reps:
             row["duplicate_of"], row["duplicate_of_url"] = reps[row["dup_cluster"]]
@@ -208,9 +209,10 @@ class FinalizeParts(PipelineStep):
         plan = json.loads(plan_file(layout).read_text())
         with self.track_time():
             layout.ledger.mkdir(parents=True, exist_ok=True)
-            con = _duckdb(layout)
+            # opened at the first lookup (30 ms): a part without duplicates needs none
+            connect = functools.cache(lambda: _duckdb(layout))
             for part in range(rank, self.parts, world_size):
-                consolidate_part(layout, part, plan["decision_files"], con)
+                consolidate_part(layout, part, plan["decision_files"], connect)
                 self.stat_update("ledger_parts")
             if plan["languages"]:
                 layout.bin.mkdir(parents=True, exist_ok=True)
