@@ -228,7 +228,8 @@ def bench_audit(work: Path, rows: int) -> None:
     size = sum(p.stat().st_size for p in (a / "ledger").glob("*.parquet"))
     print(f"ledger: {rows:,} rows, {size / 1e9:.2f} GB in {len(list((a / 'ledger').glob('*.parquet')))} parts "
           f"(built or found in {time.monotonic() - started:.0f} s)")
-    key = duckdb.connect().execute(f"SELECT id FROM read_parquet('{a}/ledger/part-00042.parquet') "
+    parts = sorted((a / "ledger").glob("*.parquet"))
+    key = duckdb.connect().execute(f"SELECT id FROM read_parquet('{parts[len(parts) // 2]}') "
                                    "WHERE stage = 'dedup' LIMIT 1").fetchone()[0]
     commands = {
         "summary": ["summary", str(a)],
