@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import orjson
+import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,24 +49,26 @@ WORDS = ("the of and to in is was for on that with as by at from this which be a
 
 
 def measured(cmd: list[str], env: dict | None = None) -> dict:
-    """Wall seconds and peak RSS of `cmd` (a Python module run) and of the largest process it started."""
-    stats = Path(f"/tmp/ccpipe-scale-rss-{os.getpid()}.json")
-    wrapper = ("import json, resource, runpy, sys\n"
-               f"sys.argv = {cmd!r}\n"
-               "try:\n    runpy.run_module(sys.argv[0], run_name='__main__')\n"
-               "except SystemExit as e:\n    code = e.code\n"
-               "finally:\n"
-               f"    open({str(stats)!r}, 'w').write(json.dumps({{'self': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-               " 'children': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n")
+    """Wall seconds of `python -m cmd...`, and the peak RSS of its own process and of the largest other
+    process of its tree (datatrove's task processes are children of a forkserver, which getrusage does not
+    see): psutil, sampled every 0.1 s."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", wrapper], env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                          capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", *cmd], env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    top, peaks = psutil.Process(proc.pid), {}
+    while proc.poll() is None:
+        try:
+            for p in [top, *top.children(recursive=True)]:
+                peaks[p.pid] = max(peaks.get(p.pid, 0), p.memory_info().rss)
+        except psutil.Error:
+            pass  # a process ended while we looked
+        time.sleep(0.1)
     wall = time.monotonic() - started
-    if proc.returncode != 0 or not stats.exists():
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    rss = json.loads(stats.read_text())
-    stats.unlink()
-    return {"wall_s": round(wall, 2), "rss_mb": round(rss["self"] / 1024), "child_rss_mb": round(rss["children"] / 1024)}
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read()[-3000:]}")
+    own = peaks.pop(proc.pid, 0)
+    return {"wall_s": round(wall, 2), "rss_mb": round(own / 2**20),
+            "child_rss_mb": round(max(peaks.values(), default=0) / 2**20)}
 
 
 # ---- finalize ------------------------------------------------------------------------------------------------
@@ -104,9 +107,9 @@ def _task_rows(rank: int, tasks: int, rng: random.Random, excerpts: list[str]) -
     return out
 
 
-def fabricate_run(root: Path, tasks: int, workers: int) -> None:
+def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int) -> None:
     cfg = config_from_dict({"tokenizer": {"name": str(TOKENIZER)}, "output": {"shard_tokens": 1_000_000},
-                            "run": {"workers": workers}})
+                            "run": {"workers": workers, "finalize_tasks": -(-tasks // parts_per_task)}})
     files = [f"s3://commoncrawl/crawl-data/CC-MAIN-2024-22/{i:05d}.warc.gz" for i in range(tasks)]
     phases = build_phases(cfg, files, root)
     layout = RunLayout(root)
@@ -140,12 +143,14 @@ def fabricate_run(root: Path, tasks: int, workers: int) -> None:
             "error": None}]}))
 
 
-def bench_finalize(work: Path, task_counts: list[int], workers: int) -> None:
+def bench_finalize(work: Path, task_counts: list[int], workers: int, parts_per_task: int) -> None:
+    print(f"{parts_per_task} ledger parts per finalize task (run.finalize_tasks = tasks / {parts_per_task}), "
+          f"{workers} local workers")
     print(f"{'tasks':>6} {'ledger rows':>11} {'wall s':>8} {'s/1k tasks':>10} {'finalize MB':>11} {'task MB':>8}")
     for tasks in task_counts:
         root = work / f"run-{tasks}"
         shutil.rmtree(root, ignore_errors=True)
-        fabricate_run(root, tasks, workers)
+        fabricate_run(root, tasks, workers, parts_per_task)
         m = measured(["pipeline.cli", "finalize", str(root)])
         summary = json.loads((root / "summary.json").read_text())
         assert summary["conservation_ok"], summary
@@ -308,12 +313,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ccpipe-scale"))
     parser.add_argument("--tasks", default="1000,4000,16000")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--parts-per-task", type=int, default=20,
+                        help="ledger parts per finalize task: 40-row parts here stand for 30,000-row ones")
     parser.add_argument("--rows", type=int, default=100_000_000)
     parser.add_argument("--docs", default="1000000,2000000,4000000")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.what == "finalize":
-        bench_finalize(args.work, [int(t) for t in args.tasks.split(",")], args.workers)
+        bench_finalize(args.work, [int(t) for t in args.tasks.split(",")], args.workers, args.parts_per_task)
     elif args.what == "audit":
         bench_audit(args.work, args.rows)
     else:

@@ -81,10 +81,10 @@ def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: i
         return "".join(parts)
     top = max(n for _, _, n in bins) or 1
     bw = plot_w / len(bins)
-    for frac in (0, 0.5, 1):
-        y = height - (height - 10) * frac
+    for tick in sorted({0, top // 2, top}):  # whole counts only: a top of 1 has no half line
+        y = height - (height - 10) * tick / top
         parts.append(f'<line x1="{left - 3}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{left - 5}" y="{y + 4:.1f}" class="num" text-anchor="end">{top * frac:,.0f}</text>')
+                     f'<text x="{left - 5}" y="{y + 4:.1f}" class="num" text-anchor="end">{tick:,}</text>')
     for i, (a, b, n) in enumerate(bins):
         h = (height - 10) * n / top
         parts.append(f'<rect x="{left + i * bw:.1f}" y="{height - h:.1f}" width="{max(bw - 1, 1):.1f}" '
