@@ -119,7 +119,7 @@ def test_status_counts_done_running_failed_and_shows_the_error(warcs, gpt2_tikto
         "2026-01-01 | INFO     | Launching pipeline for rank=2\n2026-01-01 | ERROR    | boom\nTraceback:\n"
         "  File x.py, line 1\n  File y.py, line 2\n  File z.py, line 3\nMemoryError: out of memory\n")
     phases = {p.name: p for p in run_status(out)}
-    assert list(phases) == ["base", "dedup_buckets", "dedup_cluster", "final"]
+    assert list(phases) == ["base", "dedup_buckets", "dedup_cluster", "final", "finalize_index", "finalize_parts"]
     base = phases["base"]
     assert (base.done, base.running, list(base.failed), base.pending) == ([0], [1], [2], 0)
     assert base.failed[2][0].endswith("| ERROR    | boom") and base.failed[2][-1] == "MemoryError: out of memory"
