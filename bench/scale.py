@@ -77,16 +77,16 @@ def _excerpts(rng: random.Random, n: int = 400) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(220))[:1000] for _ in range(n)]
 
 
-def _task_rows(rank: int, tasks: int, rng: random.Random, excerpts: list[str]) -> dict[str, list[dict]]:
-    """One WARC's worth of decisions, scaled down to 40 records: every stage drops some, 7 are kept, two of
-    them the survivors of MinHash clusters whose duplicates other tasks drop."""
+def _task_rows(rank: int, tasks: int, rng: random.Random, excerpts: list[str], repeat: int = 1) -> dict[str, list[dict]]:
+    """One WARC's worth of decisions, 40 records `repeat` times: every stage drops some, 7 in 40 are kept, two
+    of them (per 40) the survivors of MinHash clusters whose duplicates other tasks drop."""
     warc = f"crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-{rank:05d}.warc.gz"
     out: dict[str, list[dict]] = {}
     plan = ([("reader/", "reader", "http_status")] * 3 + [("blocklist/", "blocklist", "ut1_domain")] * 4
             + [("langid/precheck-", "langid", "language_precheck")] * 16 + [("langid/", "langid", "language_not_kept")] * 4
             + [("quality/gopher-", "quality", "gopher_below_alpha_threshold")] * 2
             + [("quality/c4-", "quality", "c4_too_few_sentences")] * 2 + [("dedup/", "dedup", "near_duplicate")] * 2
-            + [("kept/", None, None)] * 7)
+            + [("kept/", None, None)] * 7) * repeat
     survivors = 0
     for i, (prefix, stage, reason) in enumerate(plan):
         extracted = stage not in ("reader", "blocklist") and reason != "language_precheck"
@@ -100,14 +100,14 @@ def _task_rows(rank: int, tasks: int, rng: random.Random, excerpts: list[str]) -
                "token_count": 500 + rng.randrange(1_000) if stage is None else None,
                "excerpt": excerpts[rng.randrange(len(excerpts))] if extracted else None}
         if stage == "dedup":
-            row["dup_cluster"] = 2 * rng.randrange(tasks) + rng.randrange(2)  # kept in another task
-        elif stage is None and survivors < 2:
-            row["dup_cluster"], survivors = 2 * rank + survivors, survivors + 1
+            row["dup_cluster"] = 2 * repeat * rng.randrange(tasks) + rng.randrange(2 * repeat)  # kept in another task
+        elif stage is None and survivors < 2 * repeat:
+            row["dup_cluster"], survivors = 2 * repeat * rank + survivors, survivors + 1
         out.setdefault(prefix, []).append(row)
     return out
 
 
-def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int) -> None:
+def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int, repeat: int = 1) -> None:
     cfg = config_from_dict({"tokenizer": {"name": str(TOKENIZER)}, "output": {"shard_tokens": 1_000_000},
                             "run": {"workers": workers, "finalize_tasks": -(-tasks // parts_per_task)}})
     files = [f"s3://commoncrawl/crawl-data/CC-MAIN-2024-22/{i:05d}.warc.gz" for i in range(tasks)]
@@ -127,7 +127,7 @@ def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int) -> 
     for folder in (layout.files_report, layout.tally):
         folder.mkdir(parents=True)
     for rank in range(tasks):
-        rows = _task_rows(rank, tasks, rng, excerpts)
+        rows = _task_rows(rank, tasks, rng, excerpts, repeat)
         for prefix, found in rows.items():
             path = layout.decisions / f"{prefix}{rank:05d}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,14 +143,14 @@ def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int) -> 
             "error": None}]}))
 
 
-def bench_finalize(work: Path, task_counts: list[int], workers: int, parts_per_task: int) -> None:
+def bench_finalize(work: Path, task_counts: list[int], workers: int, parts_per_task: int, repeat: int = 1) -> None:
     print(f"{parts_per_task} ledger parts per finalize task (run.finalize_tasks = tasks / {parts_per_task}), "
           f"{workers} local workers")
     print(f"{'tasks':>6} {'ledger rows':>11} {'wall s':>8} {'s/1k tasks':>10} {'finalize MB':>11} {'task MB':>8}")
     for tasks in task_counts:
         root = work / f"run-{tasks}"
         shutil.rmtree(root, ignore_errors=True)
-        fabricate_run(root, tasks, workers, parts_per_task)
+        fabricate_run(root, tasks, workers, parts_per_task, repeat)
         m = measured(["pipeline.cli", "finalize", str(root)])
         summary = json.loads((root / "summary.json").read_text())
         assert summary["conservation_ok"], summary
@@ -315,12 +315,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parts-per-task", type=int, default=20,
                         help="ledger parts per finalize task: 40-row parts here stand for 30,000-row ones")
+    parser.add_argument("--records-per-task", type=int, default=40,
+                        help="records per task, a multiple of 40 (a CC WARC: ~30,000)")
     parser.add_argument("--rows", type=int, default=100_000_000)
     parser.add_argument("--docs", default="1000000,2000000,4000000")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.what == "finalize":
-        bench_finalize(args.work, [int(t) for t in args.tasks.split(",")], args.workers, args.parts_per_task)
+        bench_finalize(args.work, [int(t) for t in args.tasks.split(",")], args.workers, args.parts_per_task,
+                       max(1, args.records_per_task // 40))
     elif args.what == "audit":
         bench_audit(args.work, args.rows)
     else:

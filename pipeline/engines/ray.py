@@ -41,8 +41,10 @@ def ray_executor(config: Config, layout: RunLayout, phase: Phase) -> QuietRayExe
     import ray  # optional (the `cluster` extra), and slow to import: only for `--executor ray`
 
     r = config.run.ray
-    cpus, mem_gb = phase.cpus or r.cpus_per_task, phase.mem_gb or r.mem_per_task_gb
-    slots = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    total = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # the finalize phases ask for run.slurm.finalize_cpus: never more than the cluster has, or nothing runs
+    cpus, mem_gb = min(phase.cpus or r.cpus_per_task, total), phase.mem_gb or r.mem_per_task_gb
+    slots = max(1, total // cpus)
     # datatrove warns on every phase that a local logging dir must be shared by the nodes: the README says so
     logger.disable("datatrove.executor.ray")
     return QuietRayExecutor(phase.steps, tasks=phase.tasks, workers=min(slots, phase.tasks),
