@@ -4,7 +4,7 @@
                               (DuckDB, spilling to disk past its memory limit); the shards, each with the
                               token-file ranges it copies (from the files' sizes); the decision files' names:
                               `work/finalize/representatives.parquet`, `plan.json`, `shards/*.json`
-    finalize        (N tasks) task r: the ledger parts p with p % N == r (one base task's rows at a time,
+    finalize_parts  (N tasks) task r: the ledger parts p with p % N == r (one base task's rows at a time,
                               duplicates resolved by DuckDB lookups in the index), and the `.bin` shards k
                               with k % N == r, each copied from the byte ranges of the token files it spans
 
@@ -33,7 +33,7 @@ from pipeline.finalize.shards import HEADER_BYTES, HEADER_INTS, MAGIC, VERSION, 
 from stages.io import atomic_path, write_json_atomic
 from stages.ledger import LEDGER_SCHEMA
 
-DUCKDB_MEMORY = "1GB"  # DuckDB spills past it (to work/finalize/duckdb.tmp): the index task's peak stays ~1.3 GB
+DUCKDB_MEMORY = "1GB"  # DuckDB spills sorts past it (to work/finalize/duckdb.tmp)
 COPY_TOKENS = 1 << 24  # tokens copied per read while assembling a shard: 32 MB, whatever the shard size
 LOOKUP_BATCH = 1000  # clusters per lookup query
 _RANK = re.compile(r"^(.*?)(\d{5,})\.jsonl$")  # `[{part}-]{rank}.jsonl`, rank zero-padded to 5 digits or more
@@ -65,11 +65,11 @@ def build_index(layout: RunLayout, shard_tokens: int) -> None:
     finalize_dir(layout).mkdir(parents=True, exist_ok=True)
     reps = representatives_file(layout)
     if not reps.exists():
-        kept = sorted((layout.decisions / "kept").glob("*.jsonl"))
+        kept = any((layout.decisions / "kept").glob("*.jsonl"))
         with atomic_path(reps) as tmp:
             con = _duckdb(layout, threads=2)
             # only the three fields are parsed into columns: a kept row's excerpt is never held
-            source = (f"read_json({[str(p) for p in kept]}, format='newline_delimited', "
+            source = (f"read_json('{layout.decisions / 'kept' / '*.jsonl'}', format='newline_delimited', "
                       "columns={'dup_cluster': 'BIGINT', 'id': 'VARCHAR', 'url': 'VARCHAR'})") if kept else \
                 "(SELECT NULL::BIGINT AS dup_cluster, NULL::VARCHAR AS id, NULL::VARCHAR AS url WHERE false)"
             # small row groups: a task's lookups read one group per cluster it asks for (DuckDB prunes by min/max)
