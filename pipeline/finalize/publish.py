@@ -90,10 +90,10 @@ def _published_files(layout: RunLayout, full_ledger: bool) -> list[tuple[Path, s
     public = layout.work / "publish" / "ledger"
     unscrubbed = None if full_ledger else unscrubbed_stages(layout)
     files = []
-    for path in sorted(p for p in layout.root.rglob("*") if p.is_file()):
+    # work/ and logs/ hold millions of files on a dump: not even walked
+    tops = [p for p in layout.root.iterdir() if p.name not in NOT_PUBLISHED]
+    for path in sorted(f for top in tops for f in ([top] if top.is_file() else top.rglob("*")) if f.is_file()):
         rel = path.relative_to(layout.root)
-        if rel.parts[0] in NOT_PUBLISHED:
-            continue
         if rel.parts[0] == "ledger" and unscrubbed is not None:
             public_ledger_part(path, public / path.name, unscrubbed)
             path = public / path.name
