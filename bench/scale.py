@@ -251,15 +251,14 @@ def bench_audit(work: Path, rows: int) -> None:
 
 # ---- MinHash cluster -----------------------------------------------------------------------------------------
 
-def fabricate_dups(folder: Path, docs: int, buckets_per_pair: int, seed: int = 0) -> int:
+def fabricate_dups(folder: Path, docs: int, buckets_per_pair: int, seed: int = 0, files: int = 5_000) -> int:
     """`.dups` files of 14 buckets: clusters of 4 documents (3 pairs each, to the first), documents spread
-    over 90,000 files, each pair in `buckets_per_pair` buckets; returns the pairs written."""
+    over `files` input files, each pair in `buckets_per_pair` buckets; returns the pairs written."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     n = docs // 4 * 4
-    files = rng.integers(0, 90_000, n, dtype=np.uint32)
-    index = rng.integers(0, 40_000, n, dtype=np.uint32)
-    members = np.stack([files, index], axis=1).reshape(-1, 4, 2)
+    members = np.stack([rng.integers(0, files, n, dtype=np.uint32), rng.integers(0, 40_000, n, dtype=np.uint32)],
+                       axis=1).reshape(-1, 4, 2)
     pairs = np.concatenate([np.concatenate([members[:, 0], members[:, k]], axis=1) for k in (1, 2, 3)])
     written = 0
     for bucket in range(14):
@@ -271,7 +270,9 @@ def fabricate_dups(folder: Path, docs: int, buckets_per_pair: int, seed: int = 0
 
 
 CLUSTER_SCRIPT = """
-import sys
+import resource, sys
+# datatrove keeps a `.remove` and a `.clusters` file open per input file: 2 descriptors per WARC
+resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupCluster
 from datatrove.utils.hashing import HashConfig
 from loguru import logger

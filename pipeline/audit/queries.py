@@ -266,29 +266,45 @@ def sample_text(found: list[dict]) -> str:
 FATE = "CASE WHEN {t}.decision = 'kept' THEN 'kept' ELSE {t}.stage || ':' || {t}.reason END"
 
 
+DIFF_PASS_ROWS = 4_000_000  # records per pass of `diff`: its join's hash table stays well under the memory limit
+
+
 def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = True) -> dict:
     """Records whose fate (kept, or stage:reason) differs between two runs over the same input, matched by
-    record id; counted by (old fate -> new fate) in DuckDB, which fetches only `examples` per transition
-    (and, with `ids`, every changed id: `--json`)."""
+    record id; counted by (old fate -> new fate) in DuckDB, in passes over slices of the ids (by hash), so
+    the join holds one slice at a time; only the examples printed are fetched (and, with `ids`, every
+    changed id: `--json`)."""
     con = connect(run_a, run_b)
-    con.execute(f"""
-        CREATE TEMP VIEW changed AS
-        SELECT coalesce(a.id, b.id) AS id, coalesce(a.url, b.url) AS url,
-               coalesce({FATE.format(t='a')}, '(absent)') AS old, coalesce({FATE.format(t='b')}, '(absent)') AS new
-        FROM ledger a FULL OUTER JOIN ledger_b b ON a.id = b.id
-        WHERE a.id IS NULL OR b.id IS NULL OR old <> new""")
-    con.execute("CREATE TEMP TABLE transitions AS SELECT old, new, count(*) AS n, "
-                f"min_by(struct_pack(id, url), md5(id), {max(examples, 1)}) AS examples FROM changed GROUP BY ALL")
-    transitions = [{"old": old, "new": new, "count": n, "examples": [{"id": e["id"], "url": e["url"]}
-                                                                    for e in found[:examples]]}
-                   for old, new, n, found in con.execute("SELECT * FROM transitions ORDER BY n DESC, old, new").fetchall()]
+    total = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    passes = max(1, -(-max(total, con.execute("SELECT count(*) FROM ledger_b").fetchone()[0]) // DIFF_PASS_ROWS))
+    counts: dict[tuple[str, str], int] = {}
+    picked: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    changed_ids: list[str] = []
+    for k in range(passes):
+        side = "SELECT id, {fate} AS fate FROM {view} WHERE hash(id) % {n} = {k}"
+        changed = f"""
+            SELECT coalesce(a.id, b.id) AS id, coalesce(a.fate, '(absent)') AS old, coalesce(b.fate, '(absent)') AS new
+            FROM ({side.format(fate=FATE.format(t='ledger'), view='ledger', n=passes, k=k)}) a
+            FULL OUTER JOIN ({side.format(fate=FATE.format(t='ledger_b'), view='ledger_b', n=passes, k=k)}) b
+            ON a.id = b.id WHERE a.id IS NULL OR b.id IS NULL OR a.fate <> b.fate"""
+        for old, new, n, first in con.execute(f"SELECT old, new, count(*), min_by(struct_pack(h := md5(id), id := id), "
+                                              f"md5(id), {max(examples, 1)}) FROM ({changed}) GROUP BY ALL").fetchall():
+            counts[old, new] = counts.get((old, new), 0) + n
+            picked[old, new] = sorted(picked.get((old, new), []) + [(e["h"], e["id"]) for e in first])[:examples]
+        if ids:
+            changed_ids += [i for (i,) in con.execute(f"SELECT id FROM ({changed})").fetchall()]
+    wanted = sorted({i for found in picked.values() for _, i in found})
+    urls = dict(con.execute("SELECT id, any_value(url) FROM (SELECT id, url FROM ledger UNION ALL SELECT id, url "
+                            "FROM ledger_b) WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id", [wanted]).fetchall())
     result = {
-        "records": con.execute("SELECT count(*) FROM ledger").fetchone()[0],
-        "changed": sum(t["count"] for t in transitions),
-        "transitions": transitions,
+        "records": total,
+        "changed": sum(counts.values()),
+        "transitions": [{"old": old, "new": new, "count": n,
+                         "examples": [{"id": i, "url": urls.get(i)} for _, i in picked[old, new]]}
+                        for (old, new), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
     }
     if ids:
-        result["ids"] = [i for (i,) in con.execute("SELECT id FROM changed ORDER BY id").fetchall()]
+        result["ids"] = sorted(changed_ids)
     return result
 
 
