@@ -22,8 +22,13 @@ from pipeline.core.layout import RunLayout
 from pipeline.plan.phases import Phase, stage_of
 
 
-def _read_json_files(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+COUNT_BATCH = 1000  # ledger parts per DuckDB scan
+
+
+def _read_json_files(folder: Path):
+    """Each per-task JSON file of `folder`, one at a time (90,000 of them on a dump)."""
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        yield json.loads(path.read_text())
 
 
 def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str]) -> list[dict]:
@@ -45,22 +50,25 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
     dropped: dict[str, Counter] = defaultdict(Counter)
     kept_by_lang, tokens_by_lang, pii = Counter(), Counter(), Counter()
     records = 0
-    if any(Path(ledger).glob("part-*.parquet")):
-        # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
-        con = duckdb.connect()
-        con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
-        con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{Path(ledger) / 'part-*.parquet'}')")
+    parts = sorted(str(p) for p in Path(ledger).glob("part-*.parquet"))
+    # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python; and in
+    # batches of parts, since DuckDB holds every file's metadata of a scan (~5 KB a part: 0.45 GB for 90,000)
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
+    for i in range(0, len(parts), COUNT_BATCH):
+        source = f"read_parquet({parts[i:i + COUNT_BATCH]!r})"
         # every row, whatever its decision: conservation then checks kept + dropped against it
-        records = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
+        records += con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         for stage, reason, n in con.execute(
-                "SELECT stage, reason, count(*) FROM ledger WHERE decision = 'dropped' GROUP BY ALL").fetchall():
-            dropped[stage][reason] = n
-        for lang, n, tokens in con.execute("SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
-                                           "FROM ledger WHERE decision = 'kept' GROUP BY ALL").fetchall():
-            kept_by_lang[lang], tokens_by_lang[lang] = n, int(tokens)
-        for kind, n in con.execute("SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e "
-                                   "FROM ledger WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
-            pii[kind] = int(n)
+                f"SELECT stage, reason, count(*) FROM {source} WHERE decision = 'dropped' GROUP BY ALL").fetchall():
+            dropped[stage][reason] += n
+        for lang, n, tokens in con.execute(f"SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
+                                           f"FROM {source} WHERE decision = 'kept' GROUP BY ALL").fetchall():
+            kept_by_lang[lang] += n
+            tokens_by_lang[lang] += int(tokens)
+        for kind, n in con.execute(f"SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e FROM "
+                                   f"{source} WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
+            pii[kind] += int(n)
     order = {s: i for i, s in enumerate(stages)}
     dropped_sorted = {stage: dict(sorted(dropped[stage].items()))
                       for stage in sorted(dropped, key=lambda s: order.get(s, len(order)))}
@@ -80,12 +88,17 @@ def ledger_counts(ledger: Path, stages: list[str]) -> dict:
 def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elapsed: float,
                   stage_seconds: dict[str, float]) -> dict:
     """The ledger's counts, checked against what the reader read and what the final phase wrote."""
-    files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
+    records_read, files, errors = 0, 0, []
+    for report in _read_json_files(layout.files_report):
+        for f in report["files"]:
+            records_read, files = records_read + f["responses"], files + 1
+            if f.get("error"):
+                errors.append({"path": f["path"], "error": f["error"]})
     counts = ledger_counts(layout.ledger, stages)
-    tallies = _read_json_files(layout.tally)
-    tally_kept = sum(n for t in tallies for n in t["kept"].values())
-    tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
-    records_read = sum(f["responses"] for f in files)
+    tally_kept = tally_tokens = 0
+    for tally in _read_json_files(layout.tally):
+        tally_kept += sum(tally["kept"].values())
+        tally_tokens += sum(tally["tokens"].values())
     shard_tokens = sum(s["tokens"] for s in shards)
     return {
         **counts,
@@ -93,8 +106,8 @@ def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elap
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
                             and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
         "records_read": records_read,
-        "files": len(files),
-        "errors": [{"path": f["path"], "error": f["error"]} for f in files if f.get("error")],
+        "files": files,
+        "errors": errors,
         "shards": shards,
         "elapsed_seconds": round(elapsed, 3),
         "seconds_per_stage": stage_seconds,
