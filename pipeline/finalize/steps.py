@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def build_index(layout: RunLayout, shard_tokens: int) -> None:
     if not reps.exists():
         kept = any((layout.decisions / "kept").glob("*.jsonl"))
         with atomic_path(reps) as tmp:
-            con = _duckdb(layout, threads=2)
+            # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread
+            con = _duckdb(layout, threads=len(os.sched_getaffinity(0)))
             # only the three fields are parsed into columns: a kept row's excerpt is never held
             source = (f"read_json('{layout.decisions / 'kept' / '*.jsonl'}', format='newline_delimited', "
                       "columns={'dup_cluster': 'BIGINT', 'id': 'VARCHAR', 'url': 'VARCHAR'})") if kept else \
