@@ -55,11 +55,12 @@ def measured(cmd: list[str], env: dict | None = None) -> dict:
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", *cmd], env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    top, peaks = psutil.Process(proc.pid), {}
+    top, peaks, born = psutil.Process(proc.pid), {}, {}
     while proc.poll() is None:
         try:
-            for p in [top, *top.children(recursive=True)]:
+            for p in top.children(recursive=True) + [top]:
                 peaks[p.pid] = max(peaks.get(p.pid, 0), p.memory_info().rss)
+                born.setdefault(p.pid, (p.create_time(), p.ppid()))
         except psutil.Error:
             pass  # a process ended while we looked
         time.sleep(0.1)
@@ -67,8 +68,13 @@ def measured(cmd: list[str], env: dict | None = None) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read()[-3000:]}")
     own = peaks.pop(proc.pid, 0)
+    # task processes are the forkserver's children; the first one born ran the one-task finalize_index phase
+    workers = sorted((t, pid) for pid, (t, ppid) in born.items() if ppid != proc.pid and pid != proc.pid)
+    first = workers[0][1] if workers else None
     return {"wall_s": round(wall, 2), "rss_mb": round(own / 2**20),
-            "child_rss_mb": round(max(peaks.values(), default=0) / 2**20)}
+            "child_rss_mb": round(max(peaks.values(), default=0) / 2**20),
+            "first_child_mb": round(peaks.get(first, 0) / 2**20),
+            "other_children_mb": round(max((v for k, v in peaks.items() if k != first), default=0) / 2**20)}
 
 
 # ---- finalize ------------------------------------------------------------------------------------------------
@@ -146,7 +152,8 @@ def fabricate_run(root: Path, tasks: int, workers: int, parts_per_task: int, rep
 def bench_finalize(work: Path, task_counts: list[int], workers: int, parts_per_task: int, repeat: int = 1) -> None:
     print(f"{parts_per_task} ledger parts per finalize task (run.finalize_tasks = tasks / {parts_per_task}), "
           f"{workers} local workers")
-    print(f"{'tasks':>6} {'ledger rows':>11} {'wall s':>8} {'s/1k tasks':>10} {'finalize MB':>11} {'task MB':>8}")
+    print(f"{'tasks':>6} {'ledger rows':>11} {'wall s':>8} {'s/1k tasks':>10} {'driver MB':>9} {'index MB':>8} "
+          f"{'parts MB':>8}")
     for tasks in task_counts:
         root = work / f"run-{tasks}"
         shutil.rmtree(root, ignore_errors=True)
@@ -155,7 +162,7 @@ def bench_finalize(work: Path, task_counts: list[int], workers: int, parts_per_t
         summary = json.loads((root / "summary.json").read_text())
         assert summary["conservation_ok"], summary
         print(f"{tasks:>6} {summary['records_total']:>11,} {m['wall_s']:>8.1f} {1000 * m['wall_s'] / tasks:>10.2f} "
-              f"{m['rss_mb']:>11} {m['child_rss_mb']:>8}", flush=True)
+              f"{m['rss_mb']:>9} {m['first_child_mb']:>8} {m['other_children_mb']:>8}", flush=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
