@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -280,12 +281,19 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
     counts: dict[tuple[str, str], int] = {}
     picked: dict[tuple[str, str], list[tuple[str, str]]] = {}
     changed_ids: list[str] = []
+    slices = Path(tempfile.mkdtemp(prefix="ccpipe-diff-"))
+    # each run's (id, fate) written once, split by a hash of the id: one scan of each ledger, then one small
+    # join per slice (a pass that filtered the ledgers would rescan them: quadratic in the rows)
+    for view in ("ledger", "ledger_b"):
+        con.execute(f"COPY (SELECT hash(id) % {passes} AS slice, id, {FATE.format(t=view)} AS fate FROM {view}) "
+                    f"TO '{slices / view}' (FORMAT parquet, PARTITION_BY (slice))")
     for k in range(passes):
-        side = "SELECT id, {fate} AS fate FROM {view} WHERE hash(id) % {n} = {k}"
+        side = "(SELECT id, fate FROM read_parquet('{dir}/slice={k}/*.parquet'))"
+        a, b = (side.format(dir=slices / view, k=k) if (slices / view / f"slice={k}").is_dir()
+                else "(SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS fate WHERE false)" for view in ("ledger", "ledger_b"))
         changed = f"""
             SELECT coalesce(a.id, b.id) AS id, coalesce(a.fate, '(absent)') AS old, coalesce(b.fate, '(absent)') AS new
-            FROM ({side.format(fate=FATE.format(t='ledger'), view='ledger', n=passes, k=k)}) a
-            FULL OUTER JOIN ({side.format(fate=FATE.format(t='ledger_b'), view='ledger_b', n=passes, k=k)}) b
+            FROM {a} a FULL OUTER JOIN {b} b
             ON a.id = b.id WHERE a.id IS NULL OR b.id IS NULL OR a.fate <> b.fate"""
         for old, new, n, first in con.execute(f"SELECT old, new, count(*), min_by(struct_pack(h := md5(id), id := id), "
                                               f"md5(id), {max(examples, 1)}) FROM ({changed}) GROUP BY ALL").fetchall():
@@ -293,6 +301,7 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
             picked[old, new] = sorted(picked.get((old, new), []) + [(e["h"], e["id"]) for e in first])[:examples]
         if ids:
             changed_ids += [i for (i,) in con.execute(f"SELECT id FROM ({changed})").fetchall()]
+    shutil.rmtree(slices, ignore_errors=True)
     wanted = sorted({i for found in picked.values() for _, i in found})
     urls = dict(con.execute("SELECT id, any_value(url) FROM (SELECT id, url FROM ledger UNION ALL SELECT id, url "
                             "FROM ledger_b) WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id", [wanted]).fetchall())
