@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -37,6 +38,7 @@ from stages.ledger import LEDGER_SCHEMA
 DUCKDB_MEMORY = "1GB"  # DuckDB spills sorts past it (to work/finalize/duckdb.tmp)
 COPY_TOKENS = 1 << 24  # tokens copied per read while assembling a shard: 32 MB, whatever the shard size
 LOOKUP_BATCH = 1000  # clusters per lookup query
+INDEX_BATCH = 1000  # kept files per DuckDB scan of the index task
 _RANK = re.compile(r"^(.*?)(\d{5,})\.jsonl$")  # `[{part}-]{rank}.jsonl`, rank zero-padded to 5 digits or more
 
 
@@ -66,22 +68,35 @@ def build_index(layout: RunLayout, shard_tokens: int) -> None:
     finalize_dir(layout).mkdir(parents=True, exist_ok=True)
     reps = representatives_file(layout)
     if not reps.exists():
-        kept = any((layout.decisions / "kept").glob("*.jsonl"))
-        with atomic_path(reps) as tmp:
-            # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread
-            con = _duckdb(layout, threads=len(os.sched_getaffinity(0)))
-            # only the three fields are parsed into columns: a kept row's excerpt is never held
-            source = (f"read_json('{layout.decisions / 'kept' / '*.jsonl'}', format='newline_delimited', "
-                      "columns={'dup_cluster': 'BIGINT', 'id': 'VARCHAR', 'url': 'VARCHAR'})") if kept else \
-                "(SELECT NULL::BIGINT AS dup_cluster, NULL::VARCHAR AS id, NULL::VARCHAR AS url WHERE false)"
-            # small row groups: a task's lookups read one group per cluster it asks for (DuckDB prunes by min/max)
-            con.execute(f"COPY (SELECT dup_cluster, id, url FROM {source} WHERE dup_cluster IS NOT NULL "
-                        f"ORDER BY dup_cluster) TO '{tmp}' (FORMAT parquet, ROW_GROUP_SIZE 2048)")
+        _write_representatives(layout, reps)
     if not plan_file(layout).exists():
         shards = _plan_shards(layout, shard_tokens)
         write_json_atomic(plan_file(layout), {"decision_files": _decision_prefixes(layout.decisions),
                                                "languages": sorted({s["language"] for s in shards}),
                                                "shards": shards})
+
+
+def _write_representatives(layout: RunLayout, reps: Path) -> None:
+    """(dup_cluster, id, url) of every kept row with a cluster, sorted by cluster. Read `INDEX_BATCH` kept
+    files at a time into chunks (DuckDB holds per-file state for every file of a scan: ~4.5 KB each), then
+    sorted from the chunks; only the three fields are parsed: a kept row's excerpt is never held."""
+    # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread
+    con = _duckdb(layout, threads=len(os.sched_getaffinity(0)))
+    chunks = finalize_dir(layout) / "representatives.chunks"
+    shutil.rmtree(chunks, ignore_errors=True)
+    chunks.mkdir(parents=True)
+    kept = sorted(str(p) for p in (layout.decisions / "kept").glob("*.jsonl"))
+    for i in range(0, len(kept), INDEX_BATCH):
+        con.execute(f"COPY (SELECT dup_cluster, id, url FROM read_json({kept[i:i + INDEX_BATCH]!r}, "
+                    "format='newline_delimited', columns={'dup_cluster': 'BIGINT', 'id': 'VARCHAR', 'url': 'VARCHAR'}) "
+                    f"WHERE dup_cluster IS NOT NULL) TO '{chunks / f'{i // INDEX_BATCH:06d}.parquet'}' (FORMAT parquet)")
+    source = (f"read_parquet('{chunks}/*.parquet')" if kept else
+              "(SELECT NULL::BIGINT AS dup_cluster, NULL::VARCHAR AS id, NULL::VARCHAR AS url WHERE false)")
+    with atomic_path(reps) as tmp:
+        # small row groups: a task's lookups read one group per cluster it asks for (DuckDB prunes by min/max)
+        con.execute(f"COPY (SELECT dup_cluster, id, url FROM {source} ORDER BY dup_cluster) TO '{tmp}' "
+                    "(FORMAT parquet, ROW_GROUP_SIZE 2048)")
+    shutil.rmtree(chunks)
 
 
 def _decision_prefixes(decisions: Path) -> list[str]:
