@@ -2,7 +2,8 @@
 
     plan      pipeline.plan     config + inputs -> phases of datatrove steps, the resolved config
     engine    pipeline.engines  each phase's tasks on the local machine, Ray, or submitted to Slurm
-    finalize  pipeline.finalize .bin shards, the ledger, summary.json, publishing to an --output URL
+    finalize  pipeline.finalize .bin shards and the ledger (two more phases of tasks on the same engine), then
+                                summary.json and publishing to an --output URL
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pipeline.engines.plan import describe_plan
 from pipeline.engines.select import engine_session, make_executor
 from pipeline.engines.slurm import submit_slurm
 from pipeline.engines.tasks import incomplete_tasks
-from pipeline.finalize.finish import finalize_run
+from pipeline.finalize.finish import finalize_phases, finalize_run
 from pipeline.finalize.publish import set_publish_target
 from pipeline.plan.config import Config
 from pipeline.plan.inputs import expand_inputs
@@ -59,7 +60,7 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
     started = time.monotonic()
     layout, phases = start_run(config, inputs, output)
     try:
-        run_phases(config, layout, phases, progress)
+        run_phases(config, layout, phases + finalize_phases(config, layout, phases), progress)
         return finalize_run(config, layout, phases, time.monotonic() - started)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {_tasks_done(layout, phases)}; rerunning the same command resumes "
@@ -79,13 +80,13 @@ def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tu
         raise Refused("sbatch not found: `--executor slurm` submits with Slurm's sbatch, which is not on PATH "
                       "here (`--dry-run` prints the job scripts without it)")
     layout, phases = start_run(config, inputs, output)
-    return layout, submit_slurm(config, layout, phases)
+    return layout, submit_slurm(config, layout, phases + finalize_phases(config, layout, phases))
 
 
 def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
     """--dry-run: what would run or be submitted (the sbatch scripts, the Ray task plan); writes nothing."""
     layout, phases = start_run(config, inputs, output, write=False)
-    return describe_plan(config, layout, phases, run_root(str(output), config.run.work_dir)[1])
+    return describe_plan(config, layout, phases + finalize_phases(config, layout, phases), run_root(str(output), config.run.work_dir)[1])
 
 
 def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress: bool = False) -> None:

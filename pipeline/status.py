@@ -15,6 +15,7 @@ import yaml
 
 from pipeline.core.layout import RunLayout
 from pipeline.engines.slurm import queued_jobs
+from pipeline.finalize.finish import finalize_phases
 from pipeline.plan.config import config_from_dict
 from pipeline.plan.phases import build_phases
 
@@ -55,8 +56,9 @@ def _slurm_jobs_queued(root: Path) -> bool | None:
 def _phase_tasks(root: Path) -> list[tuple[str, int]]:
     """(phase, task count) in run order, from the run's resolved config."""
     resolved = yaml.safe_load(RunLayout(root).resolved_config.read_text())
-    phases = build_phases(config_from_dict(resolved["config"]), resolved["inputs"], root)
-    return [(p.name, p.tasks) for p in phases]
+    config = config_from_dict(resolved["config"])
+    phases = build_phases(config, resolved["inputs"], root)
+    return [(p.name, p.tasks) for p in phases + finalize_phases(config, RunLayout(root), phases)]
 
 
 def run_status(root: Path) -> list[PhaseStatus]:

@@ -8,6 +8,9 @@ against). Nothing here re-runs a stage.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -31,9 +34,19 @@ def ledger_glob(run: str | Path) -> str:
     return str(parts / "part-*.parquet")
 
 
+# DuckDB spills joins, sorts and aggregates to disk past this: with Python and the parquet reader's buffers a
+# command peaks under 2 GB on a 100 M-row ledger (bench/scale.py)
+MEMORY_LIMIT = os.environ.get("CCPIPE_DUCKDB_MEMORY", "1GB")
+THREADS = min(4, os.cpu_count() or 1)  # each thread holds its row groups: more threads, more memory
+
+
 def connect(*runs: str | Path):
-    """A DuckDB connection with a view `ledger` (and `ledger_b` for a second run)."""
+    """A DuckDB connection with a view `ledger` (and `ledger_b` for a second run), in bounded memory."""
     con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET threads = {THREADS}")
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'ccpipe-duckdb'}'")
+    con.execute("SET preserve_insertion_order = false")
     for name, run in zip(("ledger", "ledger_b"), runs):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{ledger_glob(run)}')")
     return con
@@ -260,29 +273,54 @@ def sample_text(found: list[dict]) -> str:
 FATE = "CASE WHEN {t}.decision = 'kept' THEN 'kept' ELSE {t}.stage || ':' || {t}.reason END"
 
 
-def diff(run_a: str | Path, run_b: str | Path, examples: int = 3) -> dict:
+DIFF_PASS_ROWS = 4_000_000  # records per pass of `diff`: its join's hash table stays well under the memory limit
+
+
+def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = True) -> dict:
     """Records whose fate (kept, or stage:reason) differs between two runs over the same input, matched by
-    record id; counted by (old fate -> new fate), with examples."""
+    record id; counted by (old fate -> new fate) in DuckDB, in passes over slices of the ids (by hash), so
+    the join holds one slice at a time; only the examples printed are fetched (and, with `ids`, every
+    changed id: `--json`)."""
     con = connect(run_a, run_b)
-    changed = rows(con, f"""
-        SELECT coalesce(a.id, b.id) AS id, coalesce(a.url, b.url) AS url,
-               coalesce({FATE.format(t='a')}, '(absent)') AS old, coalesce({FATE.format(t='b')}, '(absent)') AS new,
-               a.language_score AS old_score, b.language_score AS new_score
-        FROM ledger a FULL OUTER JOIN ledger_b b ON a.id = b.id
-        WHERE a.id IS NULL OR b.id IS NULL OR old <> new
-        ORDER BY old, new, md5(coalesce(a.id, b.id))""")
-    transitions: dict[tuple[str, str], list[dict]] = {}
-    for r in changed:
-        transitions.setdefault((r["old"], r["new"]), []).append(r)
     total = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
-    return {
+    passes = max(1, -(-max(total, con.execute("SELECT count(*) FROM ledger_b").fetchone()[0]) // DIFF_PASS_ROWS))
+    counts: dict[tuple[str, str], int] = {}
+    picked: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    changed_ids: list[str] = []
+    slices = Path(tempfile.mkdtemp(prefix="ccpipe-diff-"))
+    # each run's (id, fate) written once, split by a hash of the id: one scan of each ledger, then one small
+    # join per slice (a pass that filtered the ledgers would rescan them: quadratic in the rows)
+    for view in ("ledger", "ledger_b"):
+        con.execute(f"COPY (SELECT hash(id) % {passes} AS slice, id, {FATE.format(t=view)} AS fate FROM {view}) "
+                    f"TO '{slices / view}' (FORMAT parquet, PARTITION_BY (slice))")
+    for k in range(passes):
+        side = "(SELECT id, fate FROM read_parquet('{dir}/slice={k}/*.parquet'))"
+        a, b = (side.format(dir=slices / view, k=k) if (slices / view / f"slice={k}").is_dir()
+                else "(SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS fate WHERE false)" for view in ("ledger", "ledger_b"))
+        changed = f"""
+            SELECT coalesce(a.id, b.id) AS id, coalesce(a.fate, '(absent)') AS old, coalesce(b.fate, '(absent)') AS new
+            FROM {a} a FULL OUTER JOIN {b} b
+            ON a.id = b.id WHERE a.id IS NULL OR b.id IS NULL OR a.fate <> b.fate"""
+        for old, new, n, first in con.execute(f"SELECT old, new, count(*), min_by(struct_pack(h := md5(id), id := id), "
+                                              f"md5(id), {max(examples, 1)}) FROM ({changed}) GROUP BY ALL").fetchall():
+            counts[old, new] = counts.get((old, new), 0) + n
+            picked[old, new] = sorted(picked.get((old, new), []) + [(e["h"], e["id"]) for e in first])[:examples]
+        if ids:
+            changed_ids += [i for (i,) in con.execute(f"SELECT id FROM ({changed})").fetchall()]
+    shutil.rmtree(slices, ignore_errors=True)
+    wanted = sorted({i for found in picked.values() for _, i in found})
+    urls = dict(con.execute("SELECT id, any_value(url) FROM (SELECT id, url FROM ledger UNION ALL SELECT id, url "
+                            "FROM ledger_b) WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id", [wanted]).fetchall())
+    result = {
         "records": total,
-        "changed": len(changed),
-        "transitions": [{"old": old, "new": new, "count": len(rs),
-                         "examples": [{"id": r["id"], "url": r["url"]} for r in rs[:examples]]}
-                        for (old, new), rs in sorted(transitions.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
-        "ids": sorted(r["id"] for r in changed),
+        "changed": sum(counts.values()),
+        "transitions": [{"old": old, "new": new, "count": n,
+                         "examples": [{"id": i, "url": urls.get(i)} for _, i in picked[old, new]]}
+                        for (old, new), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
     }
+    if ids:
+        result["ids"] = sorted(changed_ids)
+    return result
 
 
 def diff_text(result: dict) -> str:

@@ -45,34 +45,57 @@ def funnel_svg(funnel: list[dict], width: int = 760) -> str:
     return "".join(parts)
 
 
-def histogram(values: list[float], bins: int, lo: float, hi: float, log: bool = False) -> list[tuple[float, float, int]]:
-    """[(left edge, right edge, count)]; with `log`, bins are even in log10 (document lengths span 4 decades)."""
-    if log:
-        lo, hi = math.log10(max(lo, 1)), math.log10(max(hi, 10))
-        values = [math.log10(max(v, 1)) for v in values]
-    step = (hi - lo) / bins or 1.0
+def histogram(con, column: str, where: str, bins: int, lo: float | None = None, hi: float | None = None,
+              log: bool = False) -> list[tuple[float, float, int]]:
+    """[(left edge, right edge, count)] of `column` over the ledger rows `where`, counted in DuckDB (the column
+    never comes into Python); `lo`/`hi` default to its min and max. With `log`, bins are even in log10
+    (document lengths span 4 decades). No rows: []."""
+    value = f"log10(greatest({column}, 1))" if log else f"{column}"
+    found = con.execute(f"SELECT min({value}), max({value}), count(*) FROM ledger WHERE {where}").fetchone()
+    if not found[2]:
+        return []
+    lo = found[0] if lo is None else (math.log10(max(lo, 1)) if log else lo)
+    hi = found[1] if hi is None else (math.log10(max(hi, 1)) if log else hi)
+    if hi - lo < 1e-9:  # every value equal: one narrow range around it, not decades of empty bins
+        lo, hi = (lo - 0.05, hi + 0.05) if log else (lo - 0.5, hi + 0.5)
+    step = (hi - lo) / bins
     counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, max(0, int((v - lo) / step)))] += 1
+    for b, n in con.execute(f"SELECT least({bins - 1}, greatest(0, floor(({value} - ?) / ?)))::INT AS b, count(*) "
+                            f"FROM ledger WHERE {where} GROUP BY b", [lo, step]).fetchall():
+        counts[b] = n
     edges = [(lo + i * step, lo + (i + 1) * step) for i in range(bins)]
     if log:
         edges = [(10 ** a, 10 ** b) for a, b in edges]
     return [(a, b, n) for (a, b), n in zip(edges, counts)]
 
 
-def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: int = 360, height: int = 160) -> str:
-    top = max((n for _, _, n in bins), default=0) or 1
-    bw = (width - 10) / max(len(bins), 1)
+def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: int = 300, height: int = 160,
+                  marker: float | None = None, empty: str = "no records") -> str:
+    """Bars with a count scale on the left (0, half, top) and, at `marker`, a dashed line (a threshold)."""
+    left, plot_w = 44, width - 44 - 6
     parts = [f'<svg class="hist" id="hist-{esc(name)}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height + 30}" role="img" aria-label="{esc(name)}">']
+    if not bins:
+        parts.append(f'<text x="{width / 2}" y="{height / 2}" class="num empty" text-anchor="middle">'
+                     f'{esc(empty)}</text></svg>')
+        return "".join(parts)
+    top = max(n for _, _, n in bins) or 1
+    bw = plot_w / len(bins)
+    for tick in sorted({0, top // 2, top}):  # whole counts only: a top of 1 has no half line
+        y = height - (height - 10) * tick / top
+        parts.append(f'<line x1="{left - 3}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 5}" y="{y + 4:.1f}" class="num" text-anchor="end">{tick:,}</text>')
     for i, (a, b, n) in enumerate(bins):
         h = (height - 10) * n / top
-        parts.append(f'<rect x="{5 + i * bw:.1f}" y="{height - h:.1f}" width="{max(bw - 1, 1):.1f}" height="{h:.1f}" '
-                     f'fill="{BAR}"><title>{esc(fmt(a))}–{esc(fmt(b))}: {n}</title></rect>')
-    if bins:
-        parts.append(f'<text x="5" y="{height + 16}" class="num">{esc(fmt(bins[0][0]))}</text>')
-        parts.append(f'<text x="{width - 5}" y="{height + 16}" class="num" text-anchor="end">'
-                     f'{esc(fmt(bins[-1][1]))}</text>')
+        parts.append(f'<rect x="{left + i * bw:.1f}" y="{height - h:.1f}" width="{max(bw - 1, 1):.1f}" '
+                     f'height="{h:.1f}" fill="{BAR}"><title>{esc(fmt(a))}–{esc(fmt(b))}: {n:,}</title></rect>')
+    parts.append(f'<text x="{left}" y="{height + 16}" class="num">{esc(fmt(bins[0][0]))}</text>')
+    parts.append(f'<text x="{width - 6}" y="{height + 16}" class="num" text-anchor="end">{esc(fmt(bins[-1][1]))}</text>')
+    if marker is not None and bins[0][0] <= marker <= bins[-1][1]:
+        x = left + plot_w * (marker - bins[0][0]) / (bins[-1][1] - bins[0][0])
+        parts.append(f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="4" y2="{height}" stroke="{DROPPED}" '
+                     f'stroke-width="2" stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="14" class="num">'
+                     f'threshold {esc(fmt(marker))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -99,6 +122,10 @@ def examples_html(examples: list[dict]) -> str:
             out.append(f'<div class="group"><h3>{esc(key[0])}{": " + esc(key[1]) if key[1] else ""}</h3>')
             current = key
         detail = f'<div class="detail">{esc(ex["detail"])}</div>' if ex["detail"] else ""
+        if ex["language"] is not None and ex["language_score"] is not None:
+            detail += f'<div class="lang">language {esc(ex["language"])}, score {ex["language_score"]:.3f}</div>'
+        if ex["duplicate_of_url"]:
+            detail += f'<div class="twin">kept instead: <span class="url">{esc(ex["duplicate_of_url"])}</span></div>'
         text = ex["excerpt"] or "(no text: dropped before extraction)"
         out.append(f'<div class="ex"><div class="url">{esc(ex["url"])}</div>{detail}'
                    f'<div class="excerpt">{esc(text)}</div></div>')
@@ -112,9 +139,10 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980p
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
 h3 { font-size: 14px; margin: 14px 0 4px; } .lbl, .num { font: 12px system-ui, sans-serif; fill: #333; }
 table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left; } td.n { text-align: right; }
-.hists { display: flex; flex-wrap: wrap; gap: 16px; } .hists figure { margin: 0; }
+.hists { display: flex; flex-wrap: wrap; gap: 16px; } .hists figure { margin: 0; width: 300px; }
 .ex { margin: 6px 0 10px; padding: 6px 8px; background: #f6f6f6; border-left: 3px solid #ccc; }
 .url { font: 12px monospace; word-break: break-all; } .detail { color: #a33; font-size: 12px; }
+.lang, .twin { color: #555; font-size: 12px; }
 .excerpt { white-space: pre-wrap; font-size: 13px; max-height: 9em; overflow: auto; } .legend span { display: inline-block; width: 10px; height: 10px; }
 """
 
@@ -123,26 +151,28 @@ def build_report(run: str | Path) -> str:
     counts = summary(run)
     con = connect(run)
     config = run_config(run)
-    scores = [r[0] for r in con.execute("SELECT language_score FROM ledger WHERE language_score IS NOT NULL").fetchall()]
-    lengths = [r[0] for r in con.execute("SELECT text_length FROM ledger WHERE text_length > 0").fetchall()]
-    tokens = [r[0] for r in con.execute("SELECT token_count FROM ledger WHERE decision = 'kept'").fetchall()]
+    stages = run_stages(run)
+    # the examples' ids first, from the key columns only (top-3 by hash per reason), then their rows
+    picked = [i for (ids,) in con.execute(f"SELECT min_by(id, md5(id), {EXAMPLES_PER_REASON}) FROM ledger "
+                                          "GROUP BY stage, reason").fetchall() for i in ids]
     examples = rows(con, f"""
-        SELECT stage, reason, url, detail, excerpt FROM (
-            SELECT *, row_number() OVER (PARTITION BY stage, reason ORDER BY md5(id)) AS k FROM ledger)
-        WHERE k <= {EXAMPLES_PER_REASON}
-        ORDER BY CASE WHEN stage IS NULL THEN 99 ELSE list_position({run_stages(run)}, stage) END, reason, k""")
+        SELECT stage, reason, url, detail, excerpt, language, language_score, duplicate_of_url FROM ledger
+        WHERE id IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY CASE WHEN stage IS NULL THEN 99 ELSE list_position({stages}, stage) END, reason, md5(id)""",
+                    [picked])
     threshold = config.get("langid", {}).get("threshold")
+    count = lambda x: f"{x:,.0f}"  # noqa: E731
     hists = [
-        ("language score", histogram(scores, 20, 0.0, 1.0), lambda x: f"{x:.2f}",
-         f"all records with a language (threshold {threshold})"),
-        ("document length", histogram(lengths, 20, min(lengths, default=1), max(lengths, default=10), log=True),
-         lambda x: f"{x:,.0f}", "characters of extracted text, log scale"),
-        ("tokens", histogram(tokens, 20, min(tokens, default=1), max(tokens, default=10), log=True),
-         lambda x: f"{x:,.0f}", "per kept document, log scale"),
+        ("language score", histogram(con, "language_score", "language_score IS NOT NULL", 20, 0.0, 1.0),
+         lambda x: f"{x:.2f}", f"all records with a language (threshold {threshold})", threshold, "no language scored"),
+        ("document length", histogram(con, "text_length", "text_length > 0", 20, log=True), count,
+         "characters of extracted text, log scale", None, "no text extracted"),
+        ("tokens", histogram(con, "coalesce(token_count, 0)", "decision = 'kept'", 20, log=True), count,
+         "per kept document, log scale", None, "0 documents kept: no tokens"),
     ]
-    figures = "".join(f'<figure>{histogram_svg(name.replace(" ", "-"), bins, fmt)}'
-                      f'<figcaption><b>{esc(name)}</b>: {esc(note)}</figcaption></figure>'
-                      for name, bins, fmt, note in hists)
+    figures = "".join(f'<figure>{histogram_svg(name.replace(" ", "-"), bins, fmt, marker=marker, empty=empty)}'
+                      f'<figcaption><b>{esc(name)}</b>: {esc(note)}; records per bin</figcaption></figure>'
+                      for name, bins, fmt, note, marker, empty in hists)
     kept_pct = 100 * counts["kept"] / max(counts["records_total"], 1)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -63,9 +63,7 @@ def cmd_diff(args):
         only_a, only_b = len(set(inputs_a) - set(inputs_b)), len(set(inputs_b) - set(inputs_a))
         print(f"ccpipe: warning: the runs read different inputs ({only_a} file(s) only in {args.run_a}, {only_b} "
               f"only in {args.run_b}): their records show as (absent)", file=sys.stderr)
-    result = diff(args.run_a, args.run_b, args.examples)
-    if not args.json:
-        result.pop("ids")
+    result = diff(args.run_a, args.run_b, args.examples, ids=args.json)
     print_json(result) if args.json else print(diff_text(result))
 
 

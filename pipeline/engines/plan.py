@@ -23,12 +23,12 @@ def describe_plan(config: Config, layout: RunLayout, phases: list[Phase], publis
             arrays = math.ceil(len(todo) / ex.max_array_size) if todo else 0
             dep = f" --dependency=afterok:<{previous} job>" if previous else ""
             lines.append(f"\n# phase {phase.name}: {len(todo)}/{phase.tasks} tasks to run, "
-                         f"{arrays} job array(s): sbatch{dep}")
+                         f"{arrays} job array(s), {ex.cpus_per_task} CPU {ex.mem_gb:g} GB per task: sbatch{dep}")
             if todo:
                 lines.append(ex.render(min(len(todo), ex.max_array_size)).rstrip())
                 previous = phase.name
         dep = f" --dependency=afterok:<{previous} job>" if previous else ""
-        lines.append(f"\n# then: sbatch{dep}")
+        lines.append(f"\n# then summary.json: sbatch{dep}")
         lines.append(_finalize_script(executors[-1], layout).rstrip())
         if publish_to:
             lines.append(f"# the finalize job publishes the outputs to {publish_to}")
@@ -46,5 +46,5 @@ def describe_plan(config: Config, layout: RunLayout, phases: list[Phase], publis
         steps = " -> ".join(type(s).__name__ for s in phase.steps)
         lines.append(f"phase {phase.name:<13} {len(todo):>6}/{phase.tasks} tasks to run: {steps}")
     url = publish_to
-    lines.append("then on this machine: .bin shards, summary.json" + (f", published to {url}" if url else ""))
+    lines.append("then on this machine: summary.json" + (f", published to {url}" if url else ""))
     return "\n".join(lines) + "\n"

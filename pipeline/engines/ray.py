@@ -41,13 +41,16 @@ def ray_executor(config: Config, layout: RunLayout, phase: Phase) -> QuietRayExe
     import ray  # optional (the `cluster` extra), and slow to import: only for `--executor ray`
 
     r = config.run.ray
-    slots = max(1, int(ray.cluster_resources().get("CPU", 1) // r.cpus_per_task))
+    total = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # the finalize phases ask for run.slurm.finalize_cpus: never more than the cluster has, or nothing runs
+    cpus, mem_gb = min(phase.cpus or r.cpus_per_task, total), phase.mem_gb or r.mem_per_task_gb
+    slots = max(1, total // cpus)
     # datatrove warns on every phase that a local logging dir must be shared by the nodes: the README says so
     logger.disable("datatrove.executor.ray")
     return QuietRayExecutor(phase.steps, tasks=phase.tasks, workers=min(slots, phase.tasks),
                             logging_dir=str(layout.logs / phase.name), skip_completed=True,
                             randomize_start_duration=config.run.random_start_seconds,
-                            cpus_per_task=r.cpus_per_task, mem_per_cpu_gb=r.mem_per_task_gb / r.cpus_per_task)
+                            cpus_per_task=cpus, mem_per_cpu_gb=mem_gb / cpus)
 
 
 @contextlib.contextmanager

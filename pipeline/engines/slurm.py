@@ -50,12 +50,13 @@ class CcpipeSlurmExecutor(SlurmPipelineExecutor):
             mounts = ",".join(sorted({f"{p}:{p}" for p in (str(layout.root.resolve()),)}))
             srun_args = {"container-image": s.container, "container-mounts": mounts}
         super().__init__(phase.steps, tasks=phase.tasks, time=s.time, partition=s.partition,
-                         cpus_per_task=s.cpus_per_task, job_name=f"ccpipe-{phase.name}",
+                         cpus_per_task=phase.cpus or s.cpus_per_task, job_name=f"ccpipe-{phase.name}",
                          env_command=_env_command(s) or None, logging_dir=str(layout.logs / phase.name),
                          skip_completed=True, max_array_size=s.max_array_size, srun_args=srun_args,
                          randomize_start_duration=config.run.random_start_seconds,
                          workers=s.array_throttle or -1, qos=None, **kwargs)
         self.settings = s
+        self.mem_gb = phase.mem_gb or s.mem_per_task_gb
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         quiet_console()
@@ -65,12 +66,12 @@ class CcpipeSlurmExecutor(SlurmPipelineExecutor):
         """The `#SBATCH` lines, without touching the disk (for --dry-run)."""
         s = self.settings
         logfile = os.path.join(self.slurm_logs_folder, "%A_%a.out")
-        mem_mb = math.ceil(s.mem_per_task_gb * 1024 / s.cpus_per_task)
+        mem_mb = math.ceil(self.mem_gb * 1024 / self.cpus_per_task)
         directives = {
             "job-name": self.job_name,
             **({"partition": s.partition} if s.partition else {}),
             "time": s.time,
-            "cpus-per-task": s.cpus_per_task,
+            "cpus-per-task": self.cpus_per_task,
             "mem-per-cpu": f"{mem_mb}M",
             "output": logfile,
             "error": logfile,

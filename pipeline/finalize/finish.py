@@ -1,13 +1,15 @@
 """After the last phase: the `.bin` shards, the consolidated ledger, `summary.json`, and publishing.
 
-`finalize_run` runs in the process that ran the phases (local, Ray); `finalize_dir` is the same for a run
-directory whose phases ran elsewhere (the last job of a Slurm run, `ccpipe finalize DIR`).
+The shards and the ledger are written by two phases of tasks on the run's own engine (`finalize_phases`,
+`pipeline.finalize.steps`), which `pipeline.run` runs after the others (Slurm: two more job arrays). Then
+one small step, `finalize_run`, counts `summary.json` from the ledger with DuckDB and publishes. For a run
+whose phases ran elsewhere (the last job of a Slurm run, `ccpipe finalize DIR`), `finalize_dir` runs the
+finalize phases still missing on this machine first.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -15,40 +17,43 @@ import yaml
 
 from pipeline.core.errors import RunError
 from pipeline.core.layout import RunLayout
+from pipeline.engines.select import make_executor
 from pipeline.engines.tasks import incomplete_tasks, merge_stats
-from pipeline.finalize.consolidate import consolidate
 from pipeline.finalize.publish import publish_outputs
-from pipeline.finalize.shards import write_shards
+from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, shard_plan
 from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
 from stages.io import write_json_atomic
 
 
+def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> list[Phase]:
+    """The index (one task), then the ledger parts and shards (`run.finalize_tasks`, by default one per
+    base task), with the finalize resources of `run.slurm`."""
+    parts = phases[0].tasks
+    s = config.run.slurm
+    resources = {"cpus": s.finalize_cpus, "mem_gb": s.finalize_mem_gb}
+    return [Phase("finalize_index", [FinalizeIndex(str(layout.root), config.output.shard_tokens)], 1, **resources),
+            Phase("finalize_parts", [FinalizeParts(str(layout.root), parts)],
+                  max(1, min(config.run.finalize_tasks or parts, parts)), **resources)]
+
+
 def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed: float) -> dict:
-    """After the last phase: the `.bin` shards and `summary.json`. Reruns give the same bytes."""
-    shards = finalize_shards(layout, config.output.shard_tokens)
-    started = time.monotonic()
-    consolidate(layout.decisions, layout.ledger)
-    seconds = stage_seconds(layout, phases)
-    seconds["ledger"] = round(seconds.get("ledger", 0.0) + time.monotonic() - started, 3)
+    """Once every phase, the finalize ones included, is done: `summary.json`, then publishing."""
+    shards = shard_plan(layout)
+    seconds = stage_seconds(layout, phases + finalize_phases(config, layout, phases))
     summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds, early_drops(phases))
     write_json_atomic(layout.summary, summary)
-    publish_outputs(layout)  # to the --output URL, when there is one
+    publish_outputs(layout, config)  # to the --output URL, when there is one
     return summary
 
 
-def finalize_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
-    """Concatenate every task's token file, in rank order, into `.bin` shards per language."""
-    if layout.bin.exists():
-        shutil.rmtree(layout.bin)  # rebuilt whole from the token files: a rerun gives the same bytes
-    shards = []
-    for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
-        # `{rank}.tokens` or `{rank}.u32.tokens`; rank 100000 after 99999
-        ranked = sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.name.split(".")[0]))
-        written = write_shards(ranked, layout.bin, lang_dir.name, shard_tokens)
-        shards += [{"language": lang_dir.name, **s} for s in written]
-    return shards
+def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:
+    if incomplete_tasks(layout, phase):
+        make_executor(config, layout, phase).run()
+        if missing := incomplete_tasks(layout, phase):
+            raise RunError(f"phase {phase.name!r}: tasks {missing} did not complete (task logs: "
+                           f"{layout.logs / phase.name / 'logs'}); rerunning redoes only them")
 
 
 def finalize_dir(root: Path) -> dict:
@@ -60,7 +65,11 @@ def finalize_dir(root: Path) -> dict:
     missing = {p.name: incomplete_tasks(layout, p) for p in phases}
     if any(missing.values()):
         raise RunError("tasks did not complete: " + "; ".join(f"{k} {v}" for k, v in missing.items() if v))
-    for phase in phases:
+    if config.run.executor == "slurm":  # the finalize job runs what is missing here, one process
+        config = config.model_copy(update={"run": config.run.model_copy(update={"executor": "local"})})
+    for phase in finalize_phases(config, layout, phases):
+        _run_missing(config, layout, phase)
+    for phase in phases + finalize_phases(config, layout, phases):
         if not (layout.logs / phase.name / "stats.json").exists():
             merge_stats(layout, phase)
     submitted = layout.logs / "submitted.json"

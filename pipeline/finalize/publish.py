@@ -4,7 +4,11 @@ Tasks write to a run directory on a filesystem (`run.work_dir`; on a cluster it 
 node): datatrove's completion markers, logs and intermediate files need renames and appends that object
 stores do not offer. When the run is finished, `finalize_run` publishes the outputs there
 (`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`, ...: everything but `work/` and
-`logs/`), each file with retries, `summary.json` last: a reader that sees it sees a complete run.
+`logs/`), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
+
+Nothing private is published unless asked: the ledger goes out without the PII values of `pii_spans` (type
+and offsets stay) and without the excerpts of records dropped before the PII stage (unscrubbed text). The
+full ledger stays in the run directory; `output.publish_full_ledger: true` publishes it.
 """
 
 from __future__ import annotations
@@ -12,16 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
 
 from pipeline.core.layout import RunLayout
+from pipeline.finalize.consolidate import write_ledger_part
+from pipeline.plan.config import Config
 
 log = logging.getLogger(__name__)
 
 RETRIES = 6  # waits 1, 2, 4, 8, 16 s between tries: rides out a throttled bucket (S3's 503 SlowDown)
 NOT_PUBLISHED = ("work", "logs")
+UPLOADS = 16  # files in flight: object stores are slow per request, not per byte
 
 
 def _target_file(layout: RunLayout) -> Path:
@@ -49,17 +61,61 @@ def with_retries(action, what: str, tries: int = RETRIES):
             time.sleep(2**attempt)
 
 
-def publish_outputs(layout: RunLayout) -> str | None:
+def _without_values(spans: str | None) -> str | None:
+    """`[[type, start, end, value], ...]` -> `[[type, start, end], ...]`."""
+    return None if spans is None else json.dumps([s[:3] for s in json.loads(spans)], ensure_ascii=False)
+
+
+def public_ledger_part(src: Path, dest: Path, unscrubbed: list[str]) -> None:
+    """`src` without PII values and without the excerpts of rows dropped at an `unscrubbed` stage; one
+    part in memory at a time (one task's rows)."""
+    table = pq.read_table(src)
+    spans = pa.array([_without_values(v) for v in table["pii_spans"].to_pylist()], pa.string())
+    hide = pc.fill_null(pc.is_in(table["stage"], pa.array(unscrubbed, pa.string())), False)
+    excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"])
+    for name, column in (("pii_spans", spans), ("excerpt", excerpt)):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), column)
+    write_ledger_part(table, dest)
+
+
+def unscrubbed_stages(layout: RunLayout) -> list[str]:
+    """The stages before PII's in the run's funnel: their drops' excerpts are raw text (all, without PII)."""
+    stages = yaml.safe_load(layout.resolved_config.read_text())["stages"]
+    return stages[:stages.index("pii")] if "pii" in stages else stages
+
+
+def _published_files(layout: RunLayout, full_ledger: bool) -> list[tuple[Path, str]]:
+    """(local file, path under the URL) for everything published; the public ledger is written here."""
+    public = layout.work / "publish" / "ledger"
+    unscrubbed = None if full_ledger else unscrubbed_stages(layout)
+    files = []
+    # work/ and logs/ hold millions of files on a dump: not even walked
+    tops = [p for p in layout.root.iterdir() if p.name not in NOT_PUBLISHED]
+    for path in sorted(f for top in tops for f in ([top] if top.is_file() else top.rglob("*")) if f.is_file()):
+        rel = path.relative_to(layout.root)
+        if rel.parts[0] == "ledger" and unscrubbed is not None:
+            public_ledger_part(path, public / path.name, unscrubbed)
+            path = public / path.name
+        files.append((path, rel.as_posix()))
+    files.sort(key=lambda f: f[1] == "summary.json")  # last: its presence means the rest is there
+    return files
+
+
+def publish_outputs(layout: RunLayout, config: Config | None = None) -> str | None:
     """Copy the run's outputs to its --output URL (if it has one); returns the URL."""
     url = publish_target(layout)
     if url is None:
         return None
     fs, base = fsspec.core.url_to_fs(url)
-    files = sorted(p for p in layout.root.rglob("*")
-                   if p.is_file() and p.relative_to(layout.root).parts[0] not in NOT_PUBLISHED)
-    files.sort(key=lambda p: p.name == "summary.json")  # last: its presence means the rest is there
-    for path in files:
-        rel = path.relative_to(layout.root).as_posix()
-        with_retries(lambda src=str(path), dest=f"{base}/{rel}": fs.put_file(src, dest), f"publishing {rel} to {url}")
+    files = _published_files(layout, config is not None and config.output.publish_full_ledger)
+
+    def put(src: Path, rel: str) -> None:
+        with_retries(lambda: fs.put_file(str(src), f"{base}/{rel}"), f"publishing {rel} to {url}")
+
+    *rest, last = files
+    with ThreadPoolExecutor(UPLOADS) as pool:
+        list(pool.map(lambda f: put(*f), rest))  # list(): the first error is raised here
+    put(*last)
     log.info("published %d files to %s", len(files), url)
     return url

@@ -21,9 +21,13 @@ from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 from pipeline.core.layout import RunLayout
 from pipeline.plan.phases import Phase, stage_of
 
+COUNT_BATCH = 1000  # ledger parts per DuckDB scan
 
-def _read_json_files(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+def _read_json_files(folder: Path):
+    """Each per-task JSON file of `folder`, one at a time (90,000 of them on a dump)."""
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        yield json.loads(path.read_text())
 
 
 def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str],
@@ -56,25 +60,29 @@ def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) ->
     records = 0
     # after language ID, per kept language: {lang: {stage: {reason: n}}} (each language has its own filters)
     by_lang: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    if any(Path(ledger).glob("part-*.parquet")):
-        # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python
-        con = duckdb.connect()
-        con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{Path(ledger) / 'part-*.parquet'}')")
+    parts = sorted(str(p) for p in Path(ledger).glob("part-*.parquet"))
+    # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python; and in
+    # batches of parts, since DuckDB holds every file's metadata of a scan (~5 KB a part: 0.45 GB for 90,000)
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
+    for i in range(0, len(parts), COUNT_BATCH):
+        source = f"read_parquet({parts[i:i + COUNT_BATCH]!r})"
         # every row, whatever its decision: conservation then checks kept + dropped against it
-        records = con.execute("SELECT count(*) FROM ledger").fetchone()[0]
+        records += con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         for stage, reason, n in con.execute(
-                "SELECT stage, reason, count(*) FROM ledger WHERE decision = 'dropped' GROUP BY ALL").fetchall():
-            dropped[stage][reason] = n
-        for lang, n, tokens in con.execute("SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
-                                           "FROM ledger WHERE decision = 'kept' GROUP BY ALL").fetchall():
-            kept_by_lang[lang], tokens_by_lang[lang] = n, int(tokens)
+                f"SELECT stage, reason, count(*) FROM {source} WHERE decision = 'dropped' GROUP BY ALL").fetchall():
+            dropped[stage][reason] += n
+        for lang, n, tokens in con.execute(f"SELECT language, count(*), sum(coalesce(token_count, 0) + 1) "
+                                           f"FROM {source} WHERE decision = 'kept' GROUP BY ALL").fetchall():
+            kept_by_lang[lang] += n
+            tokens_by_lang[lang] += int(tokens)
         for lang, stage, reason, n in con.execute(
-                "SELECT language, stage, reason, count(*) FROM ledger WHERE decision = 'dropped' AND stage IN "
+                f"SELECT language, stage, reason, count(*) FROM {source} WHERE decision = 'dropped' AND stage IN "
                 "('quality', 'dedup', 'pii', 'tokenize') GROUP BY ALL").fetchall():
-            by_lang[lang][stage][reason] = n
-        for kind, n in con.execute("SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e "
-                                   "FROM ledger WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
-            pii[kind] = int(n)
+            by_lang[lang][stage][reason] += n
+        for kind, n in con.execute(f"SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e FROM "
+                                   f"{source} WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
+            pii[kind] += int(n)
     order = {s: i for i, s in enumerate(stages)}
     dropped_sorted = {stage: dict(sorted(dropped[stage].items()))
                       for stage in sorted(dropped, key=lambda s: order.get(s, len(order)))}
@@ -97,29 +105,33 @@ def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) ->
 def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elapsed: float,
                   stage_seconds: dict[str, float], early: dict | None = None) -> dict:
     """The ledger's counts, checked against what the reader read and what the final phase wrote."""
-    files = [f for report in _read_json_files(layout.files_report) for f in report["files"]]
+    records_read, files, errors = 0, 0, []
+    for report in _read_json_files(layout.files_report):
+        for f in report["files"]:
+            records_read, files = records_read + f["responses"], files + 1
+            if f.get("error"):
+                # `damaged`: permanent (bytes that do not parse, no usable record); `failed`: transient errors
+                # that outlasted the retries, in a task that failed: rerunning the command redoes it
+                kind = "failed" if f.get("failed") else "damaged"
+                errors.append({"path": f["path"], "error": f["error"], "kind": kind})
     counts = ledger_counts(layout.ledger, stages, early)
-    tallies = _read_json_files(layout.tally)
-    tally_kept = sum(n for t in tallies for n in t["kept"].values())
-    tally_tokens = sum(n for t in tallies for n in t["tokens"].values())
-    records_read = sum(f["responses"] for f in files)
+    tally_kept = tally_tokens = 0
+    for tally in _read_json_files(layout.tally):
+        tally_kept += sum(tally["kept"].values())
+        tally_tokens += sum(tally["tokens"].values())
     shard_tokens = sum(s["tokens"] for s in shards)
-    errors = [f for f in files if f.get("error")]
     return {
         # a run that read nothing is no finished run, however complete its all-zero funnel looks
-        "run_failed": "no input file could be read" if files and len(errors) == len(files) else None,
+        "run_failed": "no input file could be read" if files and len(errors) == files else None,
         **counts,
         # every record read has exactly one ledger row; the rows' kept/tokens are what was written
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
                             and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
         "records_read": records_read,
-        "files": len(files),
-        # `damaged`: permanent (bytes that do not parse, no usable record); `failed`: transient errors that
-        # outlasted the retries, in a task that failed: rerunning the command redoes it
-        "errors": [{"path": f["path"], "error": f["error"], "kind": "failed" if f.get("failed") else "damaged"}
-                   for f in files if f.get("error")],
-        "damaged": sum(1 for f in files if f.get("error") and not f.get("failed")),
-        "failed": sum(1 for f in files if f.get("failed")),
+        "files": files,
+        "errors": errors,
+        "damaged": sum(1 for e in errors if e["kind"] == "damaged"),
+        "failed": sum(1 for e in errors if e["kind"] == "failed"),
         "shards": shards,
         "elapsed_seconds": round(elapsed, 3),
         "seconds_per_stage": stage_seconds,

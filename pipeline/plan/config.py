@@ -146,6 +146,10 @@ class TokenizerConfig(_Section):
 class OutputConfig(_Section):
     shard_tokens: Count = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
     parquet_compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    # publishing to an --output URL: false publishes the ledger without PII values (`pii_spans` keep type and
+    # offsets) and without the unscrubbed excerpts of records dropped before the PII stage; the full ledger
+    # stays in the local run directory (`run.work_dir`). true publishes it as it is.
+    publish_full_ledger: bool = False
 
 
 class SlurmConfig(_Section):
@@ -163,6 +167,9 @@ class SlurmConfig(_Section):
     venv: str | None = None  # virtualenv activated in each job; None: the one running `ccpipe run`
     container: str | None = None  # image run by `srun --container-image` (pyxis/enroot) instead of a venv
     env_command: str | None = None  # shell line run before each task instead (`module load ...`)
+    # each finalize task (ledger parts, shards; bench/scale.py): DuckDB's 1 GB limit + one task's rows, 2 threads
+    finalize_cpus: Count = 2
+    finalize_mem_gb: Memory = 4.0
 
 
 class RayConfig(_Section):
@@ -183,6 +190,7 @@ class RunConfig(_Section):
     # cluster; None: $CCPIPE_CACHE/runs/<output URL> on this machine
     work_dir: str | None = None
     strict: bool = False  # any file error (damaged, unusable) fails the run with exit 1
+    finalize_tasks: Count | None = None  # tasks writing the ledger parts and shards; None: one per base task
     slurm: SlurmConfig = SlurmConfig()
     ray: RayConfig = RayConfig()
 

@@ -40,6 +40,8 @@ class Phase:
     name: str
     steps: list[PipelineStep]
     tasks: int
+    cpus: int | None = None  # Slurm/Ray resources per task, when not run.slurm's / run.ray's (the finalize phases)
+    mem_gb: float | None = None
 
 
 def task_count(config: Config, files: list[str]) -> int:

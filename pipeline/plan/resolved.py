@@ -72,12 +72,15 @@ def _what_changed(previous: dict, resolved: dict) -> str:
         return "other input files"
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
-        before = previous.get("config", {})
-        keys = [section for section, value in resolved["config"].items()  # `recipe`: a value, not a section
-                if not isinstance(value, dict) and before.get(section) != value]
-        keys += [f"{section}.{key}" for section, values in resolved["config"].items()
-                 if section != "run" and isinstance(values, dict)
-                 for key in values if (before.get(section) or {}).get(key) != values[key]]
+        keys = []
+        for section, values in resolved["config"].items():
+            before = previous.get("config", {}).get(section)
+            if section == "run" or before == values:
+                continue
+            if isinstance(values, dict):  # a section: name its keys; a top-level value (`recipe`): itself
+                keys += [f"{section}.{key}" for key in values if (before or {}).get(key) != values[key]]
+            else:
+                keys.append(section)
         if keys:
             return "another config (" + ", ".join(keys) + ")"
     return "other package versions, models, blocklists or tokenizer"

@@ -67,14 +67,18 @@ def test_slurm_dry_run_prints_dependent_arrays_and_writes_nothing(warcs, gpt2_ti
     plan = plan_pipeline(config, warcs, out)
     assert not out.exists()
     scripts = plan.split("#!/bin/bash")[1:]
-    assert len(scripts) == 5  # base, dedup buckets, dedup cluster, final, finalize
-    base, buckets, cluster, final, finalize = scripts
+    assert len(scripts) == 7  # base, dedup buckets, dedup cluster, final, finalize index and parts, summary
+    base, buckets, cluster, final, index, parts, finalize = scripts
     assert "#SBATCH --array=0-2%2" in base and "#SBATCH --array=0-13%2" in buckets and "#SBATCH --array=0-0%2" in cluster
     for script in (base, final):
         assert "#SBATCH --partition=cpu" in script and "#SBATCH --account=cc" in script
         assert "#SBATCH --mem-per-cpu=2560M" in script and "source /opt/ccpipe/.venv/bin/activate" in script
         assert "launch_pickled_pipeline " + str(out / "logs") in script
-    assert plan.count("--dependency=afterok:") == 4
+    for script in (index, parts):  # run.slurm.finalize_cpus / finalize_mem_gb (defaults 2, 4 GB)
+        assert "#SBATCH --cpus-per-task=2" in script and "#SBATCH --mem-per-cpu=2048M" in script
+    assert "#SBATCH --array=0-0%2" in index and "#SBATCH --array=0-2%2" in parts
+    assert "2 CPU 4 GB per task" in plan
+    assert plan.count("--dependency=afterok:") == 6
     assert f"ccpipe finalize {out}" in finalize and "--array" not in finalize
 
     container = _config(gpt2_tiktoken, executor="slurm", slurm={"container": "ghcr.io/x/ccpipe:1"})
@@ -115,7 +119,7 @@ def test_status_counts_done_running_failed_and_shows_the_error(warcs, gpt2_tikto
         "2026-01-01 | INFO     | Launching pipeline for rank=2\n2026-01-01 | ERROR    | boom\nTraceback:\n"
         "  File x.py, line 1\n  File y.py, line 2\n  File z.py, line 3\nMemoryError: out of memory\n")
     phases = {p.name: p for p in run_status(out)}
-    assert list(phases) == ["base", "dedup_buckets", "dedup_cluster", "final"]
+    assert list(phases) == ["base", "dedup_buckets", "dedup_cluster", "final", "finalize_index", "finalize_parts"]
     base = phases["base"]
     assert (base.done, base.running, list(base.failed), base.pending) == ([0], [1], [2], 0)
     assert base.failed[2][0].endswith("| ERROR    | boom") and base.failed[2][-1] == "MemoryError: out of memory"

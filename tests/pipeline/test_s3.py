@@ -2,11 +2,14 @@
 reads its WARCs from a bucket and publishes its outputs to the bucket, identical to a local-disk run.
 
 The `.bin` shards must be byte-identical. Parquet and ledger rows name their input file (`file_path`,
-`warc`): s3:// URLs here, local paths there; with that one column mapped back they must be equal.
+`warc`): s3:// URLs here, local paths there; with that one column mapped back they must be equal. The
+published ledger is the public one (no PII values, no unscrubbed excerpts): no planted PII value of
+`warc/bench/truth.jsonl` is in any published object, while the full ledger kept in the work dir holds them.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.core.layout import RunLayout
+from pipeline.finalize.publish import public_ledger_part, unscrubbed_stages
 from pipeline.plan.inputs import InputError, expand_inputs
 from tests.pipeline.clusterkit import BENCH_FILES, bench_inputs, ccpipe, free_port, reference_run, run_args
 
@@ -110,8 +115,32 @@ def test_s3_input_and_output_match_local_disk(s3_server, corpus, gpt2_tiktoken, 
             assert mine.read_bytes() == theirs.read_bytes(), name
             continue
         column = PATH_COLUMNS[name.split("/")[0]]
+        if name.startswith("ledger/"):  # published: the public ledger
+            public = tmp_path_factory.mktemp("public") / "part.parquet"
+            public_ledger_part(theirs, public, unscrubbed_stages(RunLayout(reference)))
+            theirs = public
         a, b = pq.read_table(mine), pq.read_table(theirs)
         assert set(a.column(column).to_pylist()) <= set(urls), name  # it did read from the bucket
         assert _local_view(a, column, urls).equals(b), name
         assert pq.read_metadata(mine).num_rows == pq.read_metadata(theirs).num_rows
+
+    planted = {p["value"] for line in (corpus / "warc" / "bench" / "truth.jsonl").read_text().splitlines()
+               for p in json.loads(line).get("pii", [])}
+    work = cache / "runs" / "s3" / BUCKET / "runs" / "bench"
+    # the values the PII stage found, from the full ledger kept in the work dir: the check must have some
+    found = {span[3] for part in (work / "ledger").glob("*.parquet")
+             for spans in pq.read_table(part).column("pii_spans").to_pylist() if spans
+             for span in json.loads(spans) if len(span) > 3}
+    assert found, "the full ledger in the work dir should hold PII values (else this check proves nothing)"
+    secrets = planted | found
+    leaked = {name: hits for name in sorted(names) if (hits := [v for v in secrets if v in _as_text(got / name)])}
+    assert not leaked, f"published objects hold raw PII values: {leaked}"
     shutil.rmtree(cache, ignore_errors=True)
+
+
+def _as_text(path: Path) -> str:
+    """A file's bytes as text, and a parquet file's rows too (its pages are compressed)."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    if path.suffix == ".parquet":
+        text += json.dumps(pq.read_table(path).to_pylist(), default=str, ensure_ascii=False)
+    return text
