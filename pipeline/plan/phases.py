@@ -89,13 +89,22 @@ def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
 
 def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:
     layout = RunLayout(Path(out))
-    ledger = str(layout.decisions)
     tasks = task_count(config, files)
     dedup = minhash(config, layout)
-    fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/fineweb.py)
     # FineWeb-2's profile of each kept language other than English (stages/profiles)
     profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
+    phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles), tasks)]
+    if config.dedup.enabled:
+        phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
+        phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
+    phases.append(Phase("final", _final_steps(config, layout, dedup, profiles), tasks))
+    return phases
 
+
+def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
+    """Read -> blocklist -> (language pre-check) -> extract -> language ID -> quality -> save, signatures."""
+    ledger = str(layout.decisions)
+    fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/fineweb.py)
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
@@ -124,16 +133,18 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     ]
     if config.dedup.enabled:
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
-    phases = [Phase("base", base, tasks)]
+    return base
 
+
+def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
+    """Reload -> drop duplicates -> (ftfy) -> PII -> (table lines) -> tokenize -> parquet, ledger, tally."""
+    ledger = str(layout.decisions)
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
     if config.dedup.enabled:
-        phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
-        phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
         final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
     if profiles:  # FineWeb-2's final touches, around PII as in its step 6
         final.append(FixEncoding(profiles))
-    if config.pii.enabled and fineweb:
+    if config.pii.enabled and config.recipe == "fineweb":
         final.append(FineWebPII())
     elif config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
@@ -142,12 +153,10 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     if profiles:
         final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
-    final += [
+    return final + [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
                  str(layout.tokens)),
         FineWebParquet(str(layout.parquet), compression),
         KeptLedger(ledger),
         TaskTally(str(layout.tally)),
     ]
-    phases.append(Phase("final", final, tasks))
-    return phases
