@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 
-from pipeline.finalize.consolidate import _decision_files
+from pipeline.finalize.steps import _decision_prefixes
 from stages.reader import FileFate, failed_reads, write_report
 
 
-def test_decision_files_are_grouped_by_rank_of_any_width(tmp_path):
+def test_decision_files_are_found_for_ranks_of_any_width(tmp_path):
     for name in ("reader/00000.jsonl", "langid/precheck-00042.jsonl", "reader/100000.jsonl", "kept/100000.jsonl",
                  "quality/fineweb2-99999.jsonl"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    found = {rank: sorted(p.relative_to(tmp_path).as_posix() for p in paths)
-             for rank, paths in _decision_files(tmp_path).items()}
+    prefixes = _decision_prefixes(tmp_path)
+    assert prefixes == ["kept/", "langid/precheck-", "quality/fineweb2-", "reader/"]
+    # a finalize task opens its rank's files by name: `{prefix}{rank:05d}.jsonl`
+    found = {rank: sorted(f"{prefix}{rank:05d}.jsonl" for prefix in prefixes
+                          if (tmp_path / f"{prefix}{rank:05d}.jsonl").exists()) for rank in (0, 42, 99999, 100000)}
     assert found == {0: ["reader/00000.jsonl"], 42: ["langid/precheck-00042.jsonl"],
                      99999: ["quality/fineweb2-99999.jsonl"], 100000: ["kept/100000.jsonl", "reader/100000.jsonl"]}
 
