@@ -148,7 +148,9 @@ def test_slurm_job_arrays_with_dependencies_match_local(slurm_cluster, corpus, g
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     assert "submitted to Slurm" in submitted.stdout
     jobs = dict(pair.split() for pair in submitted.stdout.split(":", 1)[1].splitlines()[0].split(", "))
-    assert list(jobs) == ["base", "dedup_buckets", "dedup_cluster", "final", "finalize"]
+    # the finalize phases are job arrays too (pipeline/finalize/steps.py); the last job writes summary.json
+    assert list(jobs) == ["base", "dedup_buckets", "dedup_cluster", "final", "finalize_index", "finalize_parts",
+                          "finalize"]
 
     def finished() -> bool:
         queued = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout
@@ -164,7 +166,8 @@ def test_slurm_job_arrays_with_dependencies_match_local(slurm_cluster, corpus, g
     previous_end = ""
     for phase in jobs:
         times = _job_times(jobs[phase], env)
-        assert len(times) == {"base": 2, "dedup_buckets": 14, "dedup_cluster": 1, "final": 2, "finalize": 1}[phase]
+        assert len(times) == {"base": 2, "dedup_buckets": 14, "dedup_cluster": 1, "final": 2, "finalize_index": 1,
+                              "finalize_parts": 2, "finalize": 1}[phase]
         assert min(start for start, _ in times) >= previous_end, phase
         previous_end = max(end for _, end in times)
 
