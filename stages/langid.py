@@ -19,7 +19,6 @@ language ID on trafilatura's text (a 65-character copyright line and a calendar)
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import cached_property
 
@@ -27,6 +26,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from selectolax.lexbor import LexborHTMLParser
 
+from stages.io import sha256_file
 from stages.wet import is_wet
 
 
@@ -86,9 +86,7 @@ class LanguageID(BaseFilter):
         return {lang: found.get(lang, 0.0) for lang in self.languages}
 
     def provenance(self) -> dict:
-        with open(self.model_path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        out = {"name": "fasttext-lid.176", "path": self.model_path, "sha256": digest,
+        out = {"name": "fasttext-lid.176", "path": self.model_path, "sha256": sha256_file(self.model_path),
                "languages": list(self.languages), "threshold": self.threshold}
         if self.thresholds:
             out["thresholds"] = dict(self.thresholds)

@@ -40,6 +40,7 @@ from datatrove.pipeline.base import PipelineStep
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeadersParser
 
+from stages.io import write_text_atomic
 from stages.ledger import DropLedger, drop
 from stages.payload import decode_html, header_charset, looks_binary, valid_url
 from stages.remote_io import RetryPolicy, TransientError, open_stream
@@ -121,11 +122,7 @@ class WarcReader(PipelineStep):
 
     def _report_progress(self, rank: int, responses: int) -> None:
         """Responses read so far by this task, in `progress_folder/{rank}`, for the command line's progress bar."""
-        path = os.path.join(self.progress_folder, f"{rank:05d}")
-        os.makedirs(self.progress_folder, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            f.write(str(responses))
-        os.replace(path + ".tmp", path)
+        write_text_atomic(os.path.join(self.progress_folder, f"{rank:05d}"), str(responses))
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         if data:
@@ -355,12 +352,8 @@ def file_error(path: str, what: str, exc: BaseException) -> str:
 
 def write_report(folder: str, rank: int, fates: list[FileFate]) -> str:
     """Write `{folder}/{rank:05d}.json` atomically (temporary name, then rename)."""
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{rank:05d}.json")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"files": [asdict(fate) for fate in fates]}, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"files": [asdict(fate) for fate in fates]}, indent=1))
     return path
 
 

@@ -26,6 +26,8 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from stages import io as io_
+
 logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}  # timeouts, throttling, server-side failures
@@ -174,7 +176,7 @@ class ResumableStream(io.RawIOBase):
 
 
 def cache_dir() -> str:
-    return os.path.join(os.environ.get("CCPIPE_CACHE", os.path.expanduser("~/.cache/ccpipe")), "warc")
+    return str(io_.cache_dir("warc"))
 
 
 def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy(), cache_bytes: int = 0,

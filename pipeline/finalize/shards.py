@@ -23,6 +23,7 @@ from stages.binformat import GPT2, HEADER_BYTES, HEADER_INTS  # noqa: F401 -- pa
 from stages.binformat import (
     BinFormatError as ShardError,  # a `.bin` file that is not a valid llm.c shard
 )
+from stages.io import atomic_path
 
 MAGIC = GPT2.magic
 VERSION = GPT2.version
@@ -34,11 +35,9 @@ def shard_name(prefix: str, index: int) -> str:
 
 def write_shard(path: str | Path, tokens: np.ndarray, fmt: binformat.BinFormat = GPT2) -> None:
     """Write one shard atomically (temporary name, then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(fmt.header(len(tokens)))
         f.write(np.asarray(tokens, dtype=fmt.dtype).tobytes())
-    os.replace(tmp, path)
 
 
 def read_header(path: str | Path) -> int:
