@@ -3,8 +3,8 @@
 Tasks write to a run directory on a filesystem (`run.work_dir`; on a cluster it must be shared by every
 node): datatrove's completion markers, logs and intermediate files need renames and appends that object
 stores do not offer. When the run is finished, `finalize_run` publishes the outputs there
-(`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`, ...: everything but `work/` and
-`logs/`), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
+(`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`: those alone, never `work/`, `logs/` or
+a file left in the run directory), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
 
 Nothing private is published unless asked: the ledger goes out without the PII values of `pii_spans` (type
 and offsets stay) and without the excerpts of records dropped before the PII stage (unscrubbed text). The
@@ -32,7 +32,9 @@ from pipeline.plan.config import Config
 log = logging.getLogger(__name__)
 
 RETRIES = 6  # waits 1, 2, 4, 8, 16 s between tries: rides out a throttled bucket (S3's 503 SlowDown)
-NOT_PUBLISHED = ("work", "logs")
+# what a run writes for others, and nothing else: a file someone left in the run directory (an audit report
+# with unscrubbed excerpts, `ccpipe audit report`'s default RUN/report.html) is never uploaded
+PUBLISHED = ("parquet", "bin", "ledger", "config.resolved.yaml", "summary.json")
 UPLOADS = 16  # files in flight: object stores are slow per request, not per byte
 
 
@@ -91,7 +93,7 @@ def _published_files(layout: RunLayout, full_ledger: bool) -> list[tuple[Path, s
     unscrubbed = None if full_ledger else unscrubbed_stages(layout)
     files = []
     # work/ and logs/ hold millions of files on a dump: not even walked
-    tops = [p for p in layout.root.iterdir() if p.name not in NOT_PUBLISHED]
+    tops = [p for p in layout.root.iterdir() if p.name in PUBLISHED]
     for path in sorted(f for top in tops for f in ([top] if top.is_file() else top.rglob("*")) if f.is_file()):
         rel = path.relative_to(layout.root)
         if rel.parts[0] == "ledger" and unscrubbed is not None:
