@@ -58,7 +58,7 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer
 from stages import without_torch
 from stages.ledger import DropLedger
 from stages.profiles import Profile, fineweb2_filters
-from stages.quality_words import SpacyWords, repeated_chars, top_duplicate_chars
+from stages.quality_words import SpacyWords, repeated_chars, shared_words, top_duplicate_chars
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
@@ -84,9 +84,6 @@ GopherRepetition = _prefixed(GopherRepetitionFilter, "gopher_rep_")
 GopherQuality = _prefixed(GopherQualityFilter, "gopher_")
 C4Quality = _prefixed(C4QualityFilter, "c4_")
 FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
-
-
-_SHARED_WORDS: SpacyWords | None = None
 
 
 class _Drop(Exception):
@@ -125,12 +122,7 @@ class QualityFilters(BaseFilter):
 
     @property
     def words(self) -> SpacyWords:
-        """One per process, shared by every task it runs: building spaCy's pipeline costs ~0.2 s, and the
-        words of common chunks are worth remembering across documents and tasks."""
-        global _SHARED_WORDS
-        if _SHARED_WORDS is None:
-            _SHARED_WORDS = SpacyWords()
-        return _SHARED_WORDS
+        return shared_words()
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         signals: dict[str, float] = {}

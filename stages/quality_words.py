@@ -10,6 +10,7 @@ from collections import Counter
 from stages import without_torch
 
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
+_SHARED: SpacyWords | None = None
 
 
 def top_duplicate_chars(words: list[str], n: int) -> int | None:
@@ -115,3 +116,13 @@ class SpacyWords:
             if hard:
                 self._tokenize(hard)
         return [w for c in chunks for w in cache[c]]
+
+
+def shared_words() -> SpacyWords:
+    """One per process, shared by the quality filters and MinHash signatures of every task it runs: building
+    spaCy's pipeline costs ~0.2 s (~1 s for the first, which imports the spaCy plugins installed), and the
+    words of common chunks are worth remembering across documents, steps and tasks."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = SpacyWords()
+    return _SHARED

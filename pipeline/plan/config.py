@@ -111,6 +111,7 @@ class DedupConfig(_Section):
     buckets: Count = 14
     hashes_per_bucket: Count = 8
     seed: int = 1
+    fast: bool = True  # signature words from the quality stage's chunk cache (same shingles); false: datatrove's
 
 
 class NerConfig(_Section):

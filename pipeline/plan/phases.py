@@ -84,7 +84,7 @@ def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
 def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
     d = config.dedup
     return MinhashDedup(layout.minhash, n_grams=d.n_grams, buckets=d.buckets, hashes_per_bucket=d.hashes_per_bucket,
-                        seed=d.seed)
+                        seed=d.seed, fast=d.fast)
 
 
 def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:

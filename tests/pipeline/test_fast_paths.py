@@ -1,7 +1,8 @@
 """Every fast path on (the default) against every fast path off, on ../shared/corpus/warc/bench.
 
 Off means: no language pre-check before trafilatura (`langid.precheck`), datatrove's four quality filters
-instead of the one pass (`quality.fast`), presidio's analyze() on whole documents (`pii.fast`). The fast
+instead of the one pass (`quality.fast`), presidio's analyze() on whole documents (`pii.fast`), datatrove's
+own word split for MinHash signatures (`dedup.fast`). The fast
 paths must change nothing that matters: the kept set may differ by under 0.5 % of documents, and a document
 both keep must come out the same.
 """
@@ -15,7 +16,8 @@ from tests.pipeline.conftest import bench_run
 
 pytestmark = pytest.mark.slow
 
-FAST_PATHS_OFF = {"langid": {"precheck": False}, "quality": {"fast": False}, "pii": {"fast": False}}
+FAST_PATHS_OFF = {"langid": {"precheck": False}, "quality": {"fast": False}, "pii": {"fast": False},
+                  "dedup": {"fast": False}}
 
 
 @pytest.fixture(scope="module")

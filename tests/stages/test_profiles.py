@@ -7,7 +7,8 @@ import pytest
 from pipeline.plan.checks import check_config
 from pipeline.plan.config import ConfigError, QualityConfig, config_from_dict
 from pipeline.plan.phases import build_phases
-from stages.multilingual import FixEncoding, LanguageMinhashSignature, RemoveTableLines
+from stages.dedup import LanguageSignature
+from stages.multilingual import FixEncoding, RemoveTableLines
 from stages.profiles import PROFILES_DIR, ProfileError, fineweb2_filters, load_profile, profile_name, resolve_profiles
 from stages.quality import QualityFilters, quality_filters
 from tests.fixtures import make_doc
@@ -94,7 +95,7 @@ def test_final_touches_for_other_languages_only():
 def test_minhash_shingles_follow_the_language(tmp_path):
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
-    step = LanguageMinhashSignature(str(tmp_path), MinhashConfig(), {"zh": ("cmn_Hani", "cmn_Hani")})
+    step = LanguageSignature(str(tmp_path), MinhashConfig(), {"zh": ("cmn_Hani", "cmn_Hani")})
     english = MinhashDedupSignature(str(tmp_path), config=MinhashConfig())
     step._segmenter = ("cmn_Hani", "cmn_Hani")
     assert len(step.get_shingles(ZH)) > 50  # jieba's words, not one "word" a line as English splitting gives
@@ -106,9 +107,9 @@ def test_minhash_shingles_follow_the_language(tmp_path):
 
 def test_english_only_builds_fineweb_phases(tmp_path):
     base = build_phases(config_from_dict({}), ["x.warc.gz"], tmp_path)[0].steps
-    assert not any(isinstance(s, LanguageMinhashSignature) for s in base)
+    assert not any(isinstance(s, LanguageSignature) for s in base)
     steps = build_phases(config_from_dict({"langid": {"languages": ["en", "zh"]}}), ["x.warc.gz"], tmp_path)
-    assert any(isinstance(s, LanguageMinhashSignature) for s in steps[0].steps)
+    assert any(isinstance(s, LanguageSignature) for s in steps[0].steps)
     assert any(isinstance(s, FixEncoding) for s in steps[-1].steps)
 
 
