@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -35,7 +36,7 @@ from datatrove.utils._import_utils import ASSETS_PATH
 from tldextract import TLDExtract
 
 import blocklists
-from stages import io
+from stages import io, load_once
 from stages.io import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -194,9 +195,13 @@ class URLBlocklist(BaseFilter):
         return sources
 
     def _load(self):
-        if self._state is not None:
-            return self._state
-        sources = {s["name"]: s for s in self._sources()}
+        if self._state is None:
+            sources = {s["name"]: s for s in self._sources()}
+            files = tuple((str(s["path"]), os.stat(s["path"]).st_mtime_ns) for s in sources.values())
+            self._state = load_once(("blocklist", files, str(self.cache_dir)), lambda: self._read(sources))
+        return self._state
+
+    def _read(self, sources: dict[str, dict]) -> dict:
         st = {"extract": tld_extractor(), "tags": {n: _tag(n, s["version"]) for n, s in sources.items()}}
         if self.use_ut1:
             domains, urls = ut1_index(sources["ut1-adult"]["path"], self.cache_dir)
@@ -218,7 +223,6 @@ class URLBlocklist(BaseFilter):
         st["urls"] = set(project("ccpipe-urls"))
         st["host_words"] = _alternation({w.lower() for w in project("ccpipe-host-words")})
         st["host_guard"] = _alternation({w.lower() for w in project("ccpipe-host-guard")})
-        self._state = st
         return st
 
     def provenance(self) -> list[dict]:
@@ -299,11 +303,11 @@ class URLBlocklist(BaseFilter):
         verdict = self._verdict(url)
         if verdict["allowed"]:
             st = self._load()
-            allow, st["allow"] = st["allow"], set()
+            self._state = {**st, "allow": set()}  # a copy: the loaded lists are shared in this process
             try:
                 verdict["without_allowlist"] = self._verdict(url)
             finally:
-                st["allow"] = allow
+                self._state = st
         return verdict
 
     def _verdict(self, url: str) -> dict:

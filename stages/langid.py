@@ -26,6 +26,7 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from selectolax.lexbor import LexborHTMLParser
 
+from stages import load_once
 from stages.io import sha256_file
 from stages.wet import is_wet
 
@@ -54,7 +55,9 @@ class LanguageID(BaseFilter):
     def model(self):
         import fasttext  # the model loads once per worker, lazily: never at import (a step is pickled to workers)
 
-        return fasttext.load_model(self.model_path)
+        stat = os.stat(self.model_path)
+        return load_once(("fasttext", self.model_path, stat.st_mtime_ns, stat.st_size),
+                         lambda: fasttext.load_model(self.model_path))
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -27,7 +27,7 @@ from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
-from stages import binformat
+from stages import binformat, load_once
 from stages.io import sha256_file
 from stages.vocabularies import NAMED, PUBLISHED, locate
 
@@ -106,6 +106,11 @@ class BPETokenizer:
 
     @cached_property
     def _impl(self):
+        stat = os.stat(self.path) if os.path.isfile(self.path) else None
+        key = ("bpe", self.name, self.path, stat and (stat.st_mtime_ns, stat.st_size), self.eot_token, self.pattern)
+        return load_once(key, self._load)
+
+    def _load(self):
         if self.kind == "huggingface":
             from tokenizers import Tokenizer  # one of the two libraries, by the vocabulary's kind
 

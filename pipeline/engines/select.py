@@ -3,10 +3,8 @@ Slurm submits instead: `pipeline.engines.slurm.submit_slurm`)."""
 
 from __future__ import annotations
 
-import contextlib
-
 from pipeline.core.layout import RunLayout
-from pipeline.engines.local import LocalExecutor
+from pipeline.engines.local import LocalExecutor, worker_pool
 from pipeline.engines.ray import ray_executor, ray_session  # they import Ray itself only when called
 from pipeline.plan.config import Config
 from pipeline.plan.phases import Phase
@@ -23,7 +21,7 @@ def make_executor(config: Config, layout: RunLayout, phase: Phase):
 
 
 def engine_session(config: Config):
-    """A context manager around the phases: a Ray connection for `ray`, nothing for `local`."""
+    """A context manager around the phases: a Ray connection for `ray`, the worker processes for `local`."""
     if config.run.executor == "ray":
         return ray_session(config)
-    return contextlib.nullcontext()
+    return worker_pool(config.run.workers)
