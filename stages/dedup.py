@@ -40,9 +40,9 @@ from datatrove.pipeline.dedup.minhash import (
 )
 from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import ngrams, simplify_text
-from datatrove.utils.word_tokenizers import load_word_tokenizer
 from tqdm import tqdm as _tqdm
 
+from stages.profiles import word_tokenizer
 from stages.quality_words import shared_words
 
 
@@ -92,7 +92,7 @@ class LanguageSignature(Signature):
         if self._segmenter is None:
             return super().get_shingles(text)
         profile, tokenizer = self._segmenter
-        words = load_word_tokenizer(tokenizer).word_tokenize(simplify_text(text, self.config.norm_config))
+        words = word_tokenizer(tokenizer).word_tokenize(simplify_text(text, self.config.norm_config))
         return self._hashed(words, profile + "\x00")
 
 

@@ -12,43 +12,78 @@ Drop reasons: `timeout`, `crashed` (the child died, e.g. out of memory), `extrac
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.extractors.base import ExtractorSandbox
 from datatrove.pipeline.extractors.trafilatura import Trafilatura
 from datatrove.utils.typeshelper import StatHints
 
-from stages.extract_child import extract_text, serve
+from stages.extract_child import extract_text
 from stages.ledger import DropLedger, drop
 from stages.wet import is_wet
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
-_SPAWN = multiprocessing.get_context("spawn")
+# the child's first lines: this process's import path, then the function, then `serve` (stages/extract_child.py)
+_BOOT = ("import sys; from multiprocessing.connection import Connection; conn = Connection(int(sys.argv[1])); "
+         "sys.path[:] = conn.recv(); from stages.extract_child import serve; serve(conn, conn.recv())")
+_START_SECONDS = 60.0  # a fresh interpreter importing trafilatura: 0.3 s on a quiet machine
 
 
-class SpawnedSandbox(ExtractorSandbox):
-    """datatrove's sandbox with its child started as a fresh interpreter (`spawn`) instead of a fork.
+class _Child:
+    """A `subprocess.Popen` with the few `multiprocessing.Process` methods datatrove's sandbox calls."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def terminate(self) -> None:
+        self.popen.terminate()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+
+
+class LeanSandbox(ExtractorSandbox):
+    """datatrove's sandbox with a fresh interpreter for its child instead of a fork of this process.
 
     A forked child holds every page its worker had at the fork: 177 MB RSS under a worker that has loaded
-    the run's lists and models, counted again beside the worker's own; a spawned one holds Python and
+    the run's lists and models, counted again beside the worker's own; a fresh one holds Python and
     trafilatura, 37 MB, for 0.3 s more to start, once per worker and run (and after a timeout or crash).
+    Started with `subprocess`, not multiprocessing's `spawn`, which would re-run the caller's main script.
     """
 
     def _ensure_process(self, extract_fn):
         if self.process is not None and self.process.is_alive():
             return
         self._cleanup_process()
-        self.parent_conn, self.child_conn = _SPAWN.Pipe()
-        self.process = _SPAWN.Process(target=serve, args=(self.child_conn, extract_fn), daemon=True)
-        self.process.start()
-        if self.parent_conn.poll(max(self.timeout, 60)):  # a fresh interpreter imports trafilatura first
-            self.parent_conn.recv()
-        else:
-            self._cleanup_process()
-            raise TimeoutError("the extraction child did not start within 60 seconds")
+        ours, theirs = socket.socketpair()
+        self.parent_conn, self.child_conn = Connection(ours.detach()), Connection(theirs.detach())
+        fd = self.child_conn.fileno()
+        self.process = _Child(subprocess.Popen([sys.executable, "-c", _BOOT, str(fd)], pass_fds=(fd,),
+                                               stdin=subprocess.DEVNULL))
+        self.child_conn.close()  # the child has its own copy
+        self.parent_conn.send(sys.path)
+        self.parent_conn.send(extract_fn)
+        deadline = time.monotonic() + max(self.timeout, _START_SECONDS)
+        while not self.parent_conn.poll(0.05):
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                self._cleanup_process()
+                raise EOFError("the extraction child did not start")
+        self.parent_conn.recv()  # ready
 
 
 def shared_sandbox(step: Extractor) -> ExtractorSandbox:
@@ -61,7 +96,7 @@ def shared_sandbox(step: Extractor) -> ExtractorSandbox:
     # a worker forked from a process with sandboxes of its own (a test) must not use or close those
     key = (os.getpid(), type(step).__qualname__, step.favour_precision, step.timeout)
     if key not in _SANDBOXES:  # its child is a daemon: multiprocessing ends it when this process exits
-        _SANDBOXES[key] = SpawnedSandbox(timeout=step.timeout, warmup_text="")
+        _SANDBOXES[key] = LeanSandbox(timeout=step.timeout, warmup_text="")
     return _SANDBOXES[key]
 
 

@@ -53,12 +53,11 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
     get_n_grams,
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
-from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 from stages import without_torch
 from stages.ledger import DropLedger
-from stages.profiles import Profile, fineweb2_filters
-from stages.quality_words import SpacyWords, repeated_chars, shared_words, top_duplicate_chars
+from stages.profiles import Profile, fineweb2_filters, word_tokenizer
+from stages.quality_words import RepeatedChars, SpacyWords, shared_words, top_duplicate_chars
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
@@ -161,7 +160,7 @@ class QualityFilters(BaseFilter):
         """FineWeb-2's chain for one profile; datatrove splits the text into words once (its filters split
         the same text the same way: `split_into_words` remembers its last texts)."""
         profile, rep, fw, gq = entry
-        tokenizer = load_word_tokenizer(profile.word_tokenizer)
+        tokenizer = word_tokenizer(profile.word_tokenizer)
         words: list[str] = []
 
         def split(t: str) -> list[str]:
@@ -204,8 +203,9 @@ class QualityFilters(BaseFilter):
             if top is not None:
                 value = top / len(text)
                 check(p, f"top_{n}_gram", value, value > frac, ">", frac)
+        repeated = RepeatedChars(words)
         for n, frac in f.dup_n_grams:
-            value = repeated_chars(words, n) / len(text)
+            value = repeated(n) / len(text)
             check(p, f"duplicated_{n}_n_grams", value, value > frac, ">", frac)
         return words
 

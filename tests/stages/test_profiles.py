@@ -3,13 +3,24 @@
 import tempfile
 
 import pytest
+from datatrove.utils.text import TextNormConfig, simplify_text
+from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 from pipeline.plan.checks import check_config
 from pipeline.plan.config import ConfigError, QualityConfig, config_from_dict
 from pipeline.plan.phases import build_phases
 from stages.dedup import LanguageSignature
 from stages.multilingual import FixEncoding, RemoveTableLines
-from stages.profiles import PROFILES_DIR, ProfileError, fineweb2_filters, load_profile, profile_name, resolve_profiles
+from stages.profiles import (
+    PROFILES_DIR,
+    JiebaWords,
+    ProfileError,
+    fineweb2_filters,
+    load_profile,
+    profile_name,
+    resolve_profiles,
+    word_tokenizer,
+)
 from stages.quality import QualityFilters, quality_filters
 from tests.fixtures import make_doc
 
@@ -176,3 +187,25 @@ def test_japanese_decisions_equal_fineweb2_on_datatrove(corpus):
     files = sorted(str(p) for p in (corpus / "warc" / "other").glob("*.warc.gz"))
     result = assert_same_decisions("ja", files, min_docs=20)
     print(result)
+
+
+ZH_TRICKY = ("北京欢迎你。 Hello,  world!\n\n第二段\t有 tab 和  两个空格  。\u3000全角空格；English words here 3.5kg\n"
+             "  首尾空白  \n")
+
+
+def test_chinese_words_are_datatrove_s_without_spacy_docs():
+    fast, datatrove = word_tokenizer("cmn_Hani"), load_word_tokenizer("cmn_Hani")
+    assert isinstance(fast, JiebaWords)
+    for text in (ZH_TRICKY, ZH, "", "   ", "只有中文", "only english words", "\n\n"):
+        assert fast.word_tokenize(text) == datatrove.word_tokenize(text), text
+
+
+@pytest.mark.slow
+def test_chinese_words_are_datatrove_s_on_real_pages(corpus):
+    files = sorted(str(p) for p in (corpus / "warc" / "zh").glob("*.warc.gz"))
+    texts = [d.text for d in texts_reaching_quality(["zh"], files) if d.metadata["language"] == "zh"]
+    texts += [simplify_text(t, TextNormConfig()) for t in texts]  # what MinHash signatures split
+    assert len(texts) > 200
+    fast, datatrove = word_tokenizer("cmn_Hani"), load_word_tokenizer("cmn_Hani")
+    for text in texts:
+        assert fast.word_tokenize(text) == datatrove.word_tokenize(text), text[:200]

@@ -14,9 +14,9 @@ from stages.quality import (
     QualityFilters,
     SpacyWords,
     quality_filters,
-    repeated_chars,
     top_duplicate_chars,
 )
+from stages.quality_words import blank_english, repeated_chars
 from tests.fixtures import make_doc
 
 GOOD = """The village council met on a rainy evening in early October to discuss the state of the old bridge.
@@ -100,6 +100,7 @@ def test_c4_rewrite_is_datatrove_s():
     "o.Ä. cannot gonna Im im U.S. don't e-mail http://x.org/a?b=1 (see [1]) 3.5kg 10,000 :) — “quoted” ...",
     "Kurtaxe o.Ä.\n- 30% Anzahlung\n\n\tTabs\u00a0and\u2009odd spaces \x1c here",
     "日本語のテキスト、句読点。 混在 text",
+    "Hello. hello, etc. etc, cannot, gonna. A. aB. ABC. U.S. vs. e.g., Mr. mr. Inc. ok! ok? ok: ok; a. I.",
     "",
 ])
 def test_words_are_spacys(text):
@@ -133,6 +134,18 @@ def real_texts(corpus, limit: int) -> list[str]:
     with open(corpus / "extraction" / "scrapinghub-aeb" / "manifest.jsonl") as f:
         texts += [json.loads(line)["gold_text"] for line in f][:limit]
     return [t for t in texts if t]
+
+
+@pytest.mark.slow
+def test_words_are_spacys_on_real_text(corpus):
+    texts = real_texts(corpus, limit=250)
+    chunks = sorted({c for t in texts for c in t.split()})
+    assert len(chunks) > 50_000
+    nlp, words = blank_english(), SpacyWords()
+    for chunk in chunks:  # spaCy never looks across whitespace: chunk by chunk is the whole text
+        assert words(chunk) == [t.text for t in nlp.tokenizer(chunk)], chunk
+    for text in texts[:40]:
+        assert SpacyWords()(text) == split_into_words(text)
 
 
 @pytest.mark.slow
