@@ -212,7 +212,9 @@ class QualityFilters(BaseFilter):
     def _gopher_quality(self, text: str, words: list[str], check, f=None) -> None:
         f, p = f or self.gq, "gopher_"
         n_words = len(words)
-        lengths = [len(w) for w in words if w.strip(_PUNCTUATION)]  # a word with a character not in the set
+        distinct = set(words)  # each test below once per distinct word
+        counted = {w for w in distinct if w.strip(_PUNCTUATION)}  # a word with a character not in the set
+        lengths = [len(w) for w in words if w in counted]
         n = len(lengths)
         signals_only = lambda name, value: check(p, name, value, False, "", "")
         signals_only("word_count", n)
@@ -241,7 +243,7 @@ class QualityFilters(BaseFilter):
             check(p, "too_many_end_ellipsis", value, value > f.max_ellipsis_lines_ratio, ">",
                   f.max_ellipsis_lines_ratio)
         if f.max_non_alpha_words_ratio:  # datatrove's name: it is the minimum share of words with a letter
-            has_letter = {w: any(c.isalpha() for c in w) for w in set(words)}  # once per distinct word
+            has_letter = {w: w.isalpha() or any(c.isalpha() for c in w) for w in distinct}
             value = sum(map(has_letter.__getitem__, words)) / n_words
             check(p, "below_alpha_threshold", value, value < f.max_non_alpha_words_ratio, "<",
                   f.max_non_alpha_words_ratio)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from itertools import accumulate
 
+import numpy as np
+
 from stages import without_torch
 
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
@@ -52,11 +54,15 @@ class RepeatedChars:
         self.text = "".join(words)
         keys = [self.text[o:o + KEY_CHARS] for o in self.offsets[:-1]]
         seen = Counter(keys)
-        self.shared = [seen[k] > 1 for k in keys]
+        self.shared = np.fromiter((seen[k] > 1 for k in keys), dtype=bool, count=len(keys))
+        self.np_offsets = np.asarray(self.offsets, dtype=np.int64)
 
     def __call__(self, n: int) -> int:
-        o, text = self.offsets, self.text
-        starts = [i for i in range(len(o) - n) if self.shared[i] or o[i + n] - o[i] < KEY_CHARS]
+        o, text, m = self.offsets, self.text, len(self.offsets) - n  # m: positions with an n-gram
+        if m <= 0:
+            return 0
+        short = (self.np_offsets[n:n + m] - self.np_offsets[:m]) < KEY_CHARS
+        starts = np.flatnonzero(self.shared[:m] | short).tolist()
         grams = [text[o[i]:o[i + n]] for i in starts]
         counts = Counter(grams)
         if len(counts) == len(grams):
