@@ -4,6 +4,7 @@ The child is a fresh interpreter: it unpickles the function it is given, importi
 and from here that is trafilatura and nothing of the pipeline (37 MB; a fork of the worker is 177 MB RSS).
 """
 
+import logging
 import os
 
 
@@ -12,6 +13,8 @@ def serve(conn, extract_fn) -> None:
     one extraction per text received until the pipe closes."""
     with open(f"/proc/{os.getpid()}/oom_score_adj", "w") as f:
         f.write("1000\n")
+    for name in ("trafilatura", "htmldate", "courlan", "justext"):  # crawled pages are messy: as in the worker
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     extract_fn("")
     conn.send(None)
     while True:

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # a library that sets its own logger to DEBUG (jieba) would
+        handler.setLevel(logging.WARNING)  # propagate every record here, in each worker forked from this process
     if "--no-progress" in (sys.argv[1:] if argv is None else argv):
         # also datatrove's own bars; tqdm reads this when first imported, so before the command modules
         # (which build_parser imports) bring in datatrove
