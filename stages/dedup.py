@@ -92,7 +92,7 @@ class LanguageSignature(Signature):
         if self._segmenter is None:
             return super().get_shingles(text)
         profile, tokenizer = self._segmenter
-        words = word_tokenizer(tokenizer).word_tokenize(simplify_text(text, self.config.norm_config))
+        words = word_tokenizer(tokenizer, fast=self.fast).word_tokenize(simplify_text(text, self.config.norm_config))
         return self._hashed(words, profile + "\x00")
 
 
