@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -116,14 +117,17 @@ _SHARED_POOL: _Pool | None = None  # inside `worker_pool()`
 def worker_pool(workers: int):
     """Around all the phases of a run: their tasks run in the same `workers` processes, started once.
 
-    They are forked from this process before any other thread runs here (the progress bars), so they start
-    with every module the steps need already imported: 0.7 s less than a forkserver worker importing them.
-    A pool started later (after a worker died) uses datatrove's forkserver, safe with threads running.
+    On Linux, and when no other thread runs here yet (the CLI, before its progress bars), they are forked from
+    this process, so they start with every module the steps need already imported: 0.7 s less than a
+    forkserver worker importing them. Otherwise (a caller with threads, another OS), and for a pool started
+    later (after a worker died), datatrove's forkserver, which is safe with threads running.
     """
     global _SHARED_POOL
-    _SHARED_POOL = _Pool(workers, "fork")
-    _SHARED_POOL.executor.submit(os.getpid).result()  # with fork, all workers start at the first submission
-    _SHARED_POOL.pids |= set(_SHARED_POOL.executor._processes or {})
+    forkable = sys.platform == "linux" and threading.active_count() == 1
+    _SHARED_POOL = _Pool(workers, "fork" if forkable else "forkserver")
+    if forkable:  # now, before the progress threads: with fork, all workers start at the first submission
+        _SHARED_POOL.executor.submit(os.getpid).result()
+        _SHARED_POOL.pids |= set(_SHARED_POOL.executor._processes or {})
     try:
         yield
     finally:
