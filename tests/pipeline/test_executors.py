@@ -4,6 +4,7 @@ task-count change, `ccpipe status` on a run directory in every state."""
 from __future__ import annotations
 
 import argparse
+import threading
 
 import pytest
 import yaml
@@ -12,7 +13,8 @@ from pipeline.cli import build_parser
 from pipeline.cli.run import _engine_overrides
 from pipeline.core.errors import RunError
 from pipeline.plan.config import ConfigError, config_from_dict, load_config
-from pipeline.run import plan_pipeline, start_run
+from pipeline.engines import local
+from pipeline.run import plan_pipeline, run_pipeline, start_run
 from pipeline.status import format_status, run_status
 from tests.fixtures import html_page, write_warc
 
@@ -130,3 +132,31 @@ def test_status_counts_done_running_failed_and_shows_the_error(warcs, gpt2_tikto
 
     assert cmd_status(argparse.Namespace(run=str(out), work_dir=None)) == 1
     assert "base" in capsys.readouterr().out
+
+
+def test_workers_are_forked_once_or_come_from_forkserver_when_threads_run(warcs, gpt2_tiktoken, tmp_path, monkeypatch):
+    """The local engine's workers serve every phase; forked from the caller only while no other thread runs."""
+    pools = []
+    init = local._Pool.__init__
+    monkeypatch.setattr(local._Pool, "__init__", lambda self, workers, method: (pools.append(method),
+                                                                                 init(self, workers, method))[1])
+    outputs = []
+    for with_thread in (False, True):
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait) if with_thread else None
+        if thread:
+            thread.start()
+        try:
+            summary = run_pipeline(_config(gpt2_tiktoken, workers=2), warcs, tmp_path / f"run-{with_thread}")
+        finally:
+            stop.set()
+            if thread:
+                thread.join()
+        assert summary["records_total"] == 3 and summary["conservation_ok"]
+        outputs.append(sorted((p.relative_to(tmp_path / f"run-{with_thread}").as_posix(), p.read_bytes())
+                              for d in ("parquet", "bin", "ledger")
+                              for p in (tmp_path / f"run-{with_thread}" / d).rglob("*") if p.is_file()))
+    # one pool for all seven phases of each run; a thread running in the caller means forkserver
+    assert pools[-1] == "forkserver" and len(pools) == 2
+    assert pools[0] == ("fork" if threading.active_count() == 1 else "forkserver")
+    assert outputs[0] == outputs[1]
