@@ -12,8 +12,8 @@ import yaml
 from pipeline.cli import build_parser
 from pipeline.cli.run import _engine_overrides
 from pipeline.core.errors import RunError
-from pipeline.plan.config import ConfigError, config_from_dict, load_config
 from pipeline.engines import local
+from pipeline.plan.config import ConfigError, config_from_dict, load_config
 from pipeline.run import plan_pipeline, run_pipeline, start_run
 from pipeline.status import format_status, run_status
 from tests.fixtures import html_page, write_warc
