@@ -512,6 +512,11 @@ def report(title: str, fig: dict) -> str:
         if a or b:
             lines.append(f"    {stage:<20} {a:>10.2f} {b:>10.2f} {(f'{a / b:.1f}x' if b else '-'):>12}")
     lines.append(f"    {'sum':<20} {sum(p['stage_s'].values()):>10.2f} {sum(c['stage_s'].values()):>10.2f}")
+    covered = sum(c["stage_s"].values())
+    if c.get("elapsed_s"):
+        lines.append(f"  ccpipe's seconds_per_stage: {covered:.2f} s = {covered / c['elapsed_s']:.1%} of summary.json's "
+                     f"elapsed_seconds ({c['elapsed_s']:.2f} s), {covered / c['wall_s']:.1%} of the process's wall "
+                     "(before the run's clock: Python starting, imports, the config check)")
     return "\n".join(lines)
 
 
