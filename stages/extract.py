@@ -37,6 +37,11 @@ _BOOT = ("import sys; from multiprocessing.connection import Connection; conn = 
 _START_SECONDS = 60.0  # a fresh interpreter importing trafilatura: 0.3 s on a quiet machine
 
 
+class SandboxStartError(RuntimeError):
+    """The extraction child could not start: this machine's fault, not the page's. The task fails (a rerun
+    redoes it) instead of dropping every document after as `crashed`."""
+
+
 class _Child:
     """A `subprocess.Popen` with the few `multiprocessing.Process` methods datatrove's sandbox calls."""
 
@@ -73,17 +78,31 @@ class LeanSandbox(ExtractorSandbox):
         ours, theirs = socket.socketpair()
         self.parent_conn, self.child_conn = Connection(ours.detach()), Connection(theirs.detach())
         fd = self.child_conn.fileno()
-        self.process = _Child(subprocess.Popen([sys.executable, "-c", _BOOT, str(fd)], pass_fds=(fd,),
-                                               stdin=subprocess.DEVNULL))
-        self.child_conn.close()  # the child has its own copy
-        self.parent_conn.send(sys.path)
-        self.parent_conn.send(extract_fn)
-        deadline = time.monotonic() + max(self.timeout, _START_SECONDS)
-        while not self.parent_conn.poll(0.05):
-            if not self.process.is_alive() or time.monotonic() > deadline:
-                self._cleanup_process()
-                raise EOFError("the extraction child did not start")
-        self.parent_conn.recv()  # ready
+        try:
+            self.process = _Child(subprocess.Popen([sys.executable, "-c", _BOOT, str(fd)], pass_fds=(fd,),
+                                                   stdin=subprocess.DEVNULL))
+        except OSError as exc:
+            raise SandboxStartError(f"cannot start the extraction child: {exc}") from exc
+        finally:
+            self.child_conn.close()  # the child has its own copy
+        wait = max(self.timeout, _START_SECONDS)
+        try:
+            self.parent_conn.send(sys.path)
+            self.parent_conn.send(extract_fn)
+            deadline = time.monotonic() + wait
+            while not self.parent_conn.poll(0.05):
+                if not self.process.is_alive() or time.monotonic() > deadline:
+                    raise EOFError
+            self.parent_conn.recv()  # ready
+        except (OSError, EOFError) as exc:  # a closed pipe: the child is gone
+            try:
+                code = self.process.popen.wait(1)  # the pipe closes a moment before the exit is reaped
+            except subprocess.TimeoutExpired:
+                code = None
+            self._cleanup_process()
+            raise SandboxStartError(f"the extraction child ({sys.executable}) did not start: "
+                                    + (f"it exited with {code}" if code is not None else f"no answer in {wait:g} s")
+                                    ) from exc
 
 
 def shared_sandbox(step: Extractor) -> ExtractorSandbox:
@@ -95,7 +114,7 @@ def shared_sandbox(step: Extractor) -> ExtractorSandbox:
     """
     # a worker forked from a process with sandboxes of its own (a test) must not use or close those
     key = (os.getpid(), type(step).__qualname__, step.favour_precision, step.timeout)
-    if key not in _SANDBOXES:  # its child is a daemon: multiprocessing ends it when this process exits
+    if key not in _SANDBOXES:  # its child ends when this process exits: its pipe closes
         _SANDBOXES[key] = LeanSandbox(timeout=step.timeout, warmup_text="")
     return _SANDBOXES[key]
 
@@ -137,6 +156,8 @@ class Extractor(Trafilatura):
                 with self.track_time():
                     try:
                         text = sandbox.process_document(doc.text, extract)
+                    except SandboxStartError:
+                        raise
                     except TimeoutError:
                         reason = "timeout"
                     except EOFError:

@@ -2,7 +2,10 @@ import json
 import pickle
 import time
 
-from stages.extract import Extractor
+import pytest
+
+from stages import extract
+from stages.extract import Extractor, SandboxStartError
 from tests.fixtures import html_page, make_doc
 
 ARTICLE = html_page(
@@ -48,3 +51,12 @@ def test_deterministic_and_picklable(tmp_path):
     step = pickle.loads(pickle.dumps(Extractor(str(tmp_path))))
     a = [d.text for d in step.run(iter([make_doc(ARTICLE), make_doc(ARTICLE)]))]
     assert a[0] == a[1]  # trafilatura's deduplicate=True would blank the second copy
+
+
+def test_a_child_that_cannot_start_fails_the_task_and_drops_nothing(tmp_path, monkeypatch):
+    # an environment fault (here: the child exits at once) is not a property of the page: no `crashed` drops
+    monkeypatch.setattr(extract, "_BOOT", "import sys; sys.exit(3)")
+    monkeypatch.setattr(extract, "_SANDBOXES", {})
+    with pytest.raises(SandboxStartError, match="exited with 3"):
+        list(Extractor(str(tmp_path)).run(iter([make_doc(ARTICLE, doc_id="a"), make_doc(ARTICLE, doc_id="b")])))
+    assert ledger_rows(tmp_path) == []
