@@ -42,7 +42,7 @@ def child(impl: str, cache: str, truth: str, repeat: int, host_word_rules: bool)
         f.download_data()
     else:
         sys.path.insert(0, str(ROOT))
-        from stages.blocklist import URLBlocklist
+        from stages.filters.blocklist import URLBlocklist
 
         f = URLBlocklist(cache_dir=cache, host_word_rules=host_word_rules)
         f._load()

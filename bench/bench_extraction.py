@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from datatrove.data import Document
 
-from stages.extract import Extractor
-from stages.langid import PRECHECK_WINDOW, LanguageID, LanguagePrecheck
-from stages.payload import decode_html
+from stages.extractors.html import Extractor
+from stages.filters.langid import PRECHECK_WINDOW, LanguageID, LanguagePrecheck
+from stages.readers.payload import decode_html
 
 WORD = re.compile(r"\w+")
 

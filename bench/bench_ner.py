@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stages.pii import PIIScrubber
+from stages.pii.scrub import PIIScrubber
 
 
 def best_time(fn, docs: list[str], repeat: int) -> float:

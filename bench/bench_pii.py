@@ -11,7 +11,7 @@ Corpora (from ../shared/corpus, or $CCPIPE_CORPUS):
   synth     presidio-research synth_dataset_v2 sentences (1,500 short sentences, most with PII)
   zh+pii    gold_text of the zh-dev pages (52 real Chinese articles) with one planted Chinese PII sentence of
             warc/zh/truth.jsonl's values appended, analyzed as Chinese (language "zh"; the baseline is presidio
-            on the masked text, the text every recognizer sees: stages/pii_zh.py)
+            on the masked text, the text every recognizer sees: stages/pii/zh.py)
   run       with --run DIR: the kept documents of a ccpipe run (e.g. of the bench corpus)
 
 Run by hand, e.g.:
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stages.pii import PIIScrubber
+from stages.pii.scrub import PIIScrubber
 
 
 def load_corpora(corpus: Path) -> dict[str, list[str]]:
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     scrubber.scrub("warm up 8.8.8.8 a@b.com")
     analyzer.analyze("warm up 8.8.8.8 a@b.com", language=scrubber.language)
 
-    from stages.pii_zh import mask_unspaced
+    from stages.pii.zh import mask_unspaced
 
     def baseline(text, language=None):
         lang = scrubber.presidio_language(language)

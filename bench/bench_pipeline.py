@@ -20,7 +20,7 @@ trafilatura's text), copied into new WARC files.
 
 Then, unless `--no-zh`, Chinese (`--zh DIR`, default ../shared/corpus/warc/zh): ccpipe with `langid.languages:
 [zh]` against the PEER as FineWeb-2's `fineweb-2-pipeline.py` configures datatrove for `cmn_Hani` (its profile
-`configs/cmn_Hani.yml`, shipped in stages/profiles/), lid.176 in place of GlotLID (a download):
+`configs/cmn_Hani.yml`, shipped in stages/recipes/profiles/), lid.176 in place of GlotLID (a download):
 
     base        WarcReader -> URLFilter -> Trafilatura(favour_precision) -> LanguageFilter(zh, language_score)
                 -> JsonlWriter

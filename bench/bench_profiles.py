@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stages.profiles import resolve_profiles  # noqa: E402
-from stages.quality import QualityFilters  # noqa: E402
+from stages.filters.quality import QualityFilters  # noqa: E402
+from stages.recipes.profiles import resolve_profiles  # noqa: E402
 from tests.fixtures import make_doc  # noqa: E402
-from tests.stages.test_profiles import datatrove_decision, texts_reaching_quality  # noqa: E402
+from tests.stages.recipes.test_profiles import datatrove_decision, texts_reaching_quality  # noqa: E402
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from datatrove.data import Document
 
 from pipeline.finalize.shards import write_shards
-from stages import binformat
-from stages.tokenize import BPETokenizer, Tokenize
+from stages.tokens import binformat
+from stages.tokens.tokenize import BPETokenizer, Tokenize
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,7 @@ from pipeline.plan.inputs import expand_inputs
 from pipeline.plan.phases import Phase, build_phases
 from pipeline.plan.probe import probe_inputs
 from pipeline.plan.resolved import check_resumable, prepare_output, resolved_config
-from stages.reader import failed_reads
+from stages.readers.warc import failed_reads
 
 
 def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True) -> tuple[RunLayout, list[Phase]]:

@@ -1,59 +1,14 @@
-"""One module per pipeline stage, each a small datatrove step."""
+"""The pipeline's steps, grouped by role as datatrove's `pipeline/` is; importing them changes nothing.
 
-import contextlib
-import functools
-import importlib.metadata
-import sys
-
-from datatrove.utils import _import_utils
-
-
-@functools.cache
-def _distribution_names() -> frozenset[str]:
-    return frozenset(name.lower() for dist in importlib.metadata.distributions()
-                     if (name := (dist.metadata or {}).get("Name")))
-
-
-def _is_distribution_available(distribution_name: str) -> bool | None:
-    """datatrove's check, from one scan of the installed distributions instead of one per name: each step
-    checks its dependencies when it is built, unpickled or copied, and datatrove reads the metadata of every
-    installed distribution for each new name (7 names, 0.45 s per process; one scan, 0.08 s)."""
-    return True if distribution_name in _distribution_names() else None
-
-
-_import_utils._is_distribution_available = _is_distribution_available
-
-_LOADED: dict = {}
-
-
-def load_once(key: tuple, load):
-    """`load()`, once per process for each `key`: the models, lists and vocabularies steps load lazily.
-
-    datatrove copies a phase's steps for every task, so a step's own cache starts empty in each task: the
-    blocklist's lists, two fastText models and a BPE vocabulary were loaded again for every file (0.7 s of a
-    26 s run over 8 files, more with the tokenizer's 0.1 s per task). Keys name the files (with their
-    modification time where they can change) and every setting that changes what is loaded.
-    """
-    if key not in _LOADED:
-        _LOADED[key] = load()
-    return _LOADED[key]
-
-
-@contextlib.contextmanager
-def without_torch():
-    """Import spaCy or presidio inside this, and PyTorch is not imported with them.
-
-    thinc (under spaCy) and presidio import torch whenever it is installed (the `train` extra installs it):
-    ~200 MB in every worker, for blank tokenizers and regex recognizers that never use it. Inside the block
-    `import torch` fails, so they record "no torch"; afterwards torch imports normally again. Does nothing
-    when torch is already imported.
-    """
-    if "torch" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # an ImportError for `import torch`, as if it were not installed
-    try:
-        yield
-    finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
+    readers/     WARC and WET records -> documents (reader, payload decoding, WET)
+    extractors/  HTML -> text (trafilatura, in a child process)
+    filters/     URL blocklist, language ID, quality filters
+    formatters/  text rewrites for languages other than English (FineWeb-2's ftfy and table lines)
+    dedup/       MinHash deduplication
+    pii/         PII scrubbing (presidio, Chinese recognizers, NER)
+    tokens/      BPE tokenization and llm.c's .bin format
+    writers/     parquet, the base phase's JSONL and the decision ledger
+    recipes/     FineWeb's own steps and FineWeb-2's per-language profiles
+    text/        word splitting and n-gram counts, shared by the quality filters and dedup
+    utils/       file I/O, remote input, loading once per process, the patches of other libraries
+"""

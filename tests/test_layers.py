@@ -145,4 +145,20 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("def f():\n    from pipeline.run import run_pipeline\n")
     found = imports(path, project_modules())
-    assert ("pipeline.run", 2, True) in found and layer_of("pipeline.run") > layer_of("stages.reader")
+    assert ("pipeline.run", 2, True) in found and layer_of("pipeline.run") > layer_of("stages.readers.warc")
+
+
+MAX_LINES = 400  # ../shared/STYLE.md: "when a file passes ~400 lines, it is probably two things"
+
+
+def test_no_module_is_over_400_lines():
+    too_long = [f"{path.relative_to(ROOT)}: {n} lines" for folder in ("stages", "pipeline", "tests")
+                for path in sorted((ROOT / folder).rglob("*.py"))
+                if (n := len(path.read_text().splitlines())) > MAX_LINES]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_stages_are_grouped_by_role():
+    # steps live in role folders (readers, filters, ...), as datatrove's pipeline/; only the package at the top
+    flat = sorted(p.name for p in (ROOT / "stages").glob("*.py") if p.name != "__init__.py")
+    assert not flat, f"modules directly under stages/: {flat}"

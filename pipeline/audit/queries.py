@@ -1,7 +1,7 @@
 """`ccpipe audit ...`: why was this page removed, what did this filter remove, what changed between runs.
 
 Every question is a DuckDB query over the run's decision ledger (`RUN/ledger/part-*.parquet`, one row per
-input record, see stages/ledger.py) and its `config.resolved.yaml` (the thresholds the decisions were held
+input record, see stages/writers/ledger.py) and its `config.resolved.yaml` (the thresholds the decisions were held
 against). Nothing here re-runs a stage.
 """
 
@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.summary import ledger_counts
-from stages.ledger import PRECHECK_REASON
+from stages.writers.ledger import PRECHECK_REASON
 
 
 class AuditError(ValueError):
@@ -129,7 +129,7 @@ def trail(con, row: dict, config: dict, stages: list[str], show_pii: bool = Fals
     """[(stage, "passed" | "DROPPED" | "not reached", what the decision rested on)] for one ledger row."""
     langid = config.get("langid", {})
     threshold, languages = langid.get("threshold", 0.65), langid.get("languages", ["en"])
-    # a language with a FineWeb-2 profile was held against the profile's score (stages/profiles)
+    # a language with a FineWeb-2 profile was held against the profile's score (stages/recipes/profiles)
     own = ((config.get("provenance") or {}).get("LanguageID") or {}).get("thresholds") or {}
     threshold = own.get(row["language"], threshold)
     dropped_at = row["stage"] if row["decision"] == "dropped" else None
@@ -209,7 +209,7 @@ def explain(run: str | Path, key: str, show_pii: bool = False) -> list[dict]:
     if not found:
         raise AuditError(f"{key}: no record with this id or URL in {run}/ledger")
     resolved = run_resolved(run)
-    # with the language ID's own thresholds per language (stages/profiles), from the run's provenance
+    # with the language ID's own thresholds per language (stages/recipes/profiles), from the run's provenance
     config = {**resolved["config"], "provenance": resolved.get("provenance")}
     return [{**row, "trail": trail(con, row, config, resolved["stages"], show_pii)} for row in found]
 

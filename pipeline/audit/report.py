@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from pipeline.audit.queries import connect, rows, run_config, run_stages, summary
-from stages.io import write_text_atomic
+from stages.utils.io import write_text_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 KEPT, DROPPED, BAR = "#2a6fdb", "#e4572e", "#4c9f70"

@@ -10,6 +10,7 @@ import os
 import sys
 
 import pipeline
+from stages.utils import patches
 
 # one module per command group, each adding its subcommands through `add_commands(subparsers)`; imported
 # by name once TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in)
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         # (which build_parser imports) bring in datatrove
         os.environ["TQDM_DISABLE"] = "1"
     args = build_parser().parse_args(argv)
+    patches.apply()  # before any step is built: datatrove checks each step's dependencies as it is made
     try:
         return args.func(args)
     except BrokenPipeError:  # `ccpipe audit ... | head`: the reader left, which is no error of ours

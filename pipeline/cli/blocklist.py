@@ -7,7 +7,7 @@ import sys
 from pipeline.cli.common import example, print_json
 from pipeline.plan.checks import check_lists_dir
 from pipeline.plan.config import ConfigError
-from stages.blocklist import URLBlocklist
+from stages.filters.blocklist import URLBlocklist
 
 
 def _lists_dir_ok(args) -> bool:

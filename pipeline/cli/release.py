@@ -19,7 +19,7 @@ from pipeline.release.diff import diff_manifests, format_diff
 from pipeline.release.manifest import ReleaseError, read_manifest
 from pipeline.release.verify import verify_release
 from pipeline.run import run_pipeline
-from stages.tokenize import TokenizerError
+from stages.tokens.tokenize import TokenizerError
 
 EPILOG_RELEASE = """example:
   ccpipe release build out/bench --name bench --version 1.0.0 --output releases/bench-1.0.0"""

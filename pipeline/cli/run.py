@@ -17,7 +17,7 @@ from pipeline.plan.config import ConfigError, as_written, load_config
 from pipeline.plan.inputs import InputError
 from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
 from pipeline.status import format_status, run_status
-from stages.tokenize import TokenizerError
+from stages.tokens.tokenize import TokenizerError
 
 EPILOG_STATUS = """example:
   ccpipe status out/bench"""

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.io import cache_dir
+from stages.utils.io import cache_dir
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import logging
 import multiprocessing
 import os
@@ -27,25 +26,24 @@ import dill  # as datatrove: steps may hold what pickle cannot (bound-method ada
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.utils.stats import PipelineStats
 from loguru import logger
-from loguru._better_exceptions import ExceptionFormatter
 
-from stages.extract import Extractor, close_sandboxes
+from stages.extractors.html import Extractor, close_sandboxes
+from stages.utils import patches
 
 DIED = "ERROR    | task process died (SIGKILL, or killed for memory): rerun the same command to redo this task"
 
 # crawled pages are messy: these libraries log every page they cannot parse, which our ledger counts
 NOISY_LOGGERS = ("trafilatura", "htmldate", "courlan", "justext", "warcio", "presidio-analyzer")
 
-# loguru looks up the interpreter's library folders (36 sysconfig calls, 4.8 ms) for every handler it adds, and
-# datatrove and quiet_console add five per task: 1 s of the 40 tasks of a run over 8 files. They do not change.
-ExceptionFormatter._get_lib_dirs = staticmethod(functools.cache(ExceptionFormatter._get_lib_dirs))
 
 
 def quiet_console() -> None:
     """Only warnings on the console; datatrove's task logs still go to their files under DIR/logs.
 
-    Called in the main process and again in each task, since worker processes do not inherit it.
+    Called in the main process and again in each task, since worker processes do not inherit it; so it also
+    applies ccpipe's patches of other libraries (`stages.utils.patches`, once per process) on every engine.
     """
+    patches.apply()
     logger.remove()
     logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
     for name in NOISY_LOGGERS:
@@ -68,6 +66,7 @@ def _init_worker() -> None:
     # a process group per worker, which the children it forks (the extraction sandbox) join: when a worker
     # dies, the pool terminates the others, and their children would otherwise live on as orphans
     os.setpgid(0, 0)
+    patches.apply()
 
 
 def _kill_groups(pids: set[int]) -> None:

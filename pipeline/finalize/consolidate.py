@@ -1,6 +1,6 @@
 """Ledger consolidation: the rows the tasks wrote (`work/decisions/{stage}/*.jsonl`) become
 `ledger/part-{rank}.parquet`, sorted by (warc, offset, id), each dropped duplicate pointing at the document
-its MinHash cluster kept. The row format is `stages.ledger`'s; the work is done one part per finalize task
+its MinHash cluster kept. The row format is `stages.writers.ledger`'s; the work is done one part per finalize task
 (`pipeline.finalize.steps.consolidate_part`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.io import atomic_path
+from stages.utils.io import atomic_path
 
 
 def _sort_key(row: dict):

@@ -24,7 +24,7 @@ from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, shard_plan
 from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
-from stages.io import write_json_atomic
+from stages.utils.io import write_json_atomic
 
 
 def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> list[Phase]:

@@ -3,7 +3,7 @@
     header: 256 little-endian int32 = [20240520 (magic), 1 (version), n_tokens, 0, ...]  (1024 bytes)
     body:   n_tokens uint16 (GPT-2's largest id, 50256, fits)
 or, for vocabularies above 65,536 ids, llm.c's "llama-3" format: magic 20240801, version 7, uint32 tokens.
-The formats live in `stages/binformat.py`; a shard's format is its token files' (`*.tokens` / `*.u32.tokens`).
+The formats live in `stages/tokens/binformat.py`; a shard's format is its token files' (`*.tokens` / `*.u32.tokens`).
 
 As llm.c's `dev/data/fineweb.py`: every document is preceded by `<|endoftext|>`, shards are filled to
 exactly `shard_tokens` (a document may continue in the next shard), shard 0 is the validation shard
@@ -18,12 +18,12 @@ from typing import Iterable
 
 import numpy as np
 
-from stages import binformat
-from stages.binformat import GPT2, HEADER_BYTES, HEADER_INTS  # noqa: F401 -- part of this module's interface
-from stages.binformat import (
+from stages.tokens import binformat
+from stages.tokens.binformat import GPT2, HEADER_BYTES, HEADER_INTS  # noqa: F401 -- part of this module's interface
+from stages.tokens.binformat import (
     BinFormatError as ShardError,  # a `.bin` file that is not a valid llm.c shard
 )
-from stages.io import atomic_path
+from stages.utils.io import atomic_path
 
 MAGIC = GPT2.magic
 VERSION = GPT2.version

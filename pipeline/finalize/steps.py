@@ -32,9 +32,9 @@ from datatrove.pipeline.base import PipelineStep
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import sort_rows, write_ledger_part
 from pipeline.finalize.shards import HEADER_BYTES, shard_name
-from stages import binformat
-from stages.io import atomic_path, write_json_atomic
-from stages.ledger import LEDGER_SCHEMA
+from stages.tokens import binformat
+from stages.utils.io import atomic_path, write_json_atomic
+from stages.writers.ledger import LEDGER_SCHEMA
 
 DUCKDB_MEMORY = "1GB"  # DuckDB spills sorts past it (to work/finalize/duckdb.tmp)
 COPY_TOKENS = 1 << 24  # tokens copied per read while assembling a shard: 32 MB, whatever the shard size
@@ -123,7 +123,7 @@ def _plan_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
             write_json_atomic(finalize_dir(layout) / "shards" / f"{name}.json", ranges)
             shards.append({"language": lang_dir.name, "file": name, "tokens": filled})
 
-        # `{rank}.tokens` (16 bits) or `{rank}.u32.tokens` (32 bits: stages/binformat.py), in rank order
+        # `{rank}.tokens` (16 bits) or `{rank}.u32.tokens` (32 bits: stages/tokens/binformat.py), in rank order
         for path in sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.name.split(".")[0])):
             n, pos = binformat.token_file_length(path), 0
             while pos < n:

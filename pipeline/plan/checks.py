@@ -12,16 +12,16 @@ import os
 import fasttext
 
 from pipeline.plan.config import Config, ConfigError
-from stages.blocklist import PROJECT_LISTS
-from stages.langid import default_model_path
-from stages.profiles import ProfileError, check_overrides
-from stages.tokenize import BPETokenizer, TokenizerError
+from stages.filters.blocklist import PROJECT_LISTS
+from stages.filters.langid import default_model_path
+from stages.recipes.profiles import ProfileError, check_overrides
+from stages.tokens.tokenize import BPETokenizer, TokenizerError
 
 
 def check_config(config: Config) -> None:
     """Raise `ConfigError` (one line, `.key` set) for the first thing the config names that cannot be used."""
     _check_langid(config)
-    try:  # every kept language has a profile (stages/profiles), and the overrides are valid
+    try:  # every kept language has a profile (stages/recipes/profiles), and the overrides are valid
         check_overrides(config.langid.languages, config.quality.profiles)
     except ProfileError as exc:
         raise ConfigError(str(exc), key="quality.profiles") from None

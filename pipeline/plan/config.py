@@ -18,7 +18,7 @@ import yaml
 from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from stages.pii import DEFAULT_ENTITIES
+from stages.pii.scrub import DEFAULT_ENTITIES
 
 
 class ConfigError(ValueError):
@@ -50,7 +50,7 @@ Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_lengt
 
 class RetryConfig(_Section):
     """Transient errors reading a remote input (reset, timeout, HTTP 5xx/429, S3 SlowDown, a cut stream):
-    retried with exponential backoff and full jitter, the read resumed where it stopped (stages/remote_io.py);
+    retried with exponential backoff and full jitter, the read resumed where it stopped (stages/utils/remote_io.py);
     after `attempts` tries the task fails and a rerun redoes it."""
 
     attempts: Count = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
@@ -99,9 +99,9 @@ class QualityConfig(_Section):
     gopher_quality: bool = True
     c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
     fineweb: bool = True
-    fast: bool = True  # one pass with the same decisions (stages/quality.py); false: datatrove's four filters
+    fast: bool = True  # one pass with the same decisions (stages/filters/quality.py); false: datatrove's four filters
     # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
-    # (stages/profiles, which checks them); English keeps FineWeb's recipe
+    # (stages/recipes/profiles, which checks them); English keeps FineWeb's recipe
     profiles: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -135,7 +135,7 @@ class PIIConfig(_Section):
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
-    ner: NerConfig = NerConfig()  # stages/pii_ner.py
+    ner: NerConfig = NerConfig()  # stages/pii/ner.py
 
 
 class TokenizerConfig(_Section):

@@ -19,20 +19,20 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config
-from stages.blocklist import URLBlocklist
-from stages.dedup import MinhashDedup
-from stages.extract import Extractor
-from stages.fineweb import FineWebPII, FineWebURLFilter
-from stages.langid import LanguageID, LanguagePrecheck
-from stages.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
-from stages.multilingual import FixEncoding, RemoveTableLines
-from stages.output import FineWebParquet, TaskFileReader, TaskFileWriter
-from stages.pii import PIIScrubber
-from stages.profiles import resolve_profiles
-from stages.quality import quality_filters
-from stages.reader import WarcReader
-from stages.remote_io import RetryPolicy
-from stages.tokenize import BPETokenizer, Tokenize
+from stages.dedup.minhash import MinhashDedup
+from stages.extractors.html import Extractor
+from stages.filters.blocklist import URLBlocklist
+from stages.filters.langid import LanguageID, LanguagePrecheck
+from stages.filters.quality import quality_filters
+from stages.formatters.multilingual import FixEncoding, RemoveTableLines
+from stages.pii.scrub import PIIScrubber
+from stages.readers.warc import WarcReader
+from stages.recipes.fineweb import FineWebPII, FineWebURLFilter
+from stages.recipes.profiles import resolve_profiles
+from stages.tokens.tokenize import BPETokenizer, Tokenize
+from stages.utils.remote_io import RetryPolicy
+from stages.writers.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
+from stages.writers.output import FineWebParquet, TaskFileReader, TaskFileWriter
 
 
 @dataclass
@@ -91,7 +91,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     layout = RunLayout(Path(out))
     tasks = task_count(config, files)
     dedup = minhash(config, layout)
-    # FineWeb-2's profile of each kept language other than English (stages/profiles)
+    # FineWeb-2's profile of each kept language other than English (stages/recipes/profiles)
     profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
     phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles), tasks)]
     if config.dedup.enabled:
@@ -104,7 +104,7 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
 def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
     """Read -> blocklist -> (language pre-check) -> extract -> language ID -> quality -> save, signatures."""
     ledger = str(layout.decisions)
-    fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/fineweb.py)
+    fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/recipes/fineweb.py)
     base: list[PipelineStep] = [
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,

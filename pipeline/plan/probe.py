@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import fsspec
 
 from pipeline.plan.inputs import InputError, is_remote
-from stages.remote_io import is_transient
+from stages.utils.remote_io import is_transient
 
 SAMPLE = 32  # inputs opened at most: each costs a round trip, and the reader's retries handle the rest
 THREADS = 8

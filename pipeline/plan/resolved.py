@@ -19,7 +19,7 @@ from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config, config_to_dict
 from pipeline.plan.phases import Phase, early_drops, stage_order, task_count
-from stages.io import write_text_atomic
+from stages.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 

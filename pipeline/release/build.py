@@ -43,10 +43,10 @@ import yaml
 from pipeline.finalize.shards import write_split_shards
 from pipeline.release.card import SPLITS, render_card
 from pipeline.release.manifest import ReleaseError, _portable, make_manifest
-from stages import binformat
-from stages.io import sha256_file
-from stages.output import FINEWEB_SCHEMA
-from stages.tokenize import BPETokenizer
+from stages.tokens import binformat
+from stages.tokens.tokenize import BPETokenizer
+from stages.utils.io import sha256_file
+from stages.writers.output import FINEWEB_SCHEMA
 
 log = logging.getLogger(__name__)
 

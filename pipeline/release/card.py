@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from huggingface_hub import DatasetCardData
 
-from stages import binformat
+from stages.tokens import binformat
 
 CARD_VERSION = 2  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
@@ -152,7 +152,7 @@ def _step_values(m: dict) -> dict:
         if own else c["langid"]["threshold"]
     quality = ", ".join(on) or "none"
     if own:
-        quality += f"; FineWeb-2's per-language profiles (stages/profiles) for {', '.join(own)}, without C4"
+        quality += f"; FineWeb-2's per-language profiles (stages/recipes/profiles) for {', '.join(own)}, without C4"
     return {**c["input"], **c["extract"], **c["dedup"], "threshold": threshold,
             "languages": ", ".join(c["langid"]["languages"]), "quality": quality,
             "entities": ", ".join(c["pii"]["entities"]) + _ner_entities(c["pii"]),
@@ -225,7 +225,7 @@ def card_front_matter(m: dict) -> DatasetCardData:
 
 
 def _bin_format(m: dict, lang: str) -> str:
-    """Which llm.c format the shards are in: uint16 for GPT-2-sized vocabularies, uint32 above (stages/binformat.py)."""
+    """Which llm.c format the shards are in: uint16 for GPT-2-sized vocabularies, uint32 above (stages/tokens/binformat.py)."""
     n_vocab = m["provenance"].get("tokenizer", {}).get("n_vocab", 0)
     if binformat.for_vocab(n_vocab) is binformat.GPT2:
         return ("The `.bin` files are llm.c's format (a header of 256 int32: 20240520, 1, token count; then uint16 "

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pipeline
 from pipeline.release.card import CARD_VERSION
-from stages.io import sha256_file
-from stages.output import FINEWEB_SCHEMA
+from stages.utils.io import sha256_file
+from stages.writers.output import FINEWEB_SCHEMA
 
 FORMAT = "ccpipe-release/1"
 

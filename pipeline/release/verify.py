@@ -14,8 +14,8 @@ from pipeline.finalize.shards import ShardError, read_header, read_tokens
 from pipeline.release.build import _run_lengths, validation_mask
 from pipeline.release.card import CARD_VERSION, SPLITS, card_front_matter, render_card
 from pipeline.release.manifest import canonical_json, read_manifest, totals
-from stages.io import sha256_file
-from stages.output import FINEWEB_SCHEMA
+from stages.utils.io import sha256_file
+from stages.writers.output import FINEWEB_SCHEMA
 
 
 def verify_release(release_dir: str | Path) -> list[str]:

@@ -14,7 +14,7 @@ one window before rank 0 and the ranks fall out of step; here all ranks test the
 Shuffling (seeded, the same on every rank so they stay disjoint): `shuffle_shards` permutes the shard order
 of each epoch, `shuffle_positions` the order of the windows within each shard. Headers are validated as
 llm.c does (magic 20240520, version 1, size = 1024 + 2·tokens; or the 32-bit format, 20240801, version 7,
-1024 + 4·tokens: stages/binformat.py): a bad file is refused by name.
+1024 + 4·tokens: stages/tokens/binformat.py): a bad file is refused by name.
 
 `TorchBinLoader` wraps it for PyTorch (`pip install 'ccpipe[train]'`): the same batches as tensors on a device.
 """

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.finalize.shards import read_header, read_tokens
-from stages.tokenize import BPETokenizer
+from stages.tokens.tokenize import BPETokenizer
 
 pytestmark = pytest.mark.slow
 

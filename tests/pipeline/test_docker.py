@@ -47,8 +47,8 @@ def test_image_installs_with_make_install_and_bakes_in_its_data():
     # what tasks would otherwise download or build: tokenizer vocabulary, UT1 index, under baked-in caches
     assert "CCPIPE_CACHE=/opt/ccpipe/cache" in text and "TIKTOKEN_CACHE_DIR=" in text
     assert "BPETokenizer('gpt2')" in text and "URLBlocklist().provenance()" in text
-    from stages.blocklist import URLBlocklist
-    from stages.tokenize import BPETokenizer
+    from stages.filters.blocklist import URLBlocklist
+    from stages.tokens.tokenize import BPETokenizer
 
     # the two calls the Dockerfile bakes in work here, offline, from what ships with the packages
     assert BPETokenizer("gpt2").encode_batch(["Hello world"]) == [[15496, 995]]

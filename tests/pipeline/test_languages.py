@@ -11,9 +11,9 @@ import pytest
 
 from pipeline.plan.config import config_from_dict
 from pipeline.run import run_pipeline
-from stages import binformat
-from stages.binformat import read_header, read_tokens
-from stages.tokenize import BPETokenizer
+from stages.tokens import binformat
+from stages.tokens.binformat import read_header, read_tokens
+from stages.tokens.tokenize import BPETokenizer
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from pipeline.finalize.steps import _decision_prefixes
-from stages.reader import FileFate, failed_reads, write_report
+from stages.readers.warc import FileFate, failed_reads, write_report
 
 
 def test_decision_files_are_found_for_ranks_of_any_width(tmp_path):

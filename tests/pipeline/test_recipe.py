@@ -13,7 +13,7 @@ from datatrove.pipeline.formatters import PIIFormatter
 from pipeline.plan.config import config_from_dict
 from pipeline.plan.phases import build_phases
 from pipeline.run import run_pipeline
-from stages.quality import QualityFilters
+from stages.filters.quality import QualityFilters
 
 # datatrove's URLFilter.filter returns exactly these reasons
 URLFILTER_REASONS = {"domain", "subdomain", "url", "hard_blacklisted", "soft_blacklisted", "blacklisted_subword"}

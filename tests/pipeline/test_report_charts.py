@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.audit.report import build_report
 from pipeline.finalize.consolidate import write_ledger_part
-from stages.ledger import LEDGER_SCHEMA
+from stages.writers.ledger import LEDGER_SCHEMA
 
 STAGES = ["reader", "blocklist", "extract", "langid", "quality", "dedup", "pii", "tokenize"]
 

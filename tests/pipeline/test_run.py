@@ -125,7 +125,7 @@ def test_several_languages_are_partitioned(corpus, gpt2_tiktoken, tmp_path):
 
 
 def test_a_remote_file_read_whole_is_cached(corpus, http_server, tmp_path, monkeypatch):
-    from stages.reader import WarcReader
+    from stages.readers.warc import WarcReader
 
     root, url = http_server
     shutil.copy(corpus / "warc" / "cc" / "jwarc_cc.warc.gz", root / "cc.warc.gz")

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.finalize.shards import ShardError, read_tokens, write_shard, write_shards
 from pipeline.train.loader import BinLoader
-from stages import binformat
+from stages.tokens import binformat
 
 VALIDATION_FRACTION = 0.1
 SHARD_TOKENS = 100_000
@@ -84,7 +84,7 @@ def test_loader_reads_both_formats(tmp_path):
 def test_cl100k_run_and_release(release, cl100k):
     """32-bit shards in the run and the release; every document's tokens decode to its parquet text; verify
     accepts the release; the card says which format."""
-    from stages.tokenize import BPETokenizer
+    from stages.tokens.tokenize import BPETokenizer
 
     run, rel = release
     tok = BPETokenizer(str(cl100k))

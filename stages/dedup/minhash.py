@@ -1,0 +1,161 @@
+"""MinHash deduplication across the whole run, as FineWeb ran it: datatrove's four MinHash steps, wired.
+
+    base phase     Signature        one signature file per task (after the quality filters)
+    dedup_buckets  Buckets          one task per bucket (14): duplicate pairs within the bucket
+    dedup_cluster  Cluster          one task: union the pairs into clusters, one survivor per cluster
+    final phase    Filter           drop every document of a cluster but its survivor
+
+Each is datatrove's step, tagged `stage = "dedup"`; `CompleteClusterFiles` fills a gap datatrove leaves.
+
+Signatures (`dedup.fast`, on by default): datatrove splits each document's simplified text into words with
+a fresh spaCy pass inside a `memory_zone`, so every word is a new lexeme every time: 3.2 s of CPU for the
+355 English bench pages that reach the quality stage, more than the quality filters themselves. The same
+words come from the quality stage's chunk cache (`stages/text/words.shared_words`, equal to datatrove's
+English split) in 0.3 s, so the signatures are bit for bit datatrove's; `fast: false` runs datatrove's split.
+
+`LanguageSignature` cuts the shingles of a language with a FineWeb-2 profile by that language's word
+segmenter, as FineWeb-2 does (`MinhashDedupSignature(language=lang_script)` in fineweb-2-pipeline.py): a
+Chinese text has no spaces, and English word splitting would make each sentence one "word". FineWeb-2
+deduplicates each language apart; here one signature step sees every kept language, so each profile's name
+is mixed into its shingles' hashes: two documents of different languages share no shingle and never meet in
+a bucket (64-bit hashes: a collision has odds ~1e-19 a pair), which is deduplication within each language.
+English shingles are datatrove's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.dedup.minhash import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
+from datatrove.utils.hashing import HashConfig
+from datatrove.utils.text import ngrams, simplify_text
+
+from stages.text.words import shared_words, word_tokenizer
+
+
+class Signature(MinhashDedupSignature):
+    """datatrove's signature step; with `fast`, English words from the shared chunk cache (same words)."""
+
+    stage = "dedup"
+
+    def __init__(self, output_folder: str, config: MinhashConfig, fast: bool = True):
+        super().__init__(output_folder, config=config)
+        self.fast = fast
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        if not self.fast:
+            return super().get_shingles(text)
+        return self._hashed(shared_words()(simplify_text(text, self.config.norm_config)))
+
+    def _hashed(self, words: list[str], prefix: str = "") -> np.ndarray:
+        """datatrove's shingles of `words`: each n-gram joined by spaces (after `prefix`), hashed."""
+        grams = ngrams(words, self.config.n_grams)
+        return np.fromiter([self._hash_func(prefix + " ".join(g)) for g in grams], dtype=np.uint64).reshape((-1, 1))
+
+
+class LanguageSignature(Signature):
+    """MinHash signatures with each document's shingles cut by its language's word segmenter.
+
+    `segmenters`: language label -> (profile name, datatrove word tokenizer key); labels not in it (English)
+    get datatrove's English shingles, bit for bit.
+    """
+
+    def __init__(self, output_folder: str, config: MinhashConfig, segmenters: dict[str, tuple[str, str]],
+                 fast: bool = True):
+        super().__init__(output_folder, config=config, fast=fast)
+        self.segmenters = dict(segmenters)
+        self._segmenter: tuple[str, str] | None = None  # the document being signed
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
+        def tracked():
+            # datatrove's loop calls get_shingles(doc.text) right after taking each document
+            for doc in data:
+                self._segmenter = self.segmenters.get(doc.metadata.get("language"))
+                yield doc
+
+        return super().run(tracked(), rank, world_size)
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        if self._segmenter is None:
+            return super().get_shingles(text)
+        profile, tokenizer = self._segmenter
+        words = word_tokenizer(tokenizer, fast=self.fast).word_tokenize(simplify_text(text, self.config.norm_config))
+        return self._hashed(words, profile + "\x00")
+
+
+class Buckets(MinhashDedupBuckets):
+    stage = "dedup"
+
+
+class Cluster(MinhashDedupCluster):
+    """datatrove's clustering; its own "Reading dup files" bar is silenced by `stages.utils.patches`."""
+
+    stage = "dedup"
+
+
+class Filter(MinhashDedupFilter):
+    stage = "dedup"
+
+
+class CompleteClusterFiles(PipelineStep):
+    """After MinHash clustering: an empty `.remove` / `.clusters` file for every task that has none.
+
+    datatrove's MinhashDedupFilter skips a task without a `.remove` file, and then loads no cluster ids for
+    it, so the document a cluster kept would not know its cluster; with `load_cluster_ids` a missing
+    `.clusters` file is an error. Empty files mean "nothing to remove", "in no cluster".
+    """
+
+    name = "🗂 Cluster files"
+    type = "🫂 - DEDUP"
+    stage = "dedup"
+
+    def __init__(self, folder: str, tasks: int):
+        super().__init__()
+        self.folder = folder
+        self.tasks = tasks
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        folder = Path(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for task in range(self.tasks):
+            for ext in ("remove", "clusters"):
+                (folder / f"{task:06d}.{ext}").touch(exist_ok=True)
+        yield from data or ()
+
+
+class MinhashDedup:
+    """The four steps over one working folder (`work/minhash/`), with FineWeb's parameters by default."""
+
+    def __init__(self, folder: str | Path, n_grams: int = 5, buckets: int = 14, hashes_per_bucket: int = 8,
+                 seed: int = 1, fast: bool = True):
+        self.config = MinhashConfig(n_grams=n_grams, num_buckets=buckets, hashes_per_bucket=hashes_per_bucket,
+                                    seed=seed, hash_config=HashConfig(precision=64))
+        self.fast = fast
+        folder = Path(folder)
+        self.signatures, self.buckets, self.clusters = (str(folder / p) for p in ("signatures", "buckets", "clusters"))
+
+    def signature(self, languages: dict[str, tuple[str, str]] | None = None) -> PipelineStep:
+        """datatrove's signature step; with `languages` ({label: (profile, word tokenizer)}), shingles cut
+        by each language's word segmenter, as FineWeb-2 does (stages/formatters/multilingual.py)."""
+        if languages:
+            return LanguageSignature(self.signatures, self.config, languages, fast=self.fast)
+        return Signature(self.signatures, config=self.config, fast=self.fast)
+
+    def bucket_steps(self) -> list[PipelineStep]:
+        return [Buckets(self.signatures, self.buckets, config=self.config)]
+
+    def cluster_steps(self, tasks: int) -> list[PipelineStep]:
+        return [Cluster(self.buckets, self.clusters, config=self.config, save_cluster_id=True),
+                CompleteClusterFiles(self.clusters, tasks)]
+
+    def filter(self, exclusion_writer) -> PipelineStep:
+        return Filter(self.clusters, load_cluster_ids=True, exclusion_writer=exclusion_writer)

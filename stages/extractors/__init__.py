@@ -1,0 +1,1 @@
+"""Extractors: HTML to text."""

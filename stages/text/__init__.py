@@ -1,0 +1,1 @@
+"""Text helpers shared by several steps: word splitting and n-gram counts."""

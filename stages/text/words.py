@@ -1,0 +1,150 @@
+"""Words, split once and shared: the quality filters and the MinHash signatures both take their words here.
+
+- `shared_words()`: datatrove's English split (spaCy's blank English tokenizer), computed once per distinct
+  whitespace-separated chunk and remembered across documents, steps and tasks.
+- `word_tokenizer(key)`: datatrove's word tokenizer for a language (jieba for Chinese through `JiebaWords`,
+  spaCy's rules for German, ...), built once per key and process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
+
+from stages.utils.loading import without_torch
+
+WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
+_SHARED: SpacyWords | None = None
+_SUFFIXES = frozenset(",;:!?.")
+
+
+def blank_english():
+    """spaCy's blank English pipeline (its tokenizer only), built without importing PyTorch."""
+    with without_torch():
+        import spacy
+
+        return spacy.blank("en")
+
+
+class SpacyWords:
+    """datatrove's `split_into_words(text, "en")` (spaCy's blank English tokenizer), chunk by chunk.
+
+    spaCy cuts text at every whitespace boundary before applying its prefix/suffix/infix rules and special
+    cases, none of which contain whitespace; so the tokens of a text are the tokens of its `str.split()`
+    chunks, and whitespace tokens are what datatrove strips away.
+    """
+
+    def __init__(self, cache_size: int = WORD_CACHE_SIZE):
+        self.cache: dict[str, tuple[str, ...]] = {}
+        self.cache_size = cache_size
+        self._nlp = None
+        self._special = None
+
+    def __getstate__(self):
+        return {"cache": {}, "cache_size": self.cache_size, "_nlp": None, "_special": None}
+
+    def _tokenize(self, chunks: list[str]) -> None:
+        if self._nlp is None:
+            # a fresh pipeline whenever our cache is cleared bounds spaCy's vocabulary too
+            self._nlp = blank_english()
+        tokenizer = self._nlp.tokenizer
+        # one call per chunk: chunks joined by spaces in one call do not always come out the same
+        # (after some history, "o.Ä." came back as "o", ".", "Ä." instead of "o.", "Ä.")
+        for chunk in chunks:
+            self.cache[chunk] = tuple(t.text for t in tokenizer(chunk))
+
+    @property
+    def special_cases(self) -> set[str]:
+        if self._special is None:
+            if self._nlp is None:
+                self._nlp = blank_english()
+            self._special = set(self._nlp.tokenizer.rules)
+        return self._special
+
+    def __call__(self, text: str) -> list[str]:
+        chunks = text.split()
+        cache = self.cache
+        if len(cache) > self.cache_size:
+            cache.clear()
+            self._nlp = None
+        missing = list(dict.fromkeys(c for c in chunks if c not in cache))
+        if missing:
+            # an ASCII word of letters only is one token unless it is a special case ("cannot", "gonna"); so is
+            # one followed by one of spaCy's suffixes `,;:!?` (and `.` after a lower-case letter), which splits
+            # off ("word," -> "word", ","), unless the chunk or the word is a special case ("etc.", "cannot,");
+            # half the chunks spaCy was asked about on bench's English pages
+            special = self.special_cases
+            hard = []
+            for c in missing:
+                if c.isascii() and c.isalpha() and c not in special:
+                    cache[c] = (c,)
+                elif (c[-1:] in _SUFFIXES and c[:-1].isascii() and c[:-1].isalpha() and
+                      (c[-1] != "." or c[-2].islower()) and c not in special and c[:-1] not in special):
+                    cache[c] = (c[:-1], c[-1])
+                else:
+                    hard.append(c)
+            if hard:
+                self._tokenize(hard)
+        return [w for c in chunks for w in cache[c]]
+
+
+def shared_words() -> SpacyWords:
+    """One per process, shared by the quality filters and MinHash signatures of every task it runs: building
+    spaCy's pipeline costs ~0.2 s (~1 s for the first, which imports the spaCy plugins installed), and the
+    words of common chunks are worth remembering across documents, steps and tasks."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = SpacyWords()
+    return _SHARED
+
+
+@lru_cache(maxsize=None)
+def word_tokenizer(key: str, fast: bool = True):
+    """datatrove's word tokenizer `key` (`load_word_tokenizer`), with spaCy imported without PyTorch first; with
+    `fast`, Chinese words come from `JiebaWords` (the same words, without spaCy's Doc). Built once per key and
+    process: the steps ask for it document by document.
+
+    datatrove imports spaCy when a tokenizer is first used, and with torch installed (the `train` extra) spaCy
+    imports it too: on the zh corpus that was 1.5 s and ~200 MB more per worker (536 MB peak), for
+    segmentation rules that never use it.
+    """
+    tokenizer = load_word_tokenizer(key)
+    if isinstance(tokenizer, SpaCyTokenizer):
+        with without_torch():  # spaCy's import, and its first pipeline (which imports the spaCy plugins installed)
+            nlp = tokenizer.tokenizer
+        if fast and getattr(nlp.tokenizer, "segmenter", None) == "jieba":
+            return JiebaWords(tokenizer)
+    return tokenizer
+
+
+class JiebaWords:
+    """datatrove's `word_tokenize` for Chinese (spaCy's Chinese tokenizer, jieba inside), without spaCy's Doc.
+
+    The same words: jieba's cut, aligned with the text as spaCy's `get_words_and_spaces` aligns them (the gaps
+    between words become words), stripped, blanks dropped. spaCy then builds a Doc of new lexemes, and its
+    alignment copies the rest of the text for every word: half of the quality stage's time on the zh corpus.
+    A text spaCy cannot align goes to datatrove's tokenizer, which raises as it does.
+    """
+
+    def __init__(self, tokenizer: SpaCyTokenizer):
+        self.inner = tokenizer
+        self.jieba = tokenizer.tokenizer.tokenizer.jieba_seg
+
+    def word_tokenize(self, text: str) -> list[str]:
+        words = [w for w in self.jieba.cut(text, cut_all=False) if w]
+        if "".join("".join(words).split()) != "".join(text.split()):
+            return self.inner.word_tokenize(text)
+        aligned, pos = [], 0
+        for word in (w for w in words if not w.isspace()):
+            start = text.find(word, pos)
+            if start < 0:
+                return self.inner.word_tokenize(text)
+            if start > pos:
+                aligned.append(text[pos:start])
+            aligned.append(word)
+            pos = start + len(word)
+            if pos < len(text) and text[pos] == " ":
+                pos += 1
+        aligned.append(text[pos:])
+        return [w.strip() for w in aligned if w.strip()]

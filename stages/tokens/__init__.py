@@ -1,0 +1,1 @@
+"""Tokenization: BPE vocabularies, token ids and llm.c's `.bin` shards."""

@@ -1,0 +1,40 @@
+"""Loading what the steps need once per process: models, lists and vocabularies (`load_once`), and spaCy or
+presidio without PyTorch (`without_torch`)."""
+
+import contextlib
+import sys
+
+_LOADED: dict = {}
+
+
+def load_once(key: tuple, load):
+    """`load()`, once per process for each `key`: the models, lists and vocabularies steps load lazily.
+
+    datatrove copies a phase's steps for every task, so a step's own cache starts empty in each task: the
+    blocklist's lists, two fastText models and a BPE vocabulary were loaded again for every file (0.7 s of a
+    26 s run over 8 files, more with the tokenizer's 0.1 s per task). Keys name the files (with their
+    modification time where they can change) and every setting that changes what is loaded.
+    """
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
+@contextlib.contextmanager
+def without_torch():
+    """Import spaCy or presidio inside this, and PyTorch is not imported with them.
+
+    thinc (under spaCy) and presidio import torch whenever it is installed (the `train` extra installs it):
+    ~200 MB in every worker, for blank tokenizers and regex recognizers that never use it. Inside the block
+    `import torch` fails, so they record "no torch"; afterwards torch imports normally again. Does nothing
+    when torch is already imported.
+    """
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # an ImportError for `import torch`, as if it were not installed
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]

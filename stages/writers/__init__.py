@@ -1,0 +1,1 @@
+"""Writers: what the pipeline writes (documents, parquet, the decision ledger)."""

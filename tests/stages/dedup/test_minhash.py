@@ -1,0 +1,32 @@
+"""MinHash signatures: the fast word split (the quality stage's chunk cache) gives datatrove's shingles."""
+
+from __future__ import annotations
+
+import pytest
+from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+
+from stages.dedup.minhash import MinhashDedup, Signature
+from tests.stages.filters.test_quality import real_texts
+
+
+def test_fast_shingles_are_datatrove_s_on_tricky_text(tmp_path):
+    text = ("o.Ä. cannot gonna Im im U.S. don't e-mail http://x.org/a?b=1 (see [1]) 3.5kg 10,000 :) — “quoted” ...\n"
+            "Kurtaxe o.Ä.\n- 30% Anzahlung\n\n\tTabs\u00a0and\u2009odd spaces \x1c here 日本語のテキスト、句読点。")
+    config = MinhashDedup(tmp_path).config
+    fast, slow = Signature(str(tmp_path), config), Signature(str(tmp_path), config, fast=False)
+    assert len(fast.get_shingles(text)) > 20
+    assert (fast.get_shingles(text) == slow.get_shingles(text)).all()
+    assert fast.get_shingles("too short").size == 0 == slow.get_shingles("too short").size
+
+
+@pytest.mark.slow
+def test_fast_signatures_equal_datatrove_s_on_real_text(corpus, tmp_path):
+    config = MinhashDedup(tmp_path).config
+    fast, peer = Signature(str(tmp_path), config), MinhashDedupSignature(str(tmp_path), config=config)
+    texts = real_texts(corpus, limit=150)
+    assert len(texts) > 200
+    for text in texts:
+        shingles = peer.get_shingles(text)
+        assert (fast.get_shingles(text) == shingles).all(), text[:200]
+        if shingles.size:
+            assert fast.get_signature(fast.get_shingles(text)) == peer.get_signature(shingles)

@@ -1,0 +1,62 @@
+import json
+import pickle
+import time
+
+import pytest
+
+from stages.extractors import html as extract
+from stages.extractors.html import Extractor, SandboxStartError
+from tests.fixtures import html_page, make_doc
+
+ARTICLE = html_page(
+    "A quiet harbour",
+    "The harbour was quiet in the early morning, and the fishing boats rocked gently against the pier. " * 3,
+    "Later the market opened, and the smell of fresh bread drifted over the water from the bakery. " * 3,
+)
+
+
+def ledger_rows(folder):
+    return [json.loads(line) for p in sorted(folder.glob("extract/*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def test_extracts_main_text(tmp_path):
+    docs = list(Extractor(str(tmp_path)).run(iter([make_doc(ARTICLE)])))
+    assert len(docs) == 1
+    assert "fishing boats rocked gently" in docs[0].text and "<p>" not in docs[0].text
+
+
+def test_empty_page_is_dropped_with_reason(tmp_path):
+    docs = list(Extractor(str(tmp_path)).run(iter([make_doc("<html><body></body></html>", doc_id="e")])))
+    assert docs == []
+    assert [(r["id"], r["reason"]) for r in ledger_rows(tmp_path)] == [("e", "empty_text")]
+
+
+class SlowExtractor(Extractor):
+    def extract(self, text):
+        if "hang" in text:
+            time.sleep(30)  # stands in for a hang in C code: the child process is killed
+        return super().extract(text)
+
+
+def test_hang_is_cut_by_the_time_limit(tmp_path):
+    step = SlowExtractor(str(tmp_path), timeout=1.0)
+    started = time.monotonic()
+    docs = list(step.run(iter([make_doc("<p>hang</p>", doc_id="h"), make_doc(ARTICLE, doc_id="ok")])))
+    assert time.monotonic() - started < 20
+    assert [d.id for d in docs] == ["ok"]
+    assert [(r["id"], r["reason"]) for r in ledger_rows(tmp_path)] == [("h", "timeout")]
+
+
+def test_deterministic_and_picklable(tmp_path):
+    step = pickle.loads(pickle.dumps(Extractor(str(tmp_path))))
+    a = [d.text for d in step.run(iter([make_doc(ARTICLE), make_doc(ARTICLE)]))]
+    assert a[0] == a[1]  # trafilatura's deduplicate=True would blank the second copy
+
+
+def test_a_child_that_cannot_start_fails_the_task_and_drops_nothing(tmp_path, monkeypatch):
+    # an environment fault (here: the child exits at once) is not a property of the page: no `crashed` drops
+    monkeypatch.setattr(extract, "_BOOT", "import sys; sys.exit(3)")
+    monkeypatch.setattr(extract, "_SANDBOXES", {})
+    with pytest.raises(SandboxStartError, match="exited with 3"):
+        list(Extractor(str(tmp_path)).run(iter([make_doc(ARTICLE, doc_id="a"), make_doc(ARTICLE, doc_id="b")])))
+    assert ledger_rows(tmp_path) == []

@@ -1,0 +1,74 @@
+import pickle
+
+from stages.filters.langid import LanguageID, LanguagePrecheck, html_text
+from tests.fixtures import html_page, make_doc
+
+EN = "The weather was lovely this morning, so we walked along the river and talked about the book we were reading."
+DE = "Das Wetter war heute Morgen herrlich, also sind wir am Fluss entlang spaziert und haben über das Buch gesprochen."
+
+
+def test_english_kept_with_score():
+    doc = make_doc(EN)
+    assert LanguageID().filter(doc) is True
+    assert doc.metadata["language"] == "en" and doc.metadata["language_score"] >= 0.65
+    assert isinstance(doc.metadata["language_score"], float)
+
+
+def test_other_language_dropped_but_labelled():
+    doc = make_doc(DE)
+    assert LanguageID().filter(doc) == (False, "language_not_kept")
+    assert doc.metadata["language"] == "de"
+
+
+def test_several_languages_and_threshold():
+    lid = LanguageID(languages=("en", "de"), threshold=0.65)
+    assert lid.filter(make_doc(DE)) is True
+    assert LanguageID(threshold=1.0).filter(make_doc(EN)) == (False, "low_score")
+
+
+def test_picklable_after_use_and_provenance():
+    lid = LanguageID()
+    lid.filter(make_doc(EN))
+    clone = pickle.loads(pickle.dumps(lid))
+    assert clone.filter(make_doc(EN)) is True
+    assert len(lid.provenance()["sha256"]) == 64
+
+
+# ------------------------------------------------------------------ the pre-check before trafilatura
+
+
+def test_html_text_skips_scripts_and_styles():
+    html = "<html><head><style>p {color: red}</style></head><body><script>var a = 1;</script><p>Hello</p>" \
+           "<noscript>enable it</noscript><div>world</div></body></html>"
+    assert html_text(html) == "Hello world"
+
+
+def test_precheck_drops_a_page_in_no_kept_language_with_scores():
+    doc = make_doc(html_page("Wetter", DE, DE))
+    assert LanguagePrecheck().filter(doc) == (False, "language_precheck")
+    assert doc.metadata["drop_detail"].startswith("en ") and doc.metadata["drop_detail"].endswith(
+        " < 0.01 on the HTML's text")
+    assert LanguagePrecheck(languages=("en", "de")).filter(make_doc(html_page("Wetter", DE))) is True
+
+
+def test_precheck_keeps_english_mixed_and_empty_pages():
+    assert LanguagePrecheck().filter(make_doc(html_page("Weather", EN))) is True
+    # a German page with an English paragraph scores well above 0.01 for English: trafilatura decides
+    assert LanguagePrecheck().filter(make_doc(html_page("Wetter", DE, EN))) is True
+    assert LanguagePrecheck().filter(make_doc("<html><body><script>x()</script></body></html>")) is True
+
+
+def test_precheck_threshold_zero_keeps_everything():
+    assert LanguagePrecheck(threshold=0.0).filter(make_doc(html_page("Wetter", DE, DE))) is True
+
+
+def test_precheck_is_built_before_extraction_and_can_be_switched_off(tmp_path):
+    from pipeline.plan.config import config_from_dict
+    from pipeline.plan.phases import build_phases
+
+    def base_steps(cfg):
+        return [type(s).__name__ for s in build_phases(config_from_dict(cfg), ["a.warc.gz"], tmp_path)[0].steps]
+
+    steps = base_steps({})
+    assert steps.index("LanguagePrecheck") + 1 == steps.index("Extractor")
+    assert "LanguagePrecheck" not in base_steps({"langid": {"precheck": False}})

@@ -1,0 +1,221 @@
+"""PIIScrubber: each entity found and replaced, public IPs only, CN id checksums, metadata, determinism."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+
+import pytest
+
+from stages.pii.scrub import (
+    DEFAULT_ENTITIES,
+    EMAIL_SURROGATES,
+    IP_SURROGATES,
+    SURROGATES,
+    PIIScrubber,
+    cn_resident_id_is_valid,
+)
+from tests.fixtures import make_doc
+
+VALID_CN = "51010719800810192X"  # planted in the bench WARCs; check character X
+VALID_CN_DIGIT = "110101196807036368"
+
+SAMPLES = {  # entity -> a value presidio must find inside "... {value} ..."
+    "EMAIL_ADDRESS": "anna.brown37@uni-bonn.de",
+    "PHONE_NUMBER": "+1 (212) 736-1605",
+    "IP_ADDRESS": "91.198.174.137",
+    "CREDIT_CARD": "4009299866580609",
+    "IBAN_CODE": "DE03 3105 3754 8726 8779 80",
+    "US_SSN": "176-18-9627",
+    "CN_RESIDENT_ID": VALID_CN,
+}
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> PIIScrubber:
+    return PIIScrubber()
+
+
+@pytest.fixture(scope="module")
+def tagger() -> PIIScrubber:
+    return PIIScrubber(replacement="tag")
+
+
+@pytest.mark.parametrize("entity", DEFAULT_ENTITIES)
+def test_each_entity_replaced_with_surrogate(scrubber, entity):
+    value = SAMPLES[entity]
+    text = f"Please note {value} for the records."
+    out, findings = scrubber.scrub(text)
+    assert value not in out
+    assert [(f.entity_type, text[f.start:f.end]) for f in findings] == [(entity, value)]
+    assert findings[0].replacement in SURROGATES[entity]
+    assert out == f"Please note {findings[0].replacement} for the records."
+
+
+@pytest.mark.parametrize("entity", DEFAULT_ENTITIES)
+def test_each_entity_replaced_with_tag(tagger, entity):
+    out, _ = tagger.scrub(f"Please note {SAMPLES[entity]} for the records.")
+    assert out == f"Please note <{entity}> for the records."
+
+
+def test_fineweb_surrogates_match_datatrove():
+    from datatrove.pipeline.formatters.pii import PIIFormatter
+
+    params = inspect.signature(PIIFormatter.__init__).parameters
+    assert EMAIL_SURROGATES == params["email_replacement"].default
+    assert IP_SURROGATES == params["ip_replacement"].default
+
+
+@pytest.mark.parametrize("ip", ["10.1.2.3", "192.168.0.17", "127.0.0.1", "172.16.5.4", "0.0.0.0"])
+def test_private_ips_kept(scrubber, ip):
+    text = f"The router at {ip} answers."
+    assert scrubber.scrub(text) == (text, [])
+
+
+def test_public_ip_replaced_private_kept_in_same_text(scrubber):
+    out, findings = scrubber.scrub("from 10.0.0.1 to 8.8.8.8 via 192.168.1.1")
+    assert out.startswith("from 10.0.0.1 to ") and out.endswith(" via 192.168.1.1")
+    assert "8.8.8.8" not in out and [f.entity_type for f in findings] == ["IP_ADDRESS"]
+
+
+def test_cn_resident_id_checksum():
+    assert cn_resident_id_is_valid(VALID_CN) and cn_resident_id_is_valid(VALID_CN_DIGIT)
+    assert cn_resident_id_is_valid(VALID_CN.lower())
+    assert not cn_resident_id_is_valid(VALID_CN[:-1] + "3")  # wrong check character
+    assert not cn_resident_id_is_valid("110101199002300015")  # 30 February
+
+
+def test_cn_resident_id_bad_checksum_not_replaced(scrubber):
+    bad = VALID_CN_DIGIT[:-1] + ("9" if VALID_CN_DIGIT[-1] != "9" else "0")
+    text = f"身份证号 {bad} 已登记"
+    assert scrubber.scrub(text) == (text, [])
+    out, findings = scrubber.scrub(f"身份证号 {VALID_CN_DIGIT} 已登记")
+    assert out == "身份证号 000000000000000000 已登记"
+    assert [f.entity_type for f in findings] == ["CN_RESIDENT_ID"]
+
+
+def test_cn_resident_id_not_inside_longer_digit_runs(scrubber):
+    text = f"order 9{VALID_CN_DIGIT}1 shipped"
+    out, findings = scrubber.scrub(text)
+    assert "CN_RESIDENT_ID" not in [f.entity_type for f in findings]
+
+
+def test_no_trigger_character_skips_presidio():
+    s = PIIScrubber()
+    assert s.scrub("No digits, no at-signs, no colons here.") == ("No digits, no at-signs, no colons here.", [])
+    assert "analyzer" not in s.__dict__  # the engine was never built
+
+
+def test_run_sets_metadata_and_stats_and_keeps_every_doc(scrubber):
+    text = "Mail a.b@gmail.com or c.d@web.de, call +44 20 7946 3968.\nNothing here."
+    docs = [make_doc(text, doc_id="pii"), make_doc("clean text", doc_id="clean")]
+    out = list(scrubber.run(iter(docs)))
+    assert [d.id for d in out] == ["pii", "clean"]
+    assert out[0].metadata["pii"] == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
+    spans = out[0].metadata["pii_spans"]
+    assert [text[s:e] for _, s, e, _ in spans] == ["a.b@gmail.com", "c.d@web.de", "+44 20 7946 3968"]
+    assert [value for *_, value in spans] == ["a.b@gmail.com", "c.d@web.de", "+44 20 7946 3968"]
+    assert "a.b@gmail.com" not in out[0].text and out[0].text.endswith(".\nNothing here.")
+    assert out[1].metadata["pii"] == {} and out[1].metadata["pii_spans"] == []
+    assert scrubber.stats["EMAIL_ADDRESS"].total == 2 and scrubber.stats["PHONE_NUMBER"].total == 1
+
+
+def test_overlaps_resolved_and_offsets_valid(scrubber):
+    text = "IBAN DE03 3105 3754 8726 8779 80, card 4009-2998-6658-0609, ssn 176-18-9627, ip 91.198.174.137."
+    out, findings = scrubber.scrub(text)
+    assert [f.entity_type for f in findings] == ["IBAN_CODE", "CREDIT_CARD", "US_SSN", "IP_ADDRESS"]
+    assert all(a.end <= b.start for a, b in zip(findings, findings[1:]))
+    assert out == ("IBAN XX00 0000 0000 0000 0000 00, card 0000 0000 0000 0000, ssn 000-00-0000, ip "
+                   f"{findings[3].replacement}.")
+
+
+def test_deterministic_across_instances():
+    text = "Write to a.b@gmail.com, x.y@proton.me or z@uni-bonn.de; servers 8.8.8.8, 1.1.1.1, 9.9.9.9."
+    a, b = PIIScrubber(), PIIScrubber()
+    assert a.scrub(text) == b.scrub(text)
+    # the choice depends on the value only, not on what came before
+    alone = a.scrub("x.y@proton.me")[1][0].replacement
+    in_text = [f.replacement for f in a.scrub(text)[1] if text[f.start:f.end] == "x.y@proton.me"]
+    assert in_text == [alone]
+
+
+def test_pickle_round_trip(scrubber):
+    scrubber.scrub("warm 8.8.8.8")  # builds the engine: it must not travel
+    clone = pickle.loads(pickle.dumps(scrubber))
+    assert "analyzer" not in clone.__dict__
+    assert clone.scrub("mail a.b@gmail.com") == scrubber.scrub("mail a.b@gmail.com")
+
+
+def test_findings_identical_to_presidio(scrubber):
+    """The line windows and the skipped spaCy pass change nothing presidio would find."""
+    texts = ["Intro line\n\ncall (650) 253-1880 or +49 30 2019433\nIP: 8.8.8.8 and 10.0.0.1\n"
+             "ssn 176-18-9627 zip 12345-6789\nmail a@b.de\n::1 and fe80::1",
+             "Card 4009 2998 6658 0609 and IBAN DE03310537548726877980 and 110101196807036368."]
+    for text in texts:
+        ours = {(r.entity_type, r.start, r.end, r.score) for r in scrubber.analyze(text)}
+        plain = {(r.entity_type, r.start, r.end, r.score)
+                 for r in scrubber.analyzer.analyze(text, language="en")}
+        assert ours == plain
+
+
+def test_bad_config_fails_early():
+    with pytest.raises(ValueError, match="unknown PII entities"):
+        PIIScrubber(entities=["PERSON"])
+    with pytest.raises(ValueError, match="replacement"):
+        PIIScrubber(replacement="mask")
+
+
+def test_provenance(scrubber):
+    p = scrubber.provenance()
+    assert p["presidio_analyzer"] and p["entities"] == list(DEFAULT_ENTITIES) and p["replacement"] == "surrogate"
+
+
+def test_planted_bench_values_are_scrubbed(corpus, scrubber):
+    path = corpus / "warc" / "bench" / "truth.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    planted = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            planted.update((p["type"], p["value"]) for p in json.loads(line).get("pii") or [])
+    assert len(planted) > 100
+    missed = []
+    for entity, value in sorted(planted):
+        text = f"Bei Fragen wenden Sie sich an {value}. Thanks!"
+        out, findings = scrubber.scrub(text)
+        if value in out or entity not in {f.entity_type for f in findings}:
+            missed.append((entity, value, out))
+    assert missed == []
+
+
+# ------------------------------------------------------------------ the fast path finds what presidio finds
+
+TRICKY_LINES = [
+    "In 2020 we sold 1,234 units at $5.99 (page 12-14).",
+    "Call 1640 or 030 1234567, fax (089) 12 34 56-7, or +1 (202) 555-0143 ext. 12.",
+    "Dates: 12.05.2020, 2020/05/12, 12:30, v2.3.4.5, 10.0.0.1 and 8.8.8.8:53, ::1 and fe80::1ff:fe23:4567:890a",
+    "SSN 078-05-1120, 078 05 1120, 078051120; card 4111 1111 1111 1111 and 4111-1111-1111-1111",
+    "IBAN DE89 3704 0044 0532 0130 00, gb82west12345698765432, id 11010519491231002X, 身份证 110101196807036368",
+    "mail jane.doe@uni-bonn.de, user@localhost, a@b.c",
+    "Kelvin-sign \u212aX12 3456 7890 1234 5678 90; full-width ＋８１ ３－１２３４－５６７８",
+]
+
+
+def test_fast_path_findings_equal_presidio_s(scrubber):
+    def canonical(results):
+        return {(r.entity_type, r.start, r.end, round(r.score, 9)) for r in results}
+
+    slow = PIIScrubber(fast=False)
+    for text in TRICKY_LINES + ["\n".join(TRICKY_LINES), "no digits at all\n\nhere"]:
+        assert canonical(scrubber.analyze(text)) == canonical(slow.analyze(text)), text
+
+
+def test_phone_lines_without_a_possible_number_are_skipped():
+    from stages.pii.scrub import phone_possible
+
+    regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+    assert not phone_possible("In 2020 we sold 1,234 units at $5.99 (page 12-14).", regions)
+    assert phone_possible("Call 030 1234567", regions)
+    assert phone_possible("Call 1640", regions)  # a valid 4-digit German number
+    assert not phone_possible("Call 2020", regions)

@@ -1,0 +1,99 @@
+"""Retries and resumption against a real flaky HTTP server on loopback; the LRU cache of remote files."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from stages.utils.remote_io import (
+    ResumableStream,
+    RetryPolicy,
+    TransientError,
+    is_transient,
+    open_stream,
+)
+from tests.pipeline.faults import FAULTS, FaultyFileServer
+
+pytestmark = pytest.mark.timeout(60)
+
+FAST = RetryPolicy(attempts=8, backoff_seconds=0.001, max_backoff_seconds=0.01)
+SMALL = {"block_size": 4096, "skip_instance_cache": True}  # many requests per file: the faults land mid-file
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = random.Random(0)
+    folder = tmp_path / "served"
+    folder.mkdir()
+    for name, size in (("a.warc.gz", 200_000), ("b.warc.gz", 150_000)):
+        (folder / name).write_bytes(rng.randbytes(size))
+    return folder
+
+
+def test_transient_or_not():
+    import botocore.exceptions
+
+    assert is_transient(ConnectionResetError()) and is_transient(TimeoutError())
+    assert not is_transient(FileNotFoundError("x")) and not is_transient(ValueError("bad gzip"))
+    slow = botocore.exceptions.ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+                                           "GetObject")
+    missing = botocore.exceptions.ClientError({"Error": {"Code": "NoSuchKey"},
+                                               "ResponseMetadata": {"HTTPStatusCode": 404}}, "GetObject")
+    assert is_transient(slow) and not is_transient(missing)
+    try:  # fsspec reports an HTTP 503 on HEAD as FileNotFoundError raised from it: the cause decides
+        try:
+            raise slow
+        except Exception as exc:
+            raise FileNotFoundError("s3://b/k") from exc
+    except FileNotFoundError as wrapped:
+        assert is_transient(wrapped)
+    assert not is_transient(TransientError("retried to exhaustion already"))
+
+
+def test_resumed_read_gives_the_same_bytes(files):
+    with FaultyFileServer(files, seed=1, rate=0.3) as server:
+        for name in ("a.warc.gz", "b.warc.gz"):
+            with ResumableStream(f"{server.url}/{name}", FAST, **SMALL) as stream:
+                assert stream.read() == (files / name).read_bytes()
+        assert set(server.faults.injected) == set(FAULTS), server.faults.injected
+
+
+def test_exhausted_retries_raise_transient_error_naming_the_file(files):
+    with FaultyFileServer(files, rate=0.0) as server:
+        server.fail_all("a.warc.gz")
+        with pytest.raises(TransientError, match=r"a\.warc\.gz: cannot open: .* after 3 tries: .*503"):
+            ResumableStream(f"{server.url}/a.warc.gz", RetryPolicy(3, 0.001, 0.01), **SMALL)
+        assert server.faults.injected["503"] >= 3
+
+
+def test_a_missing_file_is_not_retried(files):
+    with FaultyFileServer(files, rate=0.0) as server:
+        with pytest.raises(FileNotFoundError):
+            ResumableStream(f"{server.url}/nope.warc.gz", FAST, **SMALL)
+        assert server.faults.requests <= 2  # HEAD, then fsspec's GET fallback: no retries
+
+
+def test_cache_is_off_by_default_and_bounded_when_on(files, tmp_path, monkeypatch):
+    monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "warc"
+    with FaultyFileServer(files, rate=0.0) as server:
+        a, b = f"{server.url}/a.warc.gz", f"{server.url}/b.warc.gz"
+        with open_stream(a, policy=FAST, **SMALL) as f:
+            assert f.read() == (files / "a.warc.gz").read_bytes()
+        assert not cache.exists()  # off unless configured
+        with open_stream(a, policy=FAST, cache_bytes=300_000, **SMALL) as f:
+            assert f.read() == (files / "a.warc.gz").read_bytes()
+        assert [p.stat().st_size for p in cache.iterdir()] == [200_000]
+        requests = server.faults.requests
+        with open_stream(a, policy=FAST, cache_bytes=300_000, **SMALL) as f:  # from the cache: no request
+            assert f.read() == (files / "a.warc.gz").read_bytes()
+        assert server.faults.requests == requests
+        os.utime(next(cache.iterdir()), (1, 1))  # least recently used
+        with open_stream(b, policy=FAST, cache_bytes=300_000, **SMALL) as f:  # 200 k + 150 k > 300 k: a goes
+            assert f.read() == (files / "b.warc.gz").read_bytes()
+        assert sorted(p.stat().st_size for p in cache.iterdir()) == [150_000]
+        with open_stream(a, policy=FAST, cache_bytes=100_000, **SMALL) as f:  # larger than the cache: streamed
+            assert f.read() == (files / "a.warc.gz").read_bytes()
+        assert sorted(p.stat().st_size for p in cache.iterdir()) == [150_000]
