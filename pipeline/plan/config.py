@@ -20,6 +20,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from stages.pii.scrub import DEFAULT_ENTITIES
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; the largest in the tests is 2 KB
+MAX_CONFIG_NODES = 100_000  # values after alias expansion: a config holds ~100
+
 
 class ConfigError(ValueError):
     """A config file that cannot be used: the message is one line naming the file and the key (`.key`)."""
@@ -243,6 +246,12 @@ def _bounds(loc: tuple) -> str:
     return f">= {low}" if high is None else f"between {low} and {high}"
 
 
+def _shown(value: Any) -> str:
+    """A value as the error shows it: its repr, cut to fit on the line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _message(error: dict) -> str:
     """One pydantic error as `key: expected WHAT, got VALUE` (or `unknown key 'key' (allowed here: ...)`)."""
     loc = error["loc"]
@@ -253,14 +262,14 @@ def _message(error: dict) -> str:
         section = info.annotation if info else Config
         return f"unknown key {key!r} (allowed here: {', '.join(section.model_fields)})"
     if kind == "literal_error":
-        return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
+        return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {_shown(value)}"
     if kind in ("greater_than_equal", "less_than_equal"):
-        return f"{key}: expected a value {_bounds(loc)}, got {value!r}"
+        return f"{key}: expected a value {_bounds(loc)}, got {_shown(value)}"
     if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
         key = "the config"
     if any(isinstance(part, int) for part in loc):  # an item of a list
         return f"{key}: expected a list of strings, got the item {value!r}"
-    return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {value!r}"
+    return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {_shown(value)}"
 
 
 def config_from_dict(data: dict | None) -> Config:
@@ -284,8 +293,15 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
-    """PyYAML keeps the last of two equal keys without a word: here a duplicate is an error naming it."""
+def _check_unique_keys(node: yaml.Node, prefix: str = "", seen_nodes: set[int] | None = None) -> None:
+    """PyYAML keeps the last of two equal keys without a word: here a duplicate is an error naming it.
+
+    Each node is checked once: an alias is the same node again, and following every alias of a 400-byte
+    "billion laughs" file (9 levels of 9 aliases) would visit 9^9 nodes."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
@@ -293,10 +309,43 @@ def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
             if key in seen:
                 raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}", key=key)
             seen.add(key)
-            _check_unique_keys(value_node, key + ".")
+            _check_unique_keys(value_node, key + ".", seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _check_unique_keys(item, prefix)
+            _check_unique_keys(item, prefix, seen_nodes)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias is expanded, counted without expanding any."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a recursive alias counts once
+        children = (node.value if isinstance(node, yaml.SequenceNode) else
+                    [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+        sizes[id(node)] = min(1 + sum(_expanded_size(child, sizes) for child in children), 1 << 62)
+    return sizes[id(node)]
+
+
+def _parse(path: str | Path) -> dict:
+    """The YAML mapping in `path`, read in bounded time and memory: at most MAX_CONFIG_BYTES, UTF-8, with at
+    most MAX_CONFIG_NODES once aliases are expanded, a mapping at the top."""
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)  # `--config /dev/zero` never ends: read no more than this
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return {}
+    if _expanded_size(root, {}) > MAX_CONFIG_NODES:
+        raise ConfigError(f"more than {MAX_CONFIG_NODES:,} values once its aliases are expanded (an alias bomb?)")
+    if not isinstance(root, yaml.MappingNode):
+        kind = {yaml.SequenceNode: "a list"}.get(type(root), "a single value")
+        raise ConfigError(f"expected a mapping of sections (input:, langid:, ...) at the top, got {kind}")
+    _check_unique_keys(root)
+    return yaml.safe_load(text) or {}
 
 
 def _flat_keys(data: dict, prefix: str = "") -> set[str]:
@@ -313,13 +362,13 @@ def load_config(path: str | Path | None, overrides: dict | None = None, flags: d
     data: dict = {}
     if path is not None:
         try:
-            text = Path(path).read_text()
-            _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))
-            data = yaml.safe_load(text) or {}
+            data = _parse(path)
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}", key=exc.key) from None
+        except RecursionError:  # `[[[[...` nested thousands deep: PyYAML's composer recurses per level
+            raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
