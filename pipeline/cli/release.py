@@ -13,7 +13,7 @@ from pipeline.core.errors import RunError
 from pipeline.engines.local import quiet_console
 from pipeline.plan.config import ConfigError, load_config
 from pipeline.plan.inputs import InputError
-from pipeline.release.build import build_release
+from pipeline.release.build import build_release, check_release_output
 from pipeline.release.card import SPLITS
 from pipeline.release.diff import diff_manifests, format_diff
 from pipeline.release.manifest import ReleaseError, read_manifest
@@ -46,8 +46,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if bool(args.run_dir) == bool(args.input):
         print("ccpipe: release build: give a finished RUN_DIR, or --input (and --config) to run first", file=sys.stderr)
         return 2
-    if Path(args.output).exists():
-        print(f"ccpipe: {args.output}: exists; a release is immutable, build into a new directory", file=sys.stderr)
+    try:
+        check_release_output(args.output)
+    except ReleaseError as exc:
+        print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
     options = {"name": args.name, "version": args.version, "validation_fraction": args.validation_fraction,
                "shard_tokens": args.shard_tokens, "workers": args.workers, "tokenizer": args.tokenizer,

@@ -274,8 +274,25 @@ def _check_options(output: Path, name: str, version: str, validation_fraction: f
     for option, value in counts:
         if value is not None and value < 1:
             raise ReleaseError(f"{option} {value}: expected at least 1")
+    check_release_output(output)
+
+
+def check_release_output(output: str | Path) -> None:
+    """Refuse, before any work, an `--output` the final rename could not land on: anything that exists, a
+    symbolic link too (a dangling one or a loop `exists()` calls absent), or a parent that is no directory."""
+    output = Path(output)
+    if output.is_symlink():
+        target = os.readlink(output)
+        raise ReleaseError(f"{output}: is a symbolic link (to {target}); a release is built into a new directory")
     if output.exists():
         raise ReleaseError(f"{output}: exists; a release is immutable, build a new version into a new directory")
+    for parent in output.absolute().parents:
+        if parent.is_symlink() and not parent.exists():  # a link loop or a dangling link on the way
+            raise ReleaseError(f"{output}: {parent} is a symbolic link that leads nowhere")
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ReleaseError(f"{output}: {parent} is not a directory")
+            break
 
 
 def _language_files(staging: Path, lang: str, split_parts: dict[str, list[dict]], validation_fraction: float,

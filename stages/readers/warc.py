@@ -153,9 +153,9 @@ class WarcReader(PipelineStep):
                     fate.error, fate.failed = str(exc), True
                     write_report(self.report_folder, rank, fates)
                     raise
-                if fate.error:
+                if fate.error:  # in the reader report; the command line prints it once, at the end of the run
                     self.stat_update("file_errors")
-                    logger.warning("%s", fate.error)
+                    logger.info("%s", fate.error)
         write_report(self.report_folder, rank, fates)
         if self.progress_folder:
             self._report_progress(rank, responses)
@@ -198,7 +198,8 @@ class WarcReader(PipelineStep):
                         dump = warcinfo_dump(record)
                 except StopIteration:
                     if iterator.truncated:
-                        fate.error = f"{path}: file ends inside a gzip member (truncated)"
+                        fate.error = (f"{path}: file ends inside a gzip member (truncated; {fate.responses} response "
+                                      "records read before the cut, counted)")
                     elif held and not fate.responses:  # a WAT, or a WARC of requests: never an empty success
                         fate.error = no_usable_records(path, held)
                     return
