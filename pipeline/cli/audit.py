@@ -17,27 +17,41 @@ from pipeline.audit.queries import (
     sample_text,
     summary,
     summary_table,
+    unfinished,
 )
 from pipeline.audit.report import write_report
 from pipeline.cli.common import example, print_json
+from pipeline.core.errors import RunError
 
 
 def guard(fn):
-    """An audit error (no ledger, unknown stage, record not found) as one line and exit code 2."""
+    """An audit error (no ledger, unknown stage, record not found) as one line and exit code 2; so is a run
+    that is unfinished or still being written (its ledger is not the whole run), unless `--partial`: then the
+    figures come labelled as partial (`args.partial_label`)."""
     def run(args: argparse.Namespace) -> int:
         try:
+            runs = [getattr(args, name) for name in ("run", "run_a", "run_b") if getattr(args, name, None)]
+            states = [state for state in map(unfinished, runs) if state]
+            if states and not args.partial:
+                print(f"ccpipe: {states[0]}; --partial shows what its ledger holds so far, labelled as partial",
+                      file=sys.stderr)
+                return 2
+            args.partial_label = "; ".join(states) or None
+            if args.partial_label:
+                label = f"PARTIAL FIGURES: {args.partial_label}"
+                print(label, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
             return fn(args) or 0
-        except AuditError as exc:
+        except (AuditError, RunError) as exc:
             print(f"ccpipe: {exc}", file=sys.stderr)
             return 2
     return run
 
 
-
-
 @guard
 def cmd_summary(args):
     counts = summary(args.run)
+    if args.partial_label:
+        counts["partial"] = args.partial_label
     print_json(counts) if args.json else print(summary_table(counts))
 
 
@@ -71,7 +85,7 @@ def cmd_diff(args):
 def cmd_report(args):
     out = args.output or str(Path(args.run) / "report.html")
     try:
-        write_report(args.run, out)
+        write_report(args.run, out, args.partial_label)
     except OSError as exc:  # a folder that does not exist or cannot be written
         print(f"ccpipe: {out}: cannot write the report here ({exc.strerror or exc})", file=sys.stderr)
         return 2
@@ -133,3 +147,6 @@ def add_commands(sub) -> None:
     p.add_argument("run", metavar="RUN")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default RUN/report.html)")
     p.set_defaults(func=cmd_report)
+    for command in cmds.choices.values():
+        command.add_argument("--partial", action="store_true", help="on a run that is unfinished or still being "
+                             "written: what its ledger holds so far, labelled as partial (refused otherwise)")

@@ -29,6 +29,7 @@ from loguru import logger
 
 from stages.extractors.html import Extractor, close_sandboxes
 from stages.utils import patches
+from stages.utils.lifetime import die_with
 
 DIED = "ERROR    | task process died (SIGKILL, or killed for memory): rerun the same command to redo this task"
 
@@ -62,7 +63,10 @@ class QuietLocalExecutor(LocalPipelineExecutor):
             quiet_console()  # datatrove re-adds its console logger when a task ends
 
 
-def _init_worker() -> None:
+def _init_worker(command: int) -> None:
+    # killed when the command ends, however it ends (kill -9, SIGTERM): no worker lives on under init
+    # writing completion markers into a run that a rerun has taken over
+    die_with(command)
     # a process group per worker, which the children it forks (the extraction sandbox) join: when a worker
     # dies, the pool terminates the others, and their children would otherwise live on as orphans
     os.setpgid(0, 0)
@@ -97,7 +101,7 @@ class _Pool:
     def __init__(self, workers: int, start_method: str):
         self.workers, self.start_method = workers, start_method
         self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method),
-                                            initializer=_init_worker)
+                                            initializer=_init_worker, initargs=(os.getpid(),))
         self.pids: set[int] = set()
         self.broken = False
 

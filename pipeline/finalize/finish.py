@@ -17,6 +17,7 @@ import yaml
 
 from pipeline.core.errors import RunError
 from pipeline.core.layout import RunLayout
+from pipeline.core.lock import run_lock
 from pipeline.engines.select import make_executor
 from pipeline.engines.tasks import incomplete_tasks, merge_stats
 from pipeline.finalize.publish import publish_outputs
@@ -58,7 +59,12 @@ def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:
 
 def finalize_dir(root: Path) -> dict:
     """Shards, ledger and summary.json of a run whose phases are all done (on any engine): `ccpipe finalize`."""
-    layout = RunLayout(root)
+    with run_lock(root):  # the Slurm run's last job, or by hand: never beside a live writer of the run
+        return _finalize_dir(RunLayout(root))
+
+
+def _finalize_dir(layout: RunLayout) -> dict:
+    root = layout.root
     resolved = yaml.safe_load(layout.resolved_config.read_text())
     config = config_from_dict(resolved["config"])
     phases = build_phases(config, resolved["inputs"], root)

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from pipeline.core.lock import live_writer
 from pipeline.finalize.shards import write_split_shards
 from pipeline.release.card import SPLITS, render_card
 from pipeline.release.manifest import ReleaseError, _portable, make_manifest
@@ -202,6 +203,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, dict]:
     """A finished run's resolved config and summary, or ReleaseError saying what is missing."""
 
     run_dir = Path(run_dir)
+    if (holder := live_writer(run_dir)) is not None:  # a rerun rewrites what it would package
+        raise ReleaseError(f"{run_dir}: the run is still being written (by {holder}); wait for it to end")
     for name in ("config.resolved.yaml", "summary.json"):
         if not (run_dir / name).is_file():
             raise ReleaseError(f"{run_dir}: not a finished ccpipe run (no {name})")
