@@ -202,8 +202,9 @@ def test_decoding(tmp_path, body, content_type, expected):
 
 @pytest.mark.parametrize("charset", ["base64", "rot13", "zlib", "undefined"])
 def test_charset_labels_of_codecs_that_are_no_text_encodings_fall_back_to_detection(tmp_path, charset):
-    """`bytes.decode` refuses bytes-to-bytes codecs (LookupError); `undefined` (as idna, punycode) fails whatever `errors=`
-    says: these pages used to be `damaged_record`, blamed on the input for an exception of ours."""
+    """`bytes.decode` refuses bytes-to-bytes codecs (LookupError); `undefined` (as idna, punycode) fails
+    whatever `errors=` says: these pages used to be `damaged_record`, blamed on the input for an exception of
+    ours."""
     docs, _, rows = one_record(tmp_path, page(content_type=f"text/html; charset={charset}"))
     assert rows == [] and docs[0].text == PAGE
 
