@@ -45,8 +45,15 @@ def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed
     seconds = stage_seconds(layout, phases + finalize_phases(config, layout, phases))
     summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds, early_drops(phases))
     write_json_atomic(layout.summary, summary)
-    publish_outputs(layout, config)  # to the --output URL, when there is one
+    if checks_passed(summary, config.run.strict):  # a run that does not add up is never uploaded
+        publish_outputs(layout, config)  # to the --output URL, when there is one
     return summary
+
+
+def checks_passed(summary: dict, strict: bool) -> bool:
+    """What a run must pass to be published: it read something, its books balance, and with `run.strict`
+    no file had an error. The command line says which failed (and exits 1)."""
+    return not summary.get("run_failed") and summary["conservation_ok"] and not (strict and summary["errors"])
 
 
 def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:

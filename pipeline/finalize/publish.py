@@ -2,7 +2,8 @@
 
 Tasks write to a run directory on a filesystem (`run.work_dir`; on a cluster it must be shared by every
 node): datatrove's completion markers, logs and intermediate files need renames and appends that object
-stores do not offer. When the run is finished, `finalize_run` publishes the outputs there
+stores do not offer. When the run is finished and has passed its checks (`finish.checks_passed`), `finalize_run`
+publishes the outputs there
 (`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`: those alone, never `work/`, `logs/` or
 a file left in the run directory), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
 
