@@ -29,6 +29,7 @@ from loguru import logger
 
 from stages.extractors.html import Extractor, close_sandboxes
 from stages.utils import patches
+from stages.utils.io import write_text_atomic
 from stages.utils.lifetime import die_with
 
 DIED = "ERROR    | task process died (SIGKILL, or killed for memory): rerun the same command to redo this task"
@@ -180,16 +181,14 @@ class LocalExecutor(QuietLocalExecutor):
                 with open(logfile, "a") as f:
                     f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | {DIED}\n")
             elif rank not in died and not logfile.exists():  # it failed before its log began: the cause there
-                logfile.parent.mkdir(parents=True, exist_ok=True)
                 exc = next(f.exception() for f, r in futures.items() if r == rank)
-                logfile.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | ERROR    | the task failed before "
+                write_text_atomic(logfile, f"{time.strftime('%Y-%m-%d %H:%M:%S')} | ERROR    | the task failed before "
                                    f"it started:\n{''.join(traceback.format_exception(exc))}")
         if failed:
             what = "a task process died" if died else "tasks failed"
             raise RuntimeError(f"{what}: ranks {sorted(failed)} did not complete")
         total = sum(stats, start=PipelineStats())
-        with self.logging_dir.open("stats.json", "wt") as f:
-            total.save_to_disk(f)
+        write_text_atomic(self.logging_dir.resolve_paths("stats.json"), total.to_json())  # the summary reads it
         return total
 
     def _pool(self, tasks: int) -> tuple[_Pool, bool]:

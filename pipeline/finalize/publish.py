@@ -29,6 +29,7 @@ import yaml
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import write_ledger_part
 from pipeline.plan.config import Config
+from stages.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ def _target_file(layout: RunLayout) -> Path:
 
 
 def set_publish_target(layout: RunLayout, url: str) -> None:
-    _target_file(layout).parent.mkdir(parents=True, exist_ok=True)
-    _target_file(layout).write_text(json.dumps({"url": url}))
+    write_text_atomic(_target_file(layout), json.dumps({"url": url}))
 
 
 def publish_target(layout: RunLayout) -> str | None:
