@@ -14,14 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from pipeline.plan.configfile import ConfigFileError, read_config_file
 from stages.pii.scrub import DEFAULT_ENTITIES
-
-MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; the largest in the tests is 2 KB
-MAX_CONFIG_NODES = 100_000  # values after alias expansion: a config holds ~100
 
 
 class ConfigError(ValueError):
@@ -293,61 +290,6 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def _check_unique_keys(node: yaml.Node, prefix: str = "", seen_nodes: set[int] | None = None) -> None:
-    """PyYAML keeps the last of two equal keys without a word: here a duplicate is an error naming it.
-
-    Each node is checked once: an alias is the same node again, and following every alias of a 400-byte
-    "billion laughs" file (9 levels of 9 aliases) would visit 9^9 nodes."""
-    seen_nodes = set() if seen_nodes is None else seen_nodes
-    if id(node) in seen_nodes:
-        return
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            if key in seen:
-                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}", key=key)
-            seen.add(key)
-            _check_unique_keys(value_node, key + ".", seen_nodes)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_unique_keys(item, prefix, seen_nodes)
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """How many nodes `node` stands for once every alias is expanded, counted without expanding any."""
-    if id(node) not in sizes:
-        sizes[id(node)] = 0  # a recursive alias counts once
-        children = (node.value if isinstance(node, yaml.SequenceNode) else
-                    [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
-        sizes[id(node)] = min(1 + sum(_expanded_size(child, sizes) for child in children), 1 << 62)
-    return sizes[id(node)]
-
-
-def _parse(path: str | Path) -> dict:
-    """The YAML mapping in `path`, read in bounded time and memory: at most MAX_CONFIG_BYTES, UTF-8, with at
-    most MAX_CONFIG_NODES once aliases are expanded, a mapping at the top."""
-    with open(path, "rb") as f:
-        raw = f.read(MAX_CONFIG_BYTES + 1)  # `--config /dev/zero` never ends: read no more than this
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is None:
-        return {}
-    if _expanded_size(root, {}) > MAX_CONFIG_NODES:
-        raise ConfigError(f"more than {MAX_CONFIG_NODES:,} values once its aliases are expanded (an alias bomb?)")
-    if not isinstance(root, yaml.MappingNode):
-        kind = {yaml.SequenceNode: "a list"}.get(type(root), "a single value")
-        raise ConfigError(f"expected a mapping of sections (input:, langid:, ...) at the top, got {kind}")
-    _check_unique_keys(root)
-    return yaml.safe_load(text) or {}
-
-
 def _flat_keys(data: dict, prefix: str = "") -> set[str]:
     keys = set()
     for key, value in data.items():
@@ -362,17 +304,11 @@ def load_config(path: str | Path | None, overrides: dict | None = None, flags: d
     data: dict = {}
     if path is not None:
         try:
-            data = _parse(path)
+            data = read_config_file(path)
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
-        except ConfigError as exc:
+        except ConfigFileError as exc:
             raise ConfigError(f"{path}: {exc}", key=exc.key) from None
-        except RecursionError:  # `[[[[...` nested thousands deep: PyYAML's composer recurses per level
-            raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{where}") from exc
     data = _merge(data, overrides or {})
     try:
         return config_from_dict(data)
