@@ -21,7 +21,6 @@ from pipeline.audit.queries import (
 )
 from pipeline.audit.report import write_report
 from pipeline.cli.common import example, print_json
-from pipeline.core.errors import RunError
 
 
 def guard(fn):
@@ -41,7 +40,7 @@ def guard(fn):
                 label = f"PARTIAL FIGURES: {args.partial_label}"
                 print(label, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
             return fn(args) or 0
-        except (AuditError, RunError) as exc:
+        except AuditError as exc:
             print(f"ccpipe: {exc}", file=sys.stderr)
             return 2
     return run
