@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.core.errors import RunError
+from pipeline.core.errors import Refused, RunError
 from pipeline.engines.local import quiet_console
 from pipeline.plan.config import ConfigError, load_config
 from pipeline.plan.inputs import InputError
@@ -69,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 run_dir = temporary = tempfile.mkdtemp(prefix=".ccpipe-run-", dir=parent)
             run_pipeline(config, args.input, run_dir, progress=not args.no_progress)
         manifest = build_release(run_dir, args.output, **options)
-    except (ReleaseError, ConfigError, InputError, TokenizerError) as exc:
+    except (ReleaseError, ConfigError, InputError, TokenizerError, Refused) as exc:  # Refused: --keep-run is live
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
     except RunError as exc:
