@@ -47,6 +47,13 @@ def _living(pids: list[int]) -> list[int]:
     return alive
 
 
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # gone meanwhile
+        return []
+
+
 def _holder_script(root: Path) -> str:
     return (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from pipeline.core.lock import run_lock\n"
             f"with run_lock({str(root)!r}):\n    print('held', flush=True); time.sleep(600)")
@@ -81,12 +88,17 @@ def test_concurrent_run_refused_kill_9_leaves_no_process_and_unfinished_audit_re
     out = tmp_path / "run"
     args = ("run", "--input", SAMPLE, "--output", out, "--no-progress", "--workers", "2")
     first = _ccpipe(*args)
+    run, tree = psutil.Process(first.pid), []
     try:
+        # mid-run: its workers up, and under them their extraction children
         deadline = time.monotonic() + 180
-        while not (lock_path(out).is_file() and lock_path(out).read_text()) and first.poll() is None:
-            assert time.monotonic() < deadline, "the run never took its lock"
+        while not any("stages.extractors.child" in " ".join(_cmdline(p)) for p in run.children(recursive=True)):
+            assert first.poll() is None and time.monotonic() < deadline, "never saw the extraction children"
             time.sleep(0.02)
-        # while it works: a second run, an audit and a release build of the same directory, all refused at once
+        tree = [run, *run.children(recursive=True)]
+        for process in tree:  # frozen while the others try, so that it is surely still working
+            process.suspend()
+        # a second run, an audit and a release build of the same directory: all refused at once
         second, audit, release = (_ccpipe(*args), _ccpipe("audit", "summary", out),
                                   _ccpipe("release", "build", out, "--name", "s", "--version", "1.0.0",
                                           "--output", tmp_path / "release"))
@@ -97,23 +109,16 @@ def test_concurrent_run_refused_kill_9_leaves_no_process_and_unfinished_audit_re
         for proc in (audit, release):
             code, _, err = _finish(proc)
             assert code == 2 and "still being written" in err and f"pid {first.pid}" in err, err
-        assert first.poll() is None, "the run ended before it could be killed mid-way: the checks above proved nothing"
-
-        # mid-run, its workers and their extraction children up: kill -9 the command alone
-        run = psutil.Process(first.pid)
-        while not any(p.ppid() != first.pid and p.ppid() in {c.pid for c in run.children()}
-                      for p in run.children(recursive=True)):
-            assert first.poll() is None and time.monotonic() < deadline, "never saw the extraction children"
-            time.sleep(0.02)
-        tree = [p.pid for p in run.children(recursive=True)]
-        os.kill(first.pid, signal.SIGKILL)
+        for process in reversed(tree):
+            process.resume()
+        os.kill(first.pid, signal.SIGKILL)  # the command alone
         first.wait()
         time.sleep(2)
-        assert _living(tree) == [], [psutil.Process(p).cmdline() for p in _living(tree)]
+        assert _living([p.pid for p in tree[1:]]) == [], [_cmdline(psutil.Process(p)) for p in _living([p.pid for p in tree])]
     finally:
-        for pid in [first.pid, *_living(locals().get("tree", []))]:
+        for pid in [first.pid, *_living([p.pid for p in tree])]:
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         first.wait()
