@@ -56,15 +56,15 @@ def describe(holder: dict) -> str:
     return f"host {holder.get('host')} pid {holder.get('pid')}, started {started}"
 
 
-def _try_lock(fd: int, mode: int) -> bool:
-    for attempt in range(TRIES):
+def _try_lock(fd: int, mode: int, tries: int = TRIES) -> bool:
+    for attempt in range(tries):
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return True
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-        if attempt + 1 < TRIES:
+        if attempt + 1 < tries:
             time.sleep(TRY_GAP_SECONDS)
     return False
 
@@ -85,18 +85,21 @@ def live_writer(root: str | Path) -> str | None:
 
 
 @contextlib.contextmanager
-def run_lock(root: str | Path, announce=None):
+def run_lock(root: str | Path, announce=None, wait_seconds: float = 0.0):
     """Hold `root`'s lock for the block; RunLocked at once when a live run holds it.
 
     `root` is created if need be (and removed again if the block leaves it empty: a run refused before work
-    leaves nothing). `announce(line)` hears that the lock of a run that died was taken over (default: stderr)."""
+    leaves nothing). `announce(line)` hears that the lock of a run that died was taken over (default: stderr).
+    `wait_seconds`: how long a live holder may keep it before RunLocked (`ccpipe finalize` as Slurm's last job
+    may start while the command that submitted it writes its last files)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise Refused(f"{root}: exists and is not a directory; choose another --output")
     created = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock_path(root), announce or (lambda line: print(line, file=sys.stderr, flush=True)))
+        fd = _acquire(lock_path(root), announce or (lambda line: print(line, file=sys.stderr, flush=True)),
+                      max(TRIES, int(wait_seconds / TRY_GAP_SECONDS)))
     except OSError as exc:  # a read-only mount, an immutable directory, no space
         raise Refused(f"{root}: cannot write the run directory here ({exc.strerror or exc})") from None
     except BaseException:
@@ -115,10 +118,10 @@ def run_lock(root: str | Path, announce=None):
                 root.rmdir()  # only when empty: a run refused before it wrote anything
 
 
-def _acquire(path: Path, announce) -> int:
+def _acquire(path: Path, announce, tries: int) -> int:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd, fcntl.LOCK_EX):
+        if not _try_lock(fd, fcntl.LOCK_EX, tries):
             holder = describe(_holder(path))
             os.close(fd)
             raise RunLocked(f"{path.parent}: another ccpipe run is writing this run directory ({holder}); "

@@ -27,6 +27,8 @@ from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
 from stages.utils.io import write_json_atomic
 
+FINALIZE_LOCK_WAIT = 60.0  # seconds `ccpipe finalize` waits for a live writer of the run before it is refused
+
 
 def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> list[Phase]:
     """The index (one task), then the ledger parts and shards (`run.finalize_tasks`, by default one per
@@ -66,7 +68,9 @@ def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:
 
 def finalize_dir(root: Path) -> dict:
     """Shards, ledger and summary.json of a run whose phases are all done (on any engine): `ccpipe finalize`."""
-    with run_lock(root):  # the Slurm run's last job, or by hand: never beside a live writer of the run
+    # the Slurm run's last job, or by hand: never beside a live writer of the run (but the command that
+    # submitted that job may still be writing its last files: up to a minute)
+    with run_lock(root, wait_seconds=FINALIZE_LOCK_WAIT):
         return _finalize_dir(RunLayout(root))
 
 
