@@ -53,7 +53,10 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
     if reuse is not None:
         plan, resolved["reused"] = plan_reuse(reuse, resolved)
         phases = build_phases(config, files, layout.root, plan)
-        if plan and plan.missing and write:
+        if write and plan is None:
+            print(f"reuse: nothing of {reuse} reused ({resolved['reused']['recomputed_because']}): every stage "
+                  "recomputed", file=sys.stderr, flush=True)
+        elif write and plan.missing:
             print(f"reuse: base tasks {', '.join(map(str, plan.missing))} of {phases[0].tasks} have no store in "
                   f"{plan.store} (work/ partly deleted): recomputed from the WARC files", file=sys.stderr, flush=True)
     if write:

@@ -1,6 +1,7 @@
 """The whole pipeline in one place: a config and a list of WARC files become phases of datatrove steps.
 
-    base     (one task per file)  read -> blocklist -> extract -> langid -> quality -> save + MinHash signatures
+    base     (one task per file)  read -> blocklist -> extract -> (reuse store) -> langid -> quality -> save
+                                  + MinHash signatures; with --reuse, RUN's store replayed up to extraction
     buckets  (one task per bucket) MinHash: find duplicate pairs in each of the 14 buckets
     cluster  (one task)            MinHash: union the pairs into clusters, choose one survivor per cluster
     final    (one task per file)  reload -> drop duplicates -> PII -> tokenize -> parquet (+ token files)

@@ -16,9 +16,9 @@ import yaml
 
 from pipeline.core.errors import Refused
 from pipeline.plan.config import config_from_dict
+from pipeline.plan.phases import build_phases
+from pipeline.plan.resolved import resolved_config
 from pipeline.run import run_pipeline
-
-pytestmark = pytest.mark.slow
 
 MAX_RECORDS = 30
 REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores"]
@@ -60,6 +60,31 @@ CHANGES = {
 }
 
 
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores"}
+
+
+@pytest.mark.parametrize("change, changed", [
+    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "pii": {"entities": ["EMAIL_ADDRESS"]},
+      "tokenizer": {"eot_token": "<|endoftext|>!"}, "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
+    ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
+    ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
+    ({"extract": {"favor_precision": False}}, {"extract", "store"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores"}),
+    ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
+])
+def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
+    files = [str(tmp_path / "a.warc.gz"), str(tmp_path / "b.warc.gz")]
+
+    def keys(settings: dict) -> dict:
+        config = config_from_dict(settings)
+        return resolved_config(config, files, build_phases(config, files, tmp_path / "run"))["reuse_keys"]
+
+    before, after = keys({}), keys(change)
+    assert set(before) == KEYS and {k for k in KEYS if before[k] != after[k]} == changed
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_path):
     settings, mode = CHANGES[change]
@@ -85,6 +110,7 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
         assert values and not [v for v in values if v in text]
 
 
+@pytest.mark.slow
 def test_changed_extraction_is_recomputed(source, inputs, tmp_path):
     config = config_from_dict(_config(extract={"favor_precision": False}))
     run_pipeline(config, [], tmp_path / "reused", reuse=source)
@@ -94,6 +120,7 @@ def test_changed_extraction_is_recomputed(source, inputs, tmp_path):
     assert entry["stages"] == [] and entry["recomputed_because"] == "changed: extract"
 
 
+@pytest.mark.slow
 def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     partial = tmp_path / "partial"
     shutil.copytree(source, partial)
@@ -113,3 +140,4 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
 def test_reuse_of_a_directory_that_is_no_run_is_refused(inputs, tmp_path):
     with pytest.raises(Refused, match="--reuse .*not a ccpipe run directory"):
         run_pipeline(config_from_dict(_config()), inputs, tmp_path / "out", reuse=tmp_path)
+    assert not (tmp_path / "out").exists()
