@@ -69,7 +69,7 @@ def _changed(old: dict, new: dict, keys: tuple[str, ...]) -> list[str]:
 
 def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     """(how the base phase reuses `source`'s work, or None; the `reused` entry of the new resolved config)."""
-    layout = RunLayout(Path(source))
+    layout = RunLayout(Path(source).absolute())  # task processes (Ray workers) may run in another directory
     try:
         previous = yaml.safe_load(layout.resolved_config.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -134,16 +134,17 @@ class Extractor(Trafilatura):
 
     `cache`: the reuse store folder of a run with the same reader and extraction settings
     (stages/writers/reuse.py): a record found there takes its stored text (or drop reason) and language
-    scores instead of being extracted again; the others (dropped before extraction there) are extracted."""
+    scores (with `cached_scores`: the same model) instead of being extracted again; the others (dropped before
+    extraction there) are extracted."""
 
     name = "⛏ Trafilatura"
     stage = "extract"
 
     def __init__(self, ledger_folder: str, favor_precision: bool = True, timeout: float = 30.0,
-                 cache: str | None = None):
+                 cache: str | None = None, cached_scores: bool = False):
         super().__init__(favour_precision=favor_precision, timeout=timeout, deduplicate=False)
         self.ledger_folder = ledger_folder
-        self.cache = cache
+        self.cache, self.cached_scores = cache, cached_scores
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         ledger = DropLedger(self.ledger_folder, "extract")
@@ -168,7 +169,7 @@ class Extractor(Trafilatura):
                         if hit is not None:
                             self.stat_update("reused")
                             text, reason = (hit[1], None) if hit[0] == DOC else ("", hit[1])
-                            if hit[0] == DOC and hit[2] is not None:
+                            if hit[0] == DOC and hit[2] is not None and self.cached_scores:
                                 doc.metadata[REUSED_LANGUAGE] = (hit[2], hit[3])
                         else:
                             text = sandbox.process_document(doc.text, extract)
