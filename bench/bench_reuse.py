@@ -7,7 +7,8 @@ First the source run (default config) writes its reuse store (`work/reuse/`); th
 turn, the changed config from scratch and the changed config with `--reuse SOURCE`, each `ccpipe run
 --workers 1` in its own process pinned to the same core (`taskset -c CORE`); wall time from process start
 to exit. Prints the best of each, their ratio (target <= 0.15), whether the two outputs are byte-identical,
-and the size of the source's reuse store against its parquet output (target <= 1.5x).
+the size of the source's reuse store against its parquet output (target <= 1.5x), and each run's seconds per
+stage (summary.json), which show where a reuse run's time goes.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def main() -> None:
             reused.append(ccpipe(args.core, "--reuse", str(source), "--config", str(config),
                                  "--output", str(tmp / f"reused{i}")))
         same = digest(tmp / "scratch0") == digest(tmp / "reused0")
+        stages = {name: json.loads((tmp / f"{name}0" / "summary.json").read_text())["seconds_per_stage"]
+                  for name in ("scratch", "reused")}
         store, parquet = size(source / "work" / "reuse"), size(source / "parquet")
         figures = {
             "input": args.input, "change": args.change, "core": args.core, "repeat": args.repeat,
@@ -82,6 +85,7 @@ def main() -> None:
             "scratch_seconds": round(min(scratch), 2), "reuse_seconds": round(min(reused), 2),
             "ratio": round(min(reused) / min(scratch), 3), "byte_identical": same,
             "store_bytes": store, "parquet_bytes": parquet, "store_over_parquet": round(store / parquet, 2),
+            "seconds_per_stage": stages,
             "mode": yaml.safe_load((tmp / "reused0" / "config.resolved.yaml").read_text())["reused"].get("mode"),
         }
     finally:
@@ -92,6 +96,9 @@ def main() -> None:
     print(f"ratio          {figures['ratio']:7.3f}   (target <= 0.15); byte-identical outputs: {same}")
     print(f"reuse store    {store / 1e6:7.2f} MB = {figures['store_over_parquet']:.2f}x the parquet output "
           f"({parquet / 1e6:.2f} MB; target <= 1.5x)")
+    print("seconds per stage (first repeat; reuse replays up to extraction, recomputes the rest):")
+    for stage in sorted(set(stages["scratch"]) | set(stages["reused"])):
+        print(f"  {stage:<10} {stages['scratch'].get(stage, 0):7.2f} -> {stages['reused'].get(stage, 0):7.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
