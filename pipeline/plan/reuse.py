@@ -98,3 +98,13 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     if missing:
         entry["tasks_recomputed"] = list(missing)
     return Reuse(layout.root, layout.reuse_store, mode, scores, missing), entry
+
+
+def reuse_of(resolved: dict) -> Reuse | None:
+    """The `Reuse` a run was started with, from its config.resolved.yaml (`ccpipe finalize` rebuilds its phases)."""
+    entry = resolved.get("reused") or {}
+    if not entry.get("mode"):
+        return None
+    source = Path(entry["from"])
+    return Reuse(source, RunLayout(source).reuse_store, entry["mode"], "langid_scores" in entry["stages"],
+                 tuple(entry.get("tasks_recomputed", ())))
