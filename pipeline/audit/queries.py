@@ -70,6 +70,15 @@ def run_config(run: str | Path) -> dict:
     return run_resolved(run)["config"]
 
 
+def language_thresholds(run: str | Path) -> dict[str, float]:
+    """{kept language: the language-ID score it was held to}: `langid.threshold`, or the language's own from its
+    FineWeb-2 profile (the run's provenance of LanguageID)."""
+    resolved = run_resolved(run)
+    langid = resolved["config"].get("langid", {})
+    own = ((resolved.get("provenance") or {}).get("LanguageID") or {}).get("thresholds") or {}
+    return {lang: own.get(lang, langid.get("threshold", 0.65)) for lang in langid.get("languages", ["en"])}
+
+
 def run_stages(run: str | Path) -> list[str]:
     """The run's funnel stages, in order, as its steps declared them."""
     return run_resolved(run)["stages"]
@@ -86,7 +95,7 @@ def summary(run: str | Path) -> dict:
 def summary_table(counts: dict) -> str:
     lines = [f"{'stage':<10} {'in':>8} {'kept':>8} {'dropped':>8}  by reason"]
     for step in counts["funnel"]:
-        reasons = counts["dropped"].get(step["stage"], {})
+        reasons = step.get("reasons", counts["dropped"].get(step["stage"], {}))
         by = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"{step['stage']:<10} {step['in']:>8} {step['out']:>8} {step['dropped']:>8}  {by}")
     lines.append(f"{'kept':<10} {counts['kept']:>8}  {counts['tokens']:,} tokens; "
