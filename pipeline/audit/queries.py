@@ -321,7 +321,8 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
     urls = dict(con.execute("SELECT id, any_value(url) FROM (SELECT id, url FROM ledger UNION ALL SELECT id, url "
                             "FROM ledger_b) WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id", [wanted]).fetchall())
     result = {
-        "records": total,
+        "records": total,  # in the first run's ledger
+        "records_b": con.execute("SELECT count(*) FROM ledger_b").fetchone()[0],
         "changed": sum(counts.values()),
         "transitions": [{"old": old, "new": new, "count": n,
                          "examples": [{"id": i, "url": urls.get(i)} for _, i in picked[old, new]]}
@@ -333,7 +334,13 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
 
 
 def diff_text(result: dict) -> str:
-    lines = [f"{result['changed']} of {result['records']} records changed fate"]
+    only_a = sum(t["count"] for t in result["transitions"] if t["new"] == "(absent)")
+    only_b = sum(t["count"] for t in result["transitions"] if t["old"] == "(absent)")
+    both = result["records"] - only_a
+    line = f"{result['changed'] - only_a - only_b} of {both} records in both runs changed fate"
+    if only_a or only_b:  # a record of one run only has no fate to change: counted apart, not in "of N"
+        line += f"; {only_a} record(s) only in the first run, {only_b} only in the second"
+    lines = [line]
     for t in result["transitions"]:
         lines.append(f"\n{t['count']:>6}  {t['old']}  ->  {t['new']}")
         lines += [f"        {e['url']}" for e in t["examples"]]

@@ -7,7 +7,9 @@ problem is a `ConfigError` whose `.key` names the setting, so the command line c
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import fasttext
 
@@ -68,4 +70,23 @@ def _check_tokenizer(name: str, eot_token: str) -> None:
     except Exception as exc:  # noqa: BLE001
         what = "a Hugging Face tokenizer.json" if name.endswith(".json") else "a .tiktoken vocabulary"
         cause = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        if name.endswith(".json"):
+            cause = _json_cause(name, cause)
         raise ConfigError(f"tokenizer.name: {name}: not {what} ({cause})", key="tokenizer.name") from None
+
+
+def _json_cause(path: str, cause: str) -> str:
+    """Why a .json file is no tokenizer: bad JSON, or JSON of another kind (tokenizers reports both as a
+    serde error, `expected , or }` for a file that is perfectly valid JSON)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return cause
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not isinstance(data, dict):
+        return f"valid JSON, but a {type(data).__name__}, not a tokenizer's object with a \"model\""
+    keys = ", ".join(list(data)[:6]) or "none"
+    if "model" not in data:
+        return f"valid JSON, but no \"model\" section as a tokenizer.json has (its top-level keys: {keys})"
+    return f"valid JSON with a \"model\", but tokenizers cannot load it: {cause}"
