@@ -90,3 +90,17 @@ def _json_cause(path: str, cause: str) -> str:
     if "model" not in data:
         return f"valid JSON, but no \"model\" section as a tokenizer.json has (its top-level keys: {keys})"
     return f"valid JSON with a \"model\", but tokenizers cannot load it: {cause}"
+
+
+# GPT-2's vocabulary was learnt on English web text: other scripts cost many more tokens. Measured on the same
+# 94 Chinese documents of warc/zh (bench): 305,409 GPT-2 tokens against 172,058 with cl100k_base (-44 %).
+WIDER_VOCABULARIES = "cl100k_base or o200k_base (--tokenizer)"
+
+
+def notices(config: Config) -> list[str]:
+    """What the user may want to know before a run that works as asked: said once, on the command line."""
+    others = [lang for lang in config.langid.languages if lang != "en"]
+    if config.tokenizer.name == "gpt2" and others:
+        return [f"keeping {', '.join(others)} with GPT-2's English vocabulary: {WIDER_VOCABULARIES} need ~45 % "
+                "fewer tokens for Chinese (bench: 172,058 vs 305,409 tokens for the same zh documents)"]
+    return []
