@@ -97,7 +97,7 @@ def summary_table(counts: dict) -> str:
     for step in counts["funnel"]:
         reasons = step.get("reasons", counts["dropped"].get(step["stage"], {}))
         by = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-        lines.append(f"{step['stage']:<10} {step['in']:>8} {step['out']:>8} {step['dropped']:>8}  {by}")
+        lines.append(f"{step['stage']:<10} {step['in']:>8} {step['out']:>8} {step['dropped']:>8}  {by}".rstrip())
     lines.append(f"{'kept':<10} {counts['kept']:>8}  {counts['tokens']:,} tokens; "
                  + ", ".join(f"{lang} {n}" for lang, n in counts["kept_by_language"].items()))
     return "\n".join(lines)

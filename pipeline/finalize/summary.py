@@ -156,7 +156,7 @@ def funnel_table(summary: dict) -> str:
     for row in summary["funnel"]:
         reasons = row.get("reasons", summary["dropped"].get(row["stage"], {}))
         top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}")
+        lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}".rstrip())
     lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
     if summary.get("pii"):
         found = ", ".join(f"{kind} {n:,}" for kind, n in sorted(summary["pii"].items(), key=lambda kv: -kv[1]))

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from pipeline.finalize.shards import read_tokens
+from tests.readme_examples import README, blocks, rewrite, run_sample, same
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "pipeline" / "sample"
@@ -150,6 +151,16 @@ def test_a_valid_json_that_is_no_tokenizer_says_so(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert f"--tokenizer: {path}: not a Hugging Face tokenizer.json (valid JSON, but no \"model\" section" \
         in proc.stderr and "expected `,`" not in proc.stderr, proc.stderr
+
+
+def test_readme_examples_are_a_runs_output(tmp_path):
+    """README.md's `make run` funnel and `bin/` listing are what the command prints and writes today: regenerate
+    them with `python -m tests.readme_examples` when the output changes on purpose."""
+    stdout, run = run_sample(tmp_path)
+    text = README.read_text()
+    generated = blocks(stdout, run)
+    assert same(rewrite(text, generated), text), "README.md's examples are stale: run python -m tests.readme_examples"
+    assert "en_train_000001.bin" in generated["sample-bin"] and "precheck" in generated["make-run"]
 
 
 # ---- the example configs: each one run ------------------------------------------------------------------
