@@ -165,7 +165,8 @@ def test_readme_examples_are_a_runs_output(tmp_path):
 
 # ---- the example configs: each one run ------------------------------------------------------------------
 
-# example -> (inputs, max records per file, the languages it keeps, the .bin magic)
+# example -> (inputs, max records per file, the languages it keeps, the .bin magic); small, to stay lean: one
+# sample file's first 12 records keep 3 English documents
 EXAMPLE_RUNS = {
     "fineweb-en.yaml": (["sample"], 12, {"en"}, 20240520),
     "fineweb-recipe.yaml": (["sample"], 12, {"en"}, 20240520),
@@ -181,11 +182,12 @@ def test_every_example_config_has_a_run():
 @pytest.mark.parametrize("name", sorted(EXAMPLE_RUNS))
 def test_example_config_runs(name, corpus, tmp_path):
     inputs, max_records, languages, magic = EXAMPLE_RUNS[name]
-    paths = [SAMPLE if i == "sample" else corpus / "warc" / "zh" / "zh-dev-00000.warc.gz" for i in inputs]
+    paths = [SAMPLE / "ccpipe-sample-00000.warc.gz" if i == "sample" else corpus / "warc" / "zh" / "zh-dev-00000.warc.gz"
+             for i in inputs]
     env = {"CCPIPE_TOKENIZERS": str(corpus / "tokenizers" / "cl100k_base")}
     out = tmp_path / "out"
     proc = ccpipe("run", "--config", EXAMPLES / name, "--input", *paths, "--output", out, "--no-progress",
-                  "--max-records", max_records, "--workers", "2", env=env)
+                  "--max-records", max_records, "--workers", len(paths), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # jieba's "Building prefix dict ... Loading model cost 3.9 seconds" is not printed, once per worker or at all
     assert "prefix dict" not in proc.stderr and "Loading model" not in proc.stderr, proc.stderr
