@@ -128,15 +128,12 @@ class WarcReader(PipelineStep):
                           f"{responses} {-1 if done is None else round(done, 4)}")
 
     def _share_done(self, index: int, files: int, fate: FileFate, offset: int | None, size: int | None) -> float | None:
-        """Of this task's `files`, the share read: files before `index`, and of file `index` its responses out of
-        --max-records, or the bytes before `offset` out of its `size` (a local file)."""
-        if self.max_records is not None:
-            within = fate.responses / self.max_records
-        elif size and offset is not None:
-            within = offset / size
-        else:
-            return None
-        return (index + min(within, 1.0)) / files
+        """Of this task's `files`, the share read: files before `index`, and of file `index` the nearer of its
+        two ends: its responses out of --max-records, the bytes before `offset` out of its `size` (a local file)."""
+        shares = [fate.responses / self.max_records] if self.max_records is not None else []
+        if size and offset is not None:
+            shares.append(offset / size)
+        return (index + min(max(shares), 1.0)) / files if shares else None
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         if data:
