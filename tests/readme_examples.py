@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         new = rewrite(text, blocks(stdout, run))
     if args.check:
         if not same(text, new):
-            print("README.md: its generated examples differ from a run: run python -m tests.readme_examples", file=sys.stderr)
+            print("README.md: its generated examples differ from a run: run python -m tests.readme_examples",
+                  file=sys.stderr)
             return 1
         return 0
     README.write_text(new)

@@ -101,7 +101,8 @@ def test_progress_shows_records_read_records_per_second_and_an_eta(sample):
     _, proc = sample
     lines = proc.stderr.replace("\r", "\n").splitlines()
     base = [line for line in lines if line.startswith("base")]
-    assert any(re.search(r"100%, 2/2 tasks, 72 records read, \d+ records/s \[\d\d:\d\d, ETA", line) for line in base), base[-3:]
+    done = re.compile(r"100%, 2/2 tasks, 72 records read, \d+ records/s \[\d\d:\d\d, ETA")
+    assert any(done.search(line) for line in base), base[-3:]
     final = [line for line in lines if line.startswith("final")]
     assert final and re.search(r"100%, 2/2 tasks \[\d\d:\d\d, ETA", final[-1]), final[-1:]
 
@@ -182,8 +183,8 @@ def test_every_example_config_has_a_run():
 @pytest.mark.parametrize("name", sorted(EXAMPLE_RUNS))
 def test_example_config_runs(name, corpus, tmp_path):
     inputs, max_records, languages, magic = EXAMPLE_RUNS[name]
-    paths = [SAMPLE / "ccpipe-sample-00000.warc.gz" if i == "sample" else corpus / "warc" / "zh" / "zh-dev-00000.warc.gz"
-             for i in inputs]
+    first = {"sample": SAMPLE / "ccpipe-sample-00000.warc.gz", "zh": corpus / "warc" / "zh" / "zh-dev-00000.warc.gz"}
+    paths = [first[i] for i in inputs]
     env = {"CCPIPE_TOKENIZERS": str(corpus / "tokenizers" / "cl100k_base")}
     out = tmp_path / "out"
     proc = ccpipe("run", "--config", EXAMPLES / name, "--input", *paths, "--output", out, "--no-progress",
