@@ -142,27 +142,48 @@ def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress:
                                "only them")
 
 
+def read_progress(folder: Path) -> tuple[int, float]:
+    """(records read, tasks' worth of work done) over the reader's per-task counters (`{records} {share}`,
+    refreshed once a second; a share of -1 is unknown: a remote file without --max-records)."""
+    records, share = 0, 0.0
+    for counter in (p for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else ():  # not *.tmp
+        try:
+            fields = counter.read_text().split()
+            records += int(fields[0])
+            share += max(0.0, float(fields[1])) if len(fields) > 1 else 0.0
+        except (OSError, ValueError, IndexError):
+            pass  # replaced while we read it: counted at the next refresh
+    return records, share
+
+
 def _progress(phase: Phase, layout: RunLayout, stop: threading.Event, enabled: bool) -> None:
-    """Tasks done per phase, from datatrove's completion markers; in the base phase also the WARC records
-    read so far, from the reader's per-task counters."""
+    """Per phase: tasks done (datatrove's completion markers) and the ETA; in the base phase, the bar moves
+    within a task: records read and records/s, and the share of each running task's files read."""
     if not enabled:
         return
     done_dir = layout.completions(phase.name)
+    base = phase.name == "base"
+    window: list[tuple[float, int]] = []  # (time, records read) over the last ~10 s, for records/s
 
     def refresh(bar) -> None:
         done = len(list(done_dir.glob("*"))) if done_dir.is_dir() else 0
-        if phase.name == "base" and layout.progress.is_dir():
-            records = 0
-            for counter in (p for p in layout.progress.iterdir() if p.name.isdigit()):  # not the *.tmp being written
-                try:
-                    records += int(counter.read_text())
-                except (OSError, ValueError):
-                    pass  # replaced while we read it: counted at the next refresh
-            bar.set_postfix_str(f"{records:,} records read", refresh=False)
-        bar.update(done - bar.n)
-        bar.refresh()
+        position: float = done
+        if base:
+            records, share = read_progress(layout.progress)
+            position = max(float(done), min(share, float(phase.tasks)))  # a finished task's share is 1.0
+            window.append((time.monotonic(), records))
+            while window[-1][0] - window[0][0] > 10:
+                window.pop(0)
+            (t0, r0), (t1, r1) = window[0], window[-1]
+            rate = f"{(r1 - r0) / (t1 - t0):,.0f} records/s" if t1 > t0 else "? records/s"
+            bar.set_postfix_str(f"{done}/{phase.tasks} tasks, {records:,} records read, {rate}", refresh=False)
+        bar.update(position - bar.n)  # displays, even when nothing moved (the clock and the rate do)
 
-    with tqdm(total=phase.tasks, desc=f"{phase.name:<13}", unit="task", file=sys.stderr, leave=True) as bar:
-        while not stop.wait(0.5):
+    # the base phase counts in tasks' worth of work (fractions of a task), so its percentage and ETA move
+    # while one long task runs; the others in whole tasks
+    fmt = ("{desc}: |{bar:20}| {percentage:3.0f}%{postfix} [{elapsed}, ETA {remaining}]" if base else
+           "{desc}: |{bar:20}| {percentage:3.0f}%, {n_fmt}/{total_fmt} tasks [{elapsed}, ETA {remaining}]")
+    with tqdm(total=phase.tasks, desc=f"{phase.name:<14}", file=sys.stderr, leave=True, bar_format=fmt) as bar:
+        while not stop.wait(1.0):
             refresh(bar)
         refresh(bar)

@@ -12,7 +12,7 @@ from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
 from pipeline.finalize.summary import funnel_table
-from pipeline.plan.checks import check_config
+from pipeline.plan.checks import check_config, notices
 from pipeline.plan.config import ConfigError, as_written, load_config
 from pipeline.plan.inputs import InputError
 from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
@@ -31,9 +31,12 @@ EPILOG_RUN = """on a cluster (see README, "Running on a cluster"):
 another recipe, from a run's extracted text (README, "Changing the recipe"):
   ccpipe run --reuse out/bench --config new.yaml --output out/bench-new
 
+example configs: pipeline/examples/*.yaml (README, "Example configs")
+
 example:
   ccpipe run --input ../shared/corpus/warc/bench --output out/bench \\
-      --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2"""
+      --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2
+  ccpipe run --input ../shared/corpus/warc/zh --output out/enzh --languages zh,en --tokenizer cl100k_base"""
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -46,6 +49,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("tokenizer", {})["name"] = args.tokenizer
     if args.strict:
         overrides.setdefault("run", {})["strict"] = True
+    if args.languages is not None:  # "zh,en" or "zh en": lid.176's labels
+        overrides.setdefault("langid", {})["languages"] = [x for x in args.languages.replace(",", " ").split() if x]
+    if args.recipe is not None:
+        overrides["recipe"] = args.recipe
+    if args.shard_tokens is not None:
+        overrides.setdefault("output", {})["shard_tokens"] = args.shard_tokens
     _engine_overrides(args, overrides)
     try:
         config = load_config(args.config, overrides, FLAGS)
@@ -57,6 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("ccpipe: --input: required (or --reuse RUN, which reads that run's inputs)", file=sys.stderr)
         return 2
     quiet_console()
+    if not args.dry_run:
+        for line in notices(config):
+            print(f"ccpipe: note: {line}", file=sys.stderr)
     try:
         if args.dry_run:
             print(plan_pipeline(config, args.input, args.output, reuse=args.reuse), end="")
@@ -110,7 +122,8 @@ ENGINE_FLAGS = {
 
 
 # config key -> the flag that sets it, so an error names what the user wrote (`--workers`, not `run.workers`)
-FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer"} | {
+FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer",
+         "langid.languages": "--languages", "recipe": "--recipe", "output.shard_tokens": "--shard-tokens"} | {
     f"run.{key}": "--" + dest.replace("_", "-")
     for dest, keys in ENGINE_FLAGS.items() for key in ((keys,) if isinstance(keys, str) else keys)}
 
@@ -210,6 +223,12 @@ def add_commands(subparsers) -> None:
     run.add_argument("--tokenizer", metavar="NAME_OR_PATH",
                      help="'gpt2' (default), 'cl100k_base', 'o200k_base' (offline: tiktoken's cache or "
                           "$CCPIPE_TOKENIZERS), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
+    run.add_argument("--languages", metavar="LANGS",
+                     help="languages kept, comma-separated lid.176 labels: 'zh,en' (langid.languages; default: en)")
+    run.add_argument("--recipe", choices=("ccpipe", "fineweb"),
+                     help="'ccpipe' (default) or 'fineweb': FineWeb's recipe step for step (recipe)")
+    run.add_argument("--shard-tokens", type=int, metavar="N",
+                     help="tokens per .bin training shard (output.shard_tokens; default 100,000,000)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--strict", action="store_true",
                      help="any file error (a damaged or unusable input file) fails the run with exit 1 (run.strict)")

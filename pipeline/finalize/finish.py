@@ -34,7 +34,9 @@ def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> l
     parts = phases[0].tasks
     s = config.run.slurm
     resources = {"cpus": s.finalize_cpus, "mem_gb": s.finalize_mem_gb}
-    return [Phase("finalize_index", [FinalizeIndex(str(layout.root), config.output.shard_tokens)], 1, **resources),
+    out = config.output
+    index = FinalizeIndex(str(layout.root), out.shard_tokens, out.val_tokens, out.val_fraction)
+    return [Phase("finalize_index", [index], 1, **resources),
             Phase("finalize_parts", [FinalizeParts(str(layout.root), parts)],
                   max(1, min(config.run.finalize_tasks or parts, parts)), **resources)]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from stages.pii.scrub import DEFAULT_ENTITIES
@@ -146,6 +146,11 @@ class TokenizerConfig(_Section):
 
 class OutputConfig(_Section):
     shard_tokens: Count = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
+    # shard 0 (validation): the first whole documents up to val_tokens (None: shard_tokens, llm.c's 100M val
+    # shard) and at most val_fraction of the language's tokens, at least one document; the rest are training
+    # shards. A 1 B-token run gets llm.c's layout; any run of 2+ documents a train shard (pipeline/finalize/shards.py)
+    val_tokens: Count | None = None
+    val_fraction: Annotated[float, Gt(0.0), Le(0.5)] = 0.1
     parquet_compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     # publishing to an --output URL: false publishes the ledger without PII values (`pii_spans` keep type and
     # offsets) and without the unscrubbed excerpts of records dropped before the PII stage; the full ledger
@@ -239,7 +244,10 @@ def _field(loc: tuple) -> Any:
 def _bounds(loc: tuple) -> str:
     info = _field(loc)
     low = next((m.ge for m in (info.metadata if info else ()) if isinstance(m, Ge)), None)
+    above = next((m.gt for m in (info.metadata if info else ()) if isinstance(m, Gt)), None)
     high = next((m.le for m in (info.metadata if info else ()) if isinstance(m, Le)), None)
+    if above is not None:
+        return f"> {above}" + ("" if high is None else f" and <= {high}")
     return f">= {low}" if high is None else f"between {low} and {high}"
 
 
@@ -254,7 +262,7 @@ def _message(error: dict) -> str:
         return f"unknown key {key!r} (allowed here: {', '.join(section.model_fields)})"
     if kind == "literal_error":
         return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
-    if kind in ("greater_than_equal", "less_than_equal"):
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
         return f"{key}: expected a value {_bounds(loc)}, got {value!r}"
     if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
         key = "the config"

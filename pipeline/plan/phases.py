@@ -65,7 +65,8 @@ def stage_order(phases: list[Phase]) -> list[str]:
     """The stages that decide about documents, in pipeline order: the funnel's rows.
 
     A stage with several steps takes the place of its last one: the language pre-check runs before
-    trafilatura, but its drops are counted with language ID's, after extraction."""
+    trafilatura and the ledger counts its drops with language ID's; the funnel gives them a row of their own
+    before extraction's (`early_drops`)."""
     order: dict[str, None] = {}
     for phase in phases:
         for step in flat_steps(phase):
@@ -77,15 +78,16 @@ def stage_order(phases: list[Phase]) -> list[str]:
 
 
 def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
-    """{stage: [[earlier stage, reason], ...]}: drops counted with a later stage's row but made before
-    `stage` ran (the language pre-check drops before trafilatura), so the funnel's `stage` row leaves them out."""
+    """{stage: [[ledger stage, reason, funnel row], ...]}: drops the ledger counts with a later stage but made
+    before `stage` ran (the language pre-check drops before trafilatura): the funnel gives them their own row
+    (the step's `early_row`) before `stage`'s, so the rows read in the order the steps run."""
     steps = [step for phase in phases for step in flat_steps(phase)
              if stage_of(step) not in BOOKKEEPING and stage_of(step) != "other"]
     early: dict[str, list[list[str]]] = {}
     for i, step in enumerate(steps):
         following = [stage_of(s) for s in steps[i + 1:] if stage_of(s) != stage_of(step)]
         if getattr(step, "early_reasons", None) and following:
-            early.setdefault(following[0], []).extend([stage_of(step), r] for r in step.early_reasons)
+            early.setdefault(following[0], []).extend([stage_of(step), r, step.early_row] for r in step.early_reasons)
     return early
 
 

@@ -68,12 +68,19 @@ def _identity(resolved: dict) -> str:
 
 
 def _what_changed(previous: dict, resolved: dict) -> str:
+    before, now = previous.get("inputs") or [], resolved["inputs"]
+    if before != now:  # first: other inputs change the task count too, but the inputs are what the user changed
+        gone, new = [f for f in before if f not in now], [f for f in now if f not in before]
+        if not gone and not new:
+            return "the same input files in another order"
+        first = (new or gone)[0]
+        return (f"other input files ({len(before)} -> {len(now)} files; {len(new)} new, e.g. {first}, "
+                f"{len(gone)} no longer read)" if new else
+                f"other input files ({len(before)} -> {len(now)} files; {len(gone)} no longer read, e.g. {first})")
     if previous.get("tasks") != resolved["tasks"]:
         return (f"the task count changed ({previous.get('tasks')} -> {resolved['tasks']}): task r of N reads input "
                 "files r, r+N, r+2N, ..., so the tasks already completed cover another split of the files and "
                 "the output would silently lose or repeat documents")
-    if previous.get("inputs") != resolved["inputs"]:
-        return "other input files"
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
         keys = []

@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCardData
 
 from stages.tokens import binformat
 
-CARD_VERSION = 2  # bump when the card's wording changes: verify then checks older cards by front matter only
+CARD_VERSION = 3  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 
 
@@ -233,7 +233,8 @@ def _bin_format(m: dict, lang: str) -> str:
                 "`pipeline.train.loader.BinLoader` in Python;")
     return (f"The `.bin` files are llm.c's 32-bit format for vocabularies above 65,536 ids ({n_vocab:,} here): "
             "`\"llama-3\"` in llm.c's `dev/data/data_common.py`,\na header of 256 int32: 20240801, 7, token count; "
-            "then uint32 tokens. `pipeline.train.loader.BinLoader` reads them in Python;")
+            "then uint32 tokens. llm.c's `train_llama3.py` and `pipeline.train.loader.BinLoader` read them (llm.c's C "
+            "`dataloader.h`, behind `train_gpt2cu`, reads only the uint16 format);")
 
 
 def render_card(m: dict) -> str:

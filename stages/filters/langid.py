@@ -123,8 +123,10 @@ class LanguagePrecheck(LanguageID):
     """
 
     name = "🌍 Language pre-check"
-    # dropped before extraction though counted with langid: the funnel's extract row leaves these out
+    # dropped before extraction though the ledger counts them with langid: the funnel's own `precheck` row,
+    # before extract's
     early_reasons = ("language_precheck",)
+    early_row = "precheck"
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
                  exclusion_writer=None, window: int | None = PRECHECK_WINDOW):
