@@ -14,7 +14,6 @@ from pipeline.core.layout import RunLayout
 from pipeline.finalize.shards import validation_tokens, write_shards
 from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, plan_file
 
-
 EOT = 50256
 
 
