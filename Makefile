@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?=
-TEST_EXTRAS := test,remote,cluster,train
+TEST_EXTRAS := test,remote,cluster,train,classifier
 
 # the shipped sample (pipeline/sample/README.md): two small Common-Crawl-style WARC files, read offline. A real dump
 # file on a networked machine:  make run INPUT=https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz
@@ -25,6 +25,8 @@ $(BIN)/.installed: pyproject.toml
 
 $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	@# fasttext-predict and the full fastText both write `fasttext/`: the full one (a superset) must be last
+	$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2'
 	touch $@
 
 install: $(BIN)/.installed

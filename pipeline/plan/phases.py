@@ -22,6 +22,7 @@ from pipeline.plan.config import Config
 from stages.dedup.minhash import MinhashDedup
 from stages.extractors.html import Extractor
 from stages.filters.blocklist import URLBlocklist
+from stages.filters.classifier import QualityClassifier
 from stages.filters.langid import LanguageID, LanguagePrecheck
 from stages.filters.quality import quality_filters
 from stages.formatters.multilingual import FixEncoding, RemoveTableLines
@@ -129,11 +130,20 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
                    thresholds={k: p.language_score for k, p in profiles.items()}),
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
                          profiles),
+        *classifier(config.quality.classifier, ledger),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
     return base
+
+
+def classifier(c, ledger: str) -> list[PipelineStep]:
+    """The quality classifier after the four filters, when `quality.classifier.model` is set."""
+    if c.model is None:
+        return []
+    return [QualityClassifier(c.model, c.threshold, c.label, dict(c.thresholds),
+                              exclusion_writer=DropLedger(ledger, QualityClassifier.stage, part="classifier"))]
 
 
 def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:

@@ -1,0 +1,74 @@
+"""`ccpipe classifier train` and `quality.classifier` in a run: a small model trained here from the extraction
+corpus (no download), reproducibly; its score in the ledger for every document that reaches it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.plan.config import config_from_dict
+from pipeline.run import run_pipeline
+from stages.filters.classifier import REASON, SIGNAL
+from tests.fixtures import classifier_examples
+
+
+def ccpipe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def examples(corpus, tmp_path_factory):
+    return classifier_examples(corpus, tmp_path_factory.mktemp("examples"))
+
+
+def test_train_is_reproducible_and_prints_held_out_precision_recall(examples, tmp_path):
+    positive, negative = examples
+    outputs = []
+    for name in ("a.bin", "b.bin"):
+        proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(negative),
+                      "-o", str(tmp_path / name), "--epoch", "20", "--lr", "0.5", "--dim", "32")
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
+    assert "held out 38: precision" in outputs[0] and "recall" in outputs[0]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.txt"))
+
+
+def test_train_errors_name_the_input(examples, tmp_path):
+    positive, _ = examples
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json\n')
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(bad), "-o", str(tmp_path / "m"))
+    assert proc.returncode == 2 and proc.stderr.strip() == f"ccpipe: {bad}: line 2: expected a JSON object with a 'text' field"
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(tmp_path), "-o", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "not a finished ccpipe run" in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_run_scores_every_document_reaching_it_and_trains_on_a_run(examples, corpus, gpt2_tiktoken, tmp_path):
+    positive, negative = examples
+    model = tmp_path / "q.bin"
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(negative), "-o", str(model),
+                  "--epoch", "20", "--lr", "0.5", "--dim", "32")
+    assert proc.returncode == 0, proc.stderr
+    config = config_from_dict({"input": {"max_records": 80}, "tokenizer": {"name": str(gpt2_tiktoken)},
+                               "quality": {"classifier": {"model": str(model), "threshold": 0.93}}})
+    run = tmp_path / "run"
+    run_pipeline(config, [str(corpus / "warc" / "bench" / "bench-00000.warc.gz")], run)
+    rows = pq.read_table(run / "ledger").to_pylist()
+    reached = [r for r in rows if r["decision"] == "kept" or r["stage"] == "dedup" or r["reason"] == REASON]
+    assert reached and any(r["reason"] == REASON for r in rows) and any(r["decision"] == "kept" for r in rows)
+    for r in reached:
+        score = dict(r["quality"])[SIGNAL]
+        assert (score < 0.93) == (r["reason"] == REASON), r["id"]
+        assert dict(r["quality_thresholds"])[SIGNAL] == "< 0.93"
+    unreached = [r for r in rows if r["stage"] == "quality" and r["reason"] != REASON]
+    assert unreached and all(SIGNAL not in dict(r["quality"] or {}) for r in unreached)
+    # a run's kept documents as the negatives
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(run), "-o", str(tmp_path / "m2"))
+    assert proc.returncode == 0, proc.stderr
+    assert "negative in all" in proc.stdout
