@@ -13,6 +13,7 @@ import html
 import math
 from pathlib import Path
 
+from pipeline.audit.curves import curves_html, threshold_curves
 from pipeline.audit.queries import connect, rows, run_config, run_stages, summary
 from stages.utils.io import write_text_atomic
 
@@ -190,6 +191,8 @@ dropped at this stage</p>
 {reasons_table(counts['dropped'], counts['records_total'])}
 <h2>Distributions</h2>
 <div class="hists">{figures}</div>
+<h2>Thresholds</h2>
+{curves_html(threshold_curves(con, config))}
 <h2>Examples</h2>
 <p>Up to {EXAMPLES_PER_REASON} records per (stage, reason), chosen by a hash of their id. Excerpts of records
 dropped before the PII stage are not scrubbed.</p>

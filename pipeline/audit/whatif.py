@@ -97,6 +97,13 @@ def quality_checks(quality: dict) -> list[Check]:
     return checks
 
 
+def unprofiled(config: dict) -> str:
+    """SQL: the record's language has no FineWeb-2 profile (English): FineWeb's thresholds decided it."""
+    profiled = [k for k, p in resolve_profiles(tuple(config["langid"]["languages"]),
+                                               config["quality"].get("profiles") or {}).items() if p]
+    return "language IS NOT NULL" + (f" AND language NOT IN ({', '.join(map(repr, profiled))})" if profiled else "")
+
+
 def whatif_knobs(config: dict) -> dict[str, float]:
     """The keys `--set` takes for this run, with their current values."""
     knobs = {"langid.threshold": config["langid"]["threshold"]}
@@ -137,10 +144,8 @@ def fate_sql(run: str | Path, changes: dict[str, float]) -> str:
     config = run_config(run)
     stages = run_stages(run)
     after_quality = stages[stages.index("quality") + 1:] if "quality" in stages else []
-    profiled = [k for k, p in resolve_profiles(tuple(config["langid"]["languages"]),
-                                               config["quality"].get("profiles") or {}).items() if p]
     checks = quality_checks(config["quality"])
-    english = f"language IS NOT NULL AND language NOT IN ({', '.join(repr(p) for p in profiled) or 'NULL'})"
+    english = unprofiled(config)
     old = "CASE WHEN decision = 'kept' THEN 'kept' ELSE stage || ':' || reason END"
     reached_quality = f"(decision = 'kept' OR stage IN ({', '.join(repr(s) for s in ['quality', *after_quality])}))"
     next_stage = "'unknown:dedup'" if config["dedup"]["enabled"] else "'kept'"

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.audit.queries import AuditError, run_config
+from pipeline.audit.report import write_report
 from pipeline.audit.whatif import parse_changes, predicted_fates, whatif, whatif_knobs
 from tests.pipeline.conftest import classified_run
 
@@ -73,3 +74,14 @@ def test_cli_json_and_errors(base):
         parse_changes(run_config(base), ["quality.c4.min_words_per_line=2"])
     with pytest.raises(AuditError, match="expected a number"):
         parse_changes(run_config(base), ["langid.threshold=high"])
+
+
+def test_report_has_a_curve_per_threshold_with_the_current_value(base, tmp_path):
+    out = tmp_path / "report.html"
+    write_report(base, out)
+    page = out.read_text()
+    knobs = whatif_knobs(run_config(base))
+    for knob, value in knobs.items():
+        assert f'id="curve-{knob}"' in page, knob
+    chart = page.split('id="curve-quality.classifier.threshold"')[1].split("</svg>")[0]
+    assert "now 0.93" in chart and 'class="threshold"' in chart and 'class="kept"' in chart
