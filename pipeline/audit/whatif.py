@@ -168,7 +168,7 @@ def fate_sql(run: str | Path, changes: dict[str, float]) -> str:
                    f"WHEN stage = 'quality' AND reason = {last!r} THEN {next_stage} "
                    f"WHEN stage = 'quality' THEN 'unknown:quality' ELSE {old} END")
     return f"""
-        WITH fates AS (
+        WITH fates AS NOT MATERIALIZED (
             SELECT id, url, language, token_count, text_length, decision, dup_cluster, {old} AS old,
                    coalesce({langid}, {quality}, {old}) AS new0
             FROM ledger),
@@ -192,22 +192,35 @@ def predicted_fates(run: str | Path, changes: dict[str, float]) -> dict[str, str
     return dict(con.execute(f"SELECT id, new FROM ({fate_sql(run, changes)})").fetchall())
 
 
+# which way a record goes: a change of reason only, a kept record dropped, a dropped one kept, or not known
+_WAY = ("CASE WHEN old = 'kept' AND new NOT LIKE 'unknown:%' THEN 'kept_to_dropped' "
+        "WHEN new = 'kept' THEN 'dropped_to_kept' WHEN new LIKE 'unknown:%' THEN 'unknown' "
+        "ELSE 'dropped_to_dropped' END")
+
+
 def whatif(run: str | Path, changes: dict[str, float], examples: int = EXAMPLES) -> dict:
-    """How many records each way, by stage and reason, per language; tokens lost (and gained, estimated); examples."""
+    """How many records each way, by stage and reason, per language; tokens lost (and gained, estimated); examples.
+
+    One pass over the ledger for the transitions, with the first `examples` of each by a hash of the id;
+    nothing per record is held in memory."""
     start = time.perf_counter()
     con = connect(run)
+    con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout: it would break --json
     config = run_config(run)
-    con.execute(f"CREATE TEMP TABLE whatif AS SELECT * FROM ({fate_sql(run, changes)}) WHERE old <> new")
-    flip = ("CASE WHEN old = 'kept' AND new NOT LIKE 'unknown:%' THEN 'kept_to_dropped' "
-            "WHEN new = 'kept' THEN 'dropped_to_kept' WHEN new LIKE 'unknown:%' THEN 'unknown' "
-            "ELSE 'dropped_to_dropped' END")
-    counts = rows(con, f"SELECT {flip} AS way, old, new, coalesce(language, '') AS language, count(*) AS n, "
-                       "sum(coalesce(token_count, 0) + 1) FILTER (WHERE old = 'kept' AND new NOT LIKE 'unknown:%') AS tokens_lost, "
-                       "sum(text_length) FILTER (WHERE new = 'kept') AS chars_gained "
-                       "FROM whatif GROUP BY ALL ORDER BY way, old, new, language")
+    flips = f"SELECT *, {_WAY} AS way FROM ({fate_sql(run, changes)}) WHERE old <> new"
+    # one pass: the counts per transition and language, each with its first examples by a hash of the id
+    counts = rows(con, f"SELECT way, old, new, coalesce(language, '') AS language, count(*) AS n, "
+                       "sum(coalesce(token_count, 0) + 1) FILTER (WHERE way = 'kept_to_dropped') AS tokens_lost, "
+                       "sum(text_length) FILTER (WHERE new = 'kept') AS chars_gained, "
+                       "min_by({'key': md5(id), 'id': id, 'url': url, 'language': language, 'from': old, 'to': new}, "
+                       f"md5(id), {int(examples)}) AS examples "
+                       f"FROM ({flips}) GROUP BY ALL ORDER BY way, old, new, language")
     # tokens a newly kept document would bring: its characters at the tokens per character of kept documents
     ratio = dict(con.execute("SELECT coalesce(language, ''), sum(token_count + 1) / sum(text_length) FROM ledger "
                              "WHERE decision = 'kept' AND text_length > 0 GROUP BY ALL").fetchall())
+    picked: dict[str, list] = {}
+    for c in counts:
+        picked.setdefault(c["way"], []).extend(c["examples"])
     result = {"run": str(run), "changes": {k: {"from": whatif_knobs(config)[k], "to": v} for k, v in changes.items()},
               "records": con.execute("SELECT count(*) FROM ledger").fetchone()[0],
               "kept_to_dropped": 0, "dropped_to_kept": 0, "dropped_to_dropped": 0, "unknown": 0,
@@ -225,8 +238,8 @@ def whatif(run: str | Path, changes: dict[str, float], examples: int = EXAMPLES)
             lang[c["way"]] += c["n"]
         lang["tokens_lost"] += c["tokens_lost"] or 0
     for way in ("kept_to_dropped", "dropped_to_kept", "unknown"):
-        result["examples"][way] = rows(con, f"SELECT id, url, language, old AS \"from\", new AS \"to\" FROM whatif "
-                                            f"WHERE {flip} = ? ORDER BY md5(id) LIMIT {int(examples)}", [way])
+        found = sorted(picked.get(way, []), key=lambda e: e["key"])[:examples]
+        result["examples"][way] = [{k: v for k, v in e.items() if k != "key"} for e in found]
     result["seconds"] = round(time.perf_counter() - start, 3)
     return result
 
