@@ -41,6 +41,7 @@ class TrainSettings:
     lr: float = 0.1
     word_ngrams: int = 2
     min_count: int = 1
+    bucket: int = 2_000_000  # hash buckets of the word n-grams: the model holds bucket x dim floats (2 GB at 256)
 
 
 def read_texts(source: str | Path) -> list[str]:
@@ -116,7 +117,7 @@ def train(positive_sources: list[str], negative_sources: list[str], output: str 
         data.write_text("".join(f"__label__{label} {one_line(text)}\n" for label, text in train_set), encoding="utf-8")
         model = fasttext.train_supervised(
             input=str(data), seed=settings.seed, thread=1, epoch=settings.epoch, dim=settings.dim, lr=settings.lr,
-            wordNgrams=settings.word_ngrams, minCount=settings.min_count, verbose=0)
+            wordNgrams=settings.word_ngrams, minCount=settings.min_count, bucket=settings.bucket, verbose=0)
     with atomic_path(output) as tmp_model:
         model.save_model(str(tmp_model))
     return {"train": len(train_set), "held_out": len(held), "positive": len(positive), "negative": len(negative),

@@ -19,7 +19,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"ccpipe: --holdout {args.holdout}: expected a share in [0, 1)", file=sys.stderr)
         return 2
     settings = TrainSettings(label=args.label, seed=args.seed, holdout=args.holdout, epoch=args.epoch, dim=args.dim, lr=args.lr,
-                             word_ngrams=args.word_ngrams)
+                             word_ngrams=args.word_ngrams, bucket=args.bucket)
     try:
         result = train(args.positive, args.negative, args.output, settings)
     except TrainError as exc:
@@ -55,4 +55,6 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1, DCLM; small sets want more)")
     p.add_argument("--dim", type=int, default=256, help="default 256 (DCLM)")
     p.add_argument("--word-ngrams", type=int, default=2, help="default 2 (DCLM)")
+    p.add_argument("--bucket", type=int, default=2_000_000,
+                   help="n-gram hash buckets (default 2,000,000: a 2 GB model at dim 256; fewer for small sets)")
     p.set_defaults(func=cmd_train)

@@ -69,7 +69,7 @@ def quality_model(corpus, tmp_path_factory) -> Path:
     """A small fastText quality classifier trained here (tests/fixtures.py: gold article texts against whole pages)."""
     folder = tmp_path_factory.mktemp("quality-model")
     positive, negative = classifier_examples(corpus, folder)
-    train([str(positive)], [str(negative)], folder / "model.bin", TrainSettings(epoch=20, lr=0.5, dim=32))
+    train([str(positive)], [str(negative)], folder / "model.bin", TrainSettings(epoch=20, lr=0.5, dim=32, bucket=100_000))
     return folder / "model.bin"
 
 
@@ -80,3 +80,9 @@ def classified_run(bench_dir, gpt2_tiktoken, model: Path, out: Path, threshold: 
                                                        **sections.get("quality", {})}})
     run_pipeline(config, [str(bench_dir / "bench-00000.warc.gz")], out)
     return out
+
+
+@pytest.fixture(scope="session")
+def classifier_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory) -> Path:
+    """`classified_run` at threshold 0.93, shared by the classifier and whatif tests."""
+    return classified_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory.mktemp("classified") / "run")

@@ -9,8 +9,6 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.plan.config import config_from_dict
-from pipeline.run import run_pipeline
 from stages.filters.classifier import REASON, SIGNAL
 from tests.fixtures import classifier_examples
 
@@ -29,7 +27,7 @@ def test_train_is_reproducible_and_prints_held_out_precision_recall(examples, tm
     outputs = []
     for name in ("a.bin", "b.bin"):
         proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(negative),
-                      "-o", str(tmp_path / name), "--epoch", "20", "--lr", "0.5", "--dim", "32")
+                      "-o", str(tmp_path / name), "--epoch", "20", "--lr", "0.5", "--dim", "32", "--bucket", "100000")
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout)
     assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
@@ -49,17 +47,9 @@ def test_train_errors_name_the_input(examples, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_run_scores_every_document_reaching_it_and_trains_on_a_run(examples, corpus, gpt2_tiktoken, tmp_path):
-    positive, negative = examples
-    model = tmp_path / "q.bin"
-    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(negative), "-o", str(model),
-                  "--epoch", "20", "--lr", "0.5", "--dim", "32")
-    assert proc.returncode == 0, proc.stderr
-    config = config_from_dict({"input": {"max_records": 80}, "tokenizer": {"name": str(gpt2_tiktoken)},
-                               "quality": {"classifier": {"model": str(model), "threshold": 0.93}}})
-    run = tmp_path / "run"
-    run_pipeline(config, [str(corpus / "warc" / "bench" / "bench-00000.warc.gz")], run)
-    rows = pq.read_table(run / "ledger").to_pylist()
+def test_run_scores_every_document_reaching_it_and_trains_on_a_run(examples, classifier_run, tmp_path):
+    positive, _ = examples
+    rows = pq.read_table(classifier_run / "ledger").to_pylist()
     reached = [r for r in rows if r["decision"] == "kept" or r["stage"] == "dedup" or r["reason"] == REASON]
     assert reached and any(r["reason"] == REASON for r in rows) and any(r["decision"] == "kept" for r in rows)
     for r in reached:
@@ -69,6 +59,7 @@ def test_run_scores_every_document_reaching_it_and_trains_on_a_run(examples, cor
     unreached = [r for r in rows if r["stage"] == "quality" and r["reason"] != REASON]
     assert unreached and all(SIGNAL not in dict(r["quality"] or {}) for r in unreached)
     # a run's kept documents as the negatives
-    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(run), "-o", str(tmp_path / "m2"))
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(classifier_run),
+                  "-o", str(tmp_path / "m2"), "--dim", "16", "--bucket", "10000")
     assert proc.returncode == 0, proc.stderr
     assert "negative in all" in proc.stdout

@@ -23,8 +23,8 @@ def fates(run) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def base(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory):
-    return classified_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory.mktemp("whatif") / "base")
+def base(classifier_run):
+    return classifier_run
 
 
 def test_every_threshold_at_its_current_value_reproduces_every_decision(base):
