@@ -44,6 +44,7 @@ class Check:
     knob: str | None  # the config key that sets the threshold, None when the config cannot
     threshold: float | None  # None, or `off`: the check is not made
     off: float | None = 0  # the value that switches the check off (datatrove's `if threshold:`)
+    languages: tuple = ()  # ((language, threshold), ...): languages with their own, which `knob` does not move
 
 
 # (signal or parameter, op) in the stage's order; the reason is the signal's name unless given
@@ -93,7 +94,8 @@ def quality_checks(quality: dict) -> list[Check]:
     classifier = quality.get("classifier") or {}
     if classifier.get("model"):
         checks.append(Check(CLASSIFIER_SIGNAL, "<", CLASSIFIER_REASON, "quality.classifier.threshold",
-                            classifier.get("threshold", 0.5), off=None))
+                            classifier.get("threshold", 0.5), off=None,
+                            languages=tuple(sorted((classifier.get("thresholds") or {}).items()))))
     return checks
 
 
@@ -136,6 +138,10 @@ def _fails(check: Check, threshold) -> str:
     if threshold is None or threshold == check.off:
         return "FALSE"
     value = f"map_extract(quality, '{check.signal}')[1]"
+    if check.languages:  # per-language thresholds first
+        threshold = ("CASE " + " ".join(f"WHEN language = {lang!r} THEN {_sql_num(t)}" for lang, t in check.languages)
+                     + f" ELSE {_sql_num(threshold)} END")
+        return f"coalesce({value} {check.op} ({threshold}), FALSE)"
     return f"coalesce({value} {check.op} {_sql_num(threshold)}, FALSE)"
 
 
