@@ -92,7 +92,7 @@ def quality_checks(quality: dict) -> list[Check]:
             checks.append(Check(f"fineweb_{signal}", op, f"fineweb_{signal}", f"quality.fineweb.{key}",
                                 value("fineweb", key), off=None))
     classifier = quality.get("classifier") or {}
-    if classifier.get("model"):
+    if classifier.get("model") and classifier.get("top_fraction") is None:  # a top fraction has no threshold
         checks.append(Check(CLASSIFIER_SIGNAL, "<", CLASSIFIER_REASON, "quality.classifier.threshold",
                             classifier.get("threshold", 0.5), off=None,
                             languages=tuple(sorted((classifier.get("thresholds") or {}).items()))))
@@ -115,6 +115,9 @@ def whatif_knobs(config: dict) -> dict[str, float]:
 
 def parse_changes(config: dict, settings: list[str]) -> dict[str, float]:
     """`["langid.threshold=0.8", ...]` -> {key: value}, every key one `whatif_knobs` knows."""
+    if (config["quality"].get("classifier") or {}).get("top_fraction") is not None:
+        raise AuditError("whatif: this run keeps a top fraction of the classifier's scores: any change moves the "
+                         "cutoff, which the ledger cannot tell; rerun it (ccpipe run --reuse) instead")
     knobs, changes = whatif_knobs(config), {}
     for setting in settings:
         key, sep, raw = setting.partition("=")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from stages.pii.scrub import DEFAULT_ENTITIES
@@ -102,6 +102,8 @@ class ClassifierConfig(_Section):
     label: str = "hq"  # the positive label, as DCLM's `__label__hq`
     threshold: Fraction = 0.5  # keep documents whose probability of `label` is at least this
     thresholds: dict[str, Fraction] = Field(default_factory=dict)  # per language, where it has its own
+    # instead of a threshold: keep the top share of each language's scored documents (decided after dedup)
+    top_fraction: Annotated[float, Gt(0.0), Le(1.0)] | None = None
 
 
 # a filter's switch: true (FineWeb's thresholds), false (off), or its datatrove parameters to change, e.g.

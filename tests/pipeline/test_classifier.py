@@ -3,14 +3,18 @@ corpus (no download), reproducibly; its score in the ledger for every document t
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
 
-from stages.filters.classifier import REASON, SIGNAL
+from pipeline.audit.queries import AuditError, run_config, run_stages
+from pipeline.audit.whatif import parse_changes
+from stages.filters.classifier import REASON, SIGNAL, TOP_FRACTION_REASON
 from tests.fixtures import classifier_examples
+from tests.pipeline.conftest import classified_run
 
 
 def ccpipe(*args: str) -> subprocess.CompletedProcess:
@@ -63,3 +67,22 @@ def test_run_scores_every_document_reaching_it_and_trains_on_a_run(examples, cla
                   "-o", str(tmp_path / "m2"), "--dim", "16", "--bucket", "10000")
     assert proc.returncode == 0, proc.stderr
     assert "negative in all" in proc.stdout
+
+
+def test_top_fraction_keeps_the_best_half_of_each_language_after_dedup(quality_model, bench_dir, gpt2_tiktoken,
+                                                                      tmp_path):
+    run = classified_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path / "top",
+                         quality={"classifier": {"model": str(quality_model), "top_fraction": 0.5}})
+    stages = run_stages(run)
+    assert stages.index("quality") < stages.index("dedup") < stages.index("classifier") < stages.index("pii")
+    rows = pq.read_table(run / "ledger").to_pylist()
+    scored = [r for r in rows if SIGNAL in dict(r["quality"] or {})]
+    assert scored and not [r for r in rows if r["reason"] == REASON]
+    for language in {r["language"] for r in scored}:
+        scores = sorted((dict(r["quality"])[SIGNAL] for r in scored if r["language"] == language), reverse=True)
+        cutoff = scores[math.ceil(0.5 * len(scores)) - 1]
+        for r in (r for r in scored if r["language"] == language and r["stage"] != "dedup"):
+            assert (dict(r["quality"])[SIGNAL] < cutoff) == (r["reason"] == TOP_FRACTION_REASON), r["id"]
+    assert any(r["reason"] == TOP_FRACTION_REASON and r["stage"] == "classifier" for r in rows)
+    with pytest.raises(AuditError, match="top fraction"):
+        parse_changes(run_config(run), ["langid.threshold=0.8"])

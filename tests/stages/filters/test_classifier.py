@@ -12,7 +12,7 @@ from fasttext.FastText import _FastText
 from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.classifier.train import TrainSettings, train
-from stages.filters.classifier import REASON, SIGNAL, QualityClassifier
+from stages.filters.classifier import REASON, SIGNAL, TOP_FRACTION_REASON, ClassifierTopFraction, QualityClassifier
 from stages.filters.langid import html_text
 from tests.fixtures import classifier_examples, make_doc
 
@@ -80,3 +80,28 @@ def test_per_language_threshold_and_signal_kept_with_quality_signals(model):
     assert clf.filter(doc) == (False, REASON)
     assert set(doc.metadata["quality_signals"]) == {"gopher_word_count", SIGNAL}
     assert clf.filter(make_doc("Some text to score.", language="en")) is True
+
+
+def test_top_fraction_keeps_each_languages_best_scores_ties_kept(tmp_path):
+    (tmp_path / "00000.json").write_text(json.dumps([["en", 0.9], ["en", 0.2], ["de", 0.5]]))
+    (tmp_path / "00001.json").write_text(json.dumps([["en", 0.7], ["en", 0.7], ["de", 0.1]]))
+    step = ClassifierTopFraction(str(tmp_path), 0.5)
+    assert step.cutoffs() == {"en": (0.7, 4), "de": (0.5, 2)}  # ceil(0.5 * 4) = 2nd best; ceil(0.5 * 2) = 1st
+
+    def doc(language, score):
+        return make_doc("text", language=language, quality_signals={SIGNAL: score})
+
+    assert step.filter(doc("en", 0.7)) is True  # the tie at the cutoff is kept
+    dropped = doc("en", 0.2)
+    assert step.filter(dropped) == (False, TOP_FRACTION_REASON)
+    assert dropped.metadata["drop_detail"] == ("classifier_score 0.2000 < 0.7000, the lowest of the top 0.5 of 4 en "
+                                               "documents scored")
+    assert step.filter(doc("de", 0.5)) is True and step.filter(doc("de", 0.1)) == (False, TOP_FRACTION_REASON)
+
+
+def test_scoring_only_with_a_top_fraction_writes_every_score(model, tmp_path):
+    clf = QualityClassifier(str(model), top_fraction=0.1, scores_folder=str(tmp_path))
+    docs = [make_doc(t, doc_id=str(i), language="en") for i, t in enumerate(["A long article.", "Home | Login"])]
+    assert len(list(clf.run(iter(docs), rank=3))) == 2  # nothing dropped here
+    written = json.loads((tmp_path / "00003.json").read_text())
+    assert written == [["en", d.metadata["quality_signals"][SIGNAL]] for d in docs]
