@@ -45,7 +45,7 @@ def threshold_curves(con, config: dict) -> list[dict]:
                     config["langid"]["threshold"], False)
     if langid:
         out.append({"knob": "langid.threshold", "op": "<", "every": every, **langid})
-    for check in quality_checks(config["quality"]):
+    for check in quality_checks(config.get("quality", {})):
         if not check.knob or check.threshold is None:
             continue
         value = f"map_extract(quality, '{check.signal}')[1]"

@@ -101,15 +101,15 @@ def quality_checks(quality: dict) -> list[Check]:
 
 def unprofiled(config: dict) -> str:
     """SQL: the record's language has no FineWeb-2 profile (English): FineWeb's thresholds decided it."""
-    profiled = [k for k, p in resolve_profiles(tuple(config["langid"]["languages"]),
-                                               config["quality"].get("profiles") or {}).items() if p]
+    profiled = [k for k, p in resolve_profiles(tuple(config["langid"].get("languages", ["en"])),
+                                               config.get("quality", {}).get("profiles") or {}).items() if p]
     return "language IS NOT NULL" + (f" AND language NOT IN ({', '.join(map(repr, profiled))})" if profiled else "")
 
 
 def whatif_knobs(config: dict) -> dict[str, float]:
     """The keys `--set` takes for this run, with their current values."""
     knobs = {"langid.threshold": config["langid"]["threshold"]}
-    knobs.update({c.knob: c.threshold for c in quality_checks(config["quality"]) if c.knob})
+    knobs.update({c.knob: c.threshold for c in quality_checks(config.get("quality", {})) if c.knob})
     return knobs
 
 
