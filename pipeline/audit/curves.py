@@ -78,8 +78,8 @@ def curve_svg(curve: dict, width: int = 300, height: int = 150) -> str:
     parts.append(f'<line class="threshold" x1="{cx:.1f}" x2="{cx:.1f}" y1="4" y2="{4 + plot_h}" stroke="#e4572e" '
                  f'stroke-width="2" stroke-dasharray="4 3"/><text x="{cx + dx:.1f}" y="14" class="num" '
                  f'text-anchor="{anchor}">now {curve["current"]:g}</text>')
-    parts.append(f'<text x="{left}" y="{height + 16}" class="num">{lo:g}</text><text x="{width - 8}" '
-                 f'y="{height + 16}" class="num" text-anchor="end">{hi:g}</text></svg>')
+    parts.append(f'<text x="{left}" y="{height + 16}" class="num">{lo:.4g}</text><text x="{width - 8}" '
+                 f'y="{height + 16}" class="num" text-anchor="end">{hi:.4g}</text></svg>')
     return "".join(parts)
 
 
@@ -87,10 +87,10 @@ def curves_html(curves: list[dict]) -> str:
     figures = []
     for c in curves:
         drops = "under" if c["op"] == "<" else "over"
-        figures.append(f'<figure>{curve_svg(c)}<figcaption style="overflow-wrap: anywhere"><b>{html.escape(c["knob"])}</b>: drops values {drops} it; '
-                       f'{c["measured"]:,} records measured, {c["kept"]:,} kept'
-                       + (f" (every {c['every']:,}th record by a hash of its id)" if c["every"] > 1 else "")
-                       + '</figcaption></figure>')
+        sampled = f" (every {c['every']:,}th record by a hash of its id)" if c["every"] > 1 else ""
+        figures.append(f'<figure>{curve_svg(c)}<figcaption style="overflow-wrap: anywhere">'
+                       f'<b>{html.escape(c["knob"])}</b>: drops values {drops} it; {c["measured"]:,} records '
+                       f'measured, {c["kept"]:,} kept{sampled}</figcaption></figure>')
     return (f'<p class="legend"><span style="background:{MEASURED}"></span> measured records that pass &nbsp; '
             f'<span style="background:{KEPT_STILL}"></span> kept records that still pass; dashed: the current value. '
             f'<code>ccpipe audit whatif</code> gives the exact effect of a change.</p><div class="hists">'
