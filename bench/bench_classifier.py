@@ -1,7 +1,8 @@
 """The quality classifier's cost per document (stages/filters/classifier.py), against datatrove's
 FastTextClassifierFilter with the same model and threshold, and their agreement. Run by hand:
 
-    .venv/bin/python bench/bench_classifier.py [--run out/bench] [--docs 2000] [--dim 256] [--bucket 1000000] [--repeat 3]
+    .venv/bin/python bench/bench_classifier.py [--run out/bench] [--docs 2000] [--dim 256] [--bucket 1000000]
+                                               [--repeat 3]
 
 The model is trained here, as the tests do, from ../shared/corpus/extraction (gold article texts against whole
 pages; bigrams, dim 256 as DCLM's) and timed on bench's texts: the documents a run kept

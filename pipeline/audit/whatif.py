@@ -257,13 +257,15 @@ def whatif_text(result: dict) -> str:
     changes = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in result["changes"].items())
     lines = [f"what if {changes} ({result['records']:,} records, from the ledger in {result['seconds']:.2f} s):",
              f"  kept -> dropped   {result['kept_to_dropped']:>8,}   tokens lost {result['tokens_lost']:,}",
-             f"  dropped -> kept   {result['dropped_to_kept']:>8,}   tokens gained ~{result['tokens_gained_estimate']:,}"
+             f"  dropped -> kept   {result['dropped_to_kept']:>8,}   "
+             f"tokens gained ~{result['tokens_gained_estimate']:,}"
              " (estimated from their length)",
              f"  dropped, other reason {result['dropped_to_dropped']:>4,}",
              f"  unknown           {result['unknown']:>8,}   (a later check or dedup never measured them)"]
     if result["transitions"]:
         lines.append("\nfrom -> to, by language:")
-        lines += [f"  {t['from']} -> {t['to']}  [{t['language'] or '-'}]  {t['records']:,}" for t in result["transitions"]]
+        lines += [f"  {t['from']} -> {t['to']}  [{t['language'] or '-'}]  {t['records']:,}"
+                  for t in result["transitions"]]
     for way, found in result["examples"].items():
         if found:
             lines.append(f"\nexamples, {way.replace('_', ' ')}:")

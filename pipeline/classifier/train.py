@@ -108,9 +108,10 @@ def train(positive_sources: list[str], negative_sources: list[str], output: str 
     fasttext = _trainer()
     positive = [t for s in positive_sources for t in read_texts(s)]
     negative = [t for s in negative_sources for t in read_texts(s)]
-    for name, texts in (("--positive", positive), ("--negative", negative)):
+    for name, texts, sources in (("--positive", positive, positive_sources),
+                                 ("--negative", negative, negative_sources)):
         if not texts:
-            raise TrainError(f"{name}: no text found in {', '.join(positive_sources if name == '--positive' else negative_sources)}")
+            raise TrainError(f"{name}: no text found in {', '.join(map(str, sources))}")
     train_set, held = split(positive, negative, settings)
     with tempfile.TemporaryDirectory(prefix="ccpipe-classifier-") as tmp:
         data = Path(tmp) / "train.txt"  # fastText reads its examples from a file, one `__label__X text` a line

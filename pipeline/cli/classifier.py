@@ -18,8 +18,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not 0.0 <= args.holdout < 1.0:
         print(f"ccpipe: --holdout {args.holdout}: expected a share in [0, 1)", file=sys.stderr)
         return 2
-    settings = TrainSettings(label=args.label, seed=args.seed, holdout=args.holdout, epoch=args.epoch, dim=args.dim, lr=args.lr,
-                             word_ngrams=args.word_ngrams, bucket=args.bucket)
+    settings = TrainSettings(label=args.label, seed=args.seed, holdout=args.holdout, epoch=args.epoch, dim=args.dim,
+                             lr=args.lr, word_ngrams=args.word_ngrams, bucket=args.bucket)
     try:
         result = train(args.positive, args.negative, args.output, settings)
     except TrainError as exc:
@@ -35,7 +35,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     group = sub.add_parser("classifier", help="train a fastText quality classifier (DCLM's approach)",
                            description="A quality classifier for `quality.classifier`.",
-                           epilog="example:\n  ccpipe classifier train --positive good.jsonl --negative out/bench -o q.bin",
+                           epilog="example:\n  ccpipe classifier train --positive good.jsonl --negative out/bench "
+                                  "-o q.bin",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = group.add_subparsers(dest="classifier_command", required=True, metavar="COMMAND")
     p = cmds.add_parser("train", help="train from positive examples against a run's kept documents or files",

@@ -44,9 +44,11 @@ def test_train_errors_name_the_input(examples, tmp_path):
     positive, _ = examples
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\nnot json\n')
-    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(bad), "-o", str(tmp_path / "m"))
-    assert proc.returncode == 2 and proc.stderr.strip() == f"ccpipe: {bad}: line 2: expected a JSON object with a 'text' field"
-    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(tmp_path), "-o", str(tmp_path / "m"))
+    model = str(tmp_path / "m")
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(bad), "-o", model)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"ccpipe: {bad}: line 2: expected a JSON object with a 'text' field"
+    proc = ccpipe("classifier", "train", "--positive", str(positive), "--negative", str(tmp_path), "-o", model)
     assert proc.returncode == 2 and "not a finished ccpipe run" in proc.stderr
     assert not (tmp_path / "m").exists()
 

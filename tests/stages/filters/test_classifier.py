@@ -33,7 +33,8 @@ def bench_texts(corpus, n: int = 150) -> list[str]:
     with open(corpus / "warc" / "bench" / "bench-00000.warc.gz", "rb") as f:
         for record in ArchiveIterator(f):
             headers = record.http_headers
-            if record.rec_type != "response" or headers is None or "html" not in (headers.get_header("Content-Type") or ""):
+            html = headers is not None and "html" in (headers.get_header("Content-Type") or "")
+            if record.rec_type != "response" or not html:
                 continue
             text = html_text(record.content_stream().read().decode("utf-8", "replace"))
             if text.strip():
