@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from pipeline.core.errors import Interrupted, Refused, RunError
@@ -29,14 +30,19 @@ from pipeline.plan.inputs import expand_inputs
 from pipeline.plan.phases import Phase, build_phases
 from pipeline.plan.probe import probe_inputs
 from pipeline.plan.resolved import check_resumable, prepare_output, resolved_config
+from pipeline.plan.reuse import plan_reuse
 from stages.readers.warc import failed_reads
 
 
-def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True) -> tuple[RunLayout, list[Phase]]:
+def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True,
+              reuse: str | Path | None = None) -> tuple[RunLayout, list[Phase]]:
     """Expand the inputs, build the phases, check (and with `write`, create) the run directory.
 
     With a URL `--output` (s3://...), the run directory is `run.work_dir` and the outputs are published to
-    the URL when the run finishes (`pipeline.finalize.publish`)."""
+    the URL when the run finishes (`pipeline.finalize.publish`). `reuse`: a run directory whose work the
+    base phase starts from where the config allows it (`pipeline.plan.reuse`); no inputs: that run's."""
+    if reuse is not None and not inputs:
+        inputs = reused_inputs(reuse)
     files = expand_inputs(inputs, config.input.cc_base_url)
     if write:
         probe_inputs(files)  # an unreachable input is refused now, not after four phases over nothing
@@ -44,6 +50,15 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
     layout = RunLayout(root)
     phases = build_phases(config, files, layout.root)
     resolved = resolved_config(config, files, phases)
+    if reuse is not None:
+        plan, resolved["reused"] = plan_reuse(reuse, resolved)
+        phases = build_phases(config, files, layout.root, plan)
+        if write and plan is None:
+            print(f"reuse: nothing of {reuse} reused ({resolved['reused']['recomputed_because']}): every stage "
+                  "recomputed", file=sys.stderr, flush=True)
+        elif write and plan.missing:
+            print(f"reuse: base tasks {', '.join(map(str, plan.missing))} of {phases[0].tasks} have no store in "
+                  f"{plan.store} (work/ partly deleted): recomputed from the WARC files", file=sys.stderr, flush=True)
     if write:
         prepare_output(layout, resolved)
         if publish_to:
@@ -53,12 +68,23 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
     return layout, phases
 
 
-def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False) -> dict:
-    """Run every phase, write the shards and `summary.json`; returns the summary (local and Ray executors)."""
+def reused_inputs(run: str | Path) -> list[str]:
+    """The input files of the run at `run` (its config.resolved.yaml): `--reuse RUN` without `--input`."""
+    try:
+        return list(yaml.safe_load(RunLayout(Path(run)).resolved_config.read_text())["inputs"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise Refused(f"--reuse {run}: not a ccpipe run directory (no readable config.resolved.yaml with its "
+                      f"inputs: {getattr(exc, 'strerror', None) or exc})") from None
+
+
+def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress: bool = False,
+                 reuse: str | Path | None = None) -> dict:
+    """Run every phase, write the shards and `summary.json`; returns the summary (local and Ray executors).
+    `reuse`: start from that run's work (`start_run`)."""
     if config.run.executor == "slurm":
         raise RunError("the Slurm executor submits jobs and returns: use submit_pipeline()")
     started = time.monotonic()
-    layout, phases = start_run(config, inputs, output)
+    layout, phases = start_run(config, inputs, output, reuse=reuse)
     try:
         run_phases(config, layout, phases + finalize_phases(config, layout, phases), progress)
         return finalize_run(config, layout, phases, time.monotonic() - started)
@@ -74,18 +100,19 @@ def _tasks_done(layout: RunLayout, phases: list[Phase]) -> str:
     return ", ".join(started) or "no task done yet"
 
 
-def submit_pipeline(config: Config, inputs: list[str], output: str | Path) -> tuple[RunLayout, dict]:
+def submit_pipeline(config: Config, inputs: list[str], output: str | Path,
+                    reuse: str | Path | None = None) -> tuple[RunLayout, dict]:
     """Slurm: submit every phase as dependent job arrays and a last job that finalizes; returns the job ids."""
     if not shutil.which("sbatch"):  # before the run directory exists: nothing is left half-submitted
         raise Refused("sbatch not found: `--executor slurm` submits with Slurm's sbatch, which is not on PATH "
                       "here (`--dry-run` prints the job scripts without it)")
-    layout, phases = start_run(config, inputs, output)
+    layout, phases = start_run(config, inputs, output, reuse=reuse)
     return layout, submit_slurm(config, layout, phases + finalize_phases(config, layout, phases))
 
 
-def plan_pipeline(config: Config, inputs: list[str], output: str | Path) -> str:
+def plan_pipeline(config: Config, inputs: list[str], output: str | Path, reuse: str | Path | None = None) -> str:
     """--dry-run: what would run or be submitted (the sbatch scripts, the Ray task plan); writes nothing."""
-    layout, phases = start_run(config, inputs, output, write=False)
+    layout, phases = start_run(config, inputs, output, write=False, reuse=reuse)
     return describe_plan(config, layout, phases + finalize_phases(config, layout, phases), run_root(str(output), config.run.work_dir)[1])
 
 

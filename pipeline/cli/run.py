@@ -28,6 +28,9 @@ EPILOG_RUN = """on a cluster (see README, "Running on a cluster"):
   ccpipe run --executor slurm --partition cpu --input warc.paths.gz --output /shared/run --dry-run
   ccpipe run --executor ray --ray-address auto --input warc.paths.gz --output s3://bucket/run
 
+another recipe, from a run's extracted text (README, "Changing the recipe"):
+  ccpipe run --reuse out/bench --config new.yaml --output out/bench-new
+
 example:
   ccpipe run --input ../shared/corpus/warc/bench --output out/bench \\
       --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2"""
@@ -50,17 +53,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ccpipe: config error: {as_written(exc, args.config, overrides, FLAGS)}", file=sys.stderr)
         return 2
+    if not args.input and not args.reuse:
+        print("ccpipe: --input: required (or --reuse RUN, which reads that run's inputs)", file=sys.stderr)
+        return 2
     quiet_console()
     try:
         if args.dry_run:
-            print(plan_pipeline(config, args.input, args.output), end="")
+            print(plan_pipeline(config, args.input, args.output, reuse=args.reuse), end="")
             return 0
         if config.run.executor == "slurm":
-            layout, jobs = submit_pipeline(config, args.input, args.output)
+            layout, jobs = submit_pipeline(config, args.input, args.output, reuse=args.reuse)
             print("submitted to Slurm: " + ", ".join(f"{name} {job}" for name, job in jobs.items() if job != -1))
             print(f"follow it with: ccpipe status {layout.root}")
             return 0
-        summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
+        summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress, reuse=args.reuse)
     except (InputError, TokenizerError, Refused) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
@@ -193,8 +199,11 @@ def add_commands(subparsers) -> None:
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="YAML config file (defaults reproduce FineWeb's recipe)")
-    run.add_argument("--input", nargs="+", required=True, metavar="PATH",
+    run.add_argument("--input", nargs="+", metavar="PATH",
                      help="WARC files, directories, globs, s3:// or https:// URLs, or a warc.paths.gz listing")
+    run.add_argument("--reuse", metavar="RUN",
+                     help="start from RUN's records, blocklist decisions, extracted text and language scores where "
+                          "the config leaves those stages unchanged; recompute the rest (default --input: RUN's)")
     run.add_argument("--output", required=True, metavar="DIR", help="run directory (created; resumed if it holds this run)")
     run.add_argument("--workers", type=int, help="parallel worker processes (output does not depend on it)")
     run.add_argument("--max-records", type=int, help="stop each WARC file after N response records")

@@ -60,6 +60,10 @@ class RunLayout:
         return self.work / "base"
 
     @property
+    def reuse_store(self) -> Path:  # what extraction made of each record, for `ccpipe run --reuse` (stages/writers/reuse.py)
+        return self.work / "reuse"
+
+    @property
     def parquet(self) -> Path:
         return self.root / "parquet"
 

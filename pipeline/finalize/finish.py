@@ -24,6 +24,7 @@ from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, shard_plan
 from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
+from pipeline.plan.reuse import reuse_of
 from stages.utils.io import write_json_atomic
 
 
@@ -61,7 +62,7 @@ def finalize_dir(root: Path) -> dict:
     layout = RunLayout(root)
     resolved = yaml.safe_load(layout.resolved_config.read_text())
     config = config_from_dict(resolved["config"])
-    phases = build_phases(config, resolved["inputs"], root)
+    phases = build_phases(config, resolved["inputs"], root, reuse_of(resolved))  # the steps whose stats were kept
     missing = {p.name: incomplete_tasks(layout, p) for p in phases}
     if any(missing.values()):
         raise RunError("tasks did not complete: " + "; ".join(f"{k} {v}" for k, v in missing.items() if v))

@@ -1,6 +1,7 @@
 """The whole pipeline in one place: a config and a list of WARC files become phases of datatrove steps.
 
-    base     (one task per file)  read -> blocklist -> extract -> langid -> quality -> save + MinHash signatures
+    base     (one task per file)  read -> blocklist -> extract -> (reuse store) -> langid -> quality -> save
+                                  + MinHash signatures; with --reuse, RUN's store replayed up to extraction
     buckets  (one task per bucket) MinHash: find duplicate pairs in each of the 14 buckets
     cluster  (one task)            MinHash: union the pairs into clusters, choose one survivor per cluster
     final    (one task per file)  reload -> drop duplicates -> PII -> tokenize -> parquet (+ token files)
@@ -19,6 +20,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config
+from pipeline.plan.reuse import Reuse
 from stages.dedup.minhash import MinhashDedup
 from stages.extractors.html import Extractor
 from stages.filters.blocklist import URLBlocklist
@@ -34,6 +36,7 @@ from stages.tokens.tokenize import BPETokenizer, Tokenize
 from stages.utils.remote_io import RetryPolicy
 from stages.writers.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
 from stages.writers.output import FineWebParquet, TaskFileReader, TaskFileWriter
+from stages.writers.reuse import ReuseReader, ReuseStore, drop_prefixes
 
 
 @dataclass
@@ -49,6 +52,11 @@ def task_count(config: Config, files: list[str]) -> int:
     return min(config.run.tasks or len(files), len(files))
 
 
+def flat_steps(phase: Phase) -> list[PipelineStep]:
+    """The phase's steps, with those a step runs inside it (`ReuseReader`'s) in its place."""
+    return [inner for step in phase.steps for inner in getattr(step, "inner_steps", [step])]
+
+
 def stage_of(step: PipelineStep) -> str:
     """The stage a step declares (`stages/`); datatrove steps ccpipe did not tag count as "other"."""
     return getattr(step, "stage", "other")
@@ -61,7 +69,7 @@ def stage_order(phases: list[Phase]) -> list[str]:
     trafilatura, but its drops are counted with language ID's, after extraction."""
     order: dict[str, None] = {}
     for phase in phases:
-        for step in phase.steps:
+        for step in flat_steps(phase):
             stage = stage_of(step)
             if stage not in BOOKKEEPING and stage != "other":
                 order.pop(stage, None)
@@ -72,7 +80,7 @@ def stage_order(phases: list[Phase]) -> list[str]:
 def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
     """{stage: [[earlier stage, reason], ...]}: drops counted with a later stage's row but made before
     `stage` ran (the language pre-check drops before trafilatura), so the funnel's `stage` row leaves them out."""
-    steps = [step for phase in phases for step in phase.steps
+    steps = [step for phase in phases for step in flat_steps(phase)
              if stage_of(step) not in BOOKKEEPING and stage_of(step) != "other"]
     early: dict[str, list[list[str]]] = {}
     for i, step in enumerate(steps):
@@ -88,13 +96,14 @@ def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
                         seed=d.seed, fast=d.fast)
 
 
-def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:
+def build_phases(config: Config, files: list[str], out: str | Path, reuse: Reuse | None = None) -> list[Phase]:
+    """`reuse`: start the base phase from another run's store (pipeline/plan/reuse.py)."""
     layout = RunLayout(Path(out))
     tasks = task_count(config, files)
     dedup = minhash(config, layout)
     # FineWeb-2's profile of each kept language other than English (stages/recipes/profiles)
     profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
-    phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles), tasks)]
+    phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles, reuse), tasks)]
     if config.dedup.enabled:
         phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
         phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
@@ -102,8 +111,11 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     return phases
 
 
-def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
-    """Read -> blocklist -> (language pre-check) -> extract -> language ID -> quality -> save, signatures."""
+def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict,
+                reuse: Reuse | None = None) -> list:
+    """Read -> blocklist -> (language pre-check) -> extract -> (reuse store) -> language ID -> quality -> save,
+    signatures. With `reuse`, the steps up to the store replay another run's store, or extraction takes
+    its results from it."""
     ledger = str(layout.decisions)
     fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/recipes/fineweb.py)
     base: list[PipelineStep] = [
@@ -123,8 +135,14 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
     if config.langid.precheck and not fineweb:
         base.append(LanguagePrecheck(config.langid.languages, config.langid.precheck_threshold, config.langid.model,
                                      exclusion_writer=DropLedger(ledger, LanguagePrecheck.stage, part="precheck")))
+    cache = str(reuse.store) if reuse and reuse.mode == "extraction" else None
+    base.append(Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout,
+                          cache=cache, cached_scores=bool(reuse and reuse.scores)))
+    base.append(ReuseStore(str(layout.reuse_store), ledger, str(layout.files_report), drop_prefixes(base)))
+    if reuse and reuse.mode == "replay":
+        base = [ReuseReader(str(reuse.store), str(layout.reuse_store), ledger, str(layout.files_report), base,
+                            scores=reuse.scores)]
     base += [
-        Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
                    exclusion_writer=DropLedger(ledger, LanguageID.stage),
                    thresholds={k: p.language_score for k, p in profiles.items()}),
