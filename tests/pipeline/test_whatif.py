@@ -12,6 +12,8 @@ import pytest
 from pipeline.audit.queries import AuditError, run_config
 from pipeline.audit.report import write_report
 from pipeline.audit.whatif import parse_changes, predicted_fates, whatif, whatif_knobs
+from pipeline.plan.config import config_from_dict
+from pipeline.run import run_pipeline
 from tests.pipeline.conftest import classified_run
 
 pytestmark = pytest.mark.slow
@@ -51,6 +53,20 @@ def test_tightening_prediction_equals_a_run_of_the_changed_config(base, bench_di
     assert result["tokens_lost"] == sum(r["token_count"] + 1 for r in pq.read_table(base / "ledger").to_pylist()
                                         if r["id"] in flipped)
     assert len(result["examples"]["kept_to_dropped"]) == min(5, len(flipped))
+
+
+def test_prediction_equals_a_reuse_run_of_the_changed_config(base, gpt2_tiktoken, quality_model, tmp_path):
+    """The same check against `ccpipe run --reuse`: the re-decided run whatif stands for."""
+    changes = {"quality.gopher_quality.min_doc_words": 80, "quality.classifier.threshold": 0.96}
+    config = config_from_dict({"input": {"max_records": 120}, "tokenizer": {"name": str(gpt2_tiktoken)},
+                               "quality": {"gopher_quality": {"min_doc_words": 80},
+                                           "classifier": {"model": str(quality_model), "threshold": 0.96}}})
+    run_pipeline(config, [], tmp_path / "reused", reuse=base)
+    predicted, actual = predicted_fates(base, changes), fates(tmp_path / "reused")
+    assert not [f for f in predicted.values() if f.startswith("unknown")]
+    assert predicted == actual
+    assert whatif(base, changes)["kept_to_dropped"] == sum(
+        1 for i, f in fates(base).items() if f == "kept" and actual[i] != "kept") > 0
 
 
 def test_loosening_says_unknown_where_a_later_check_never_measured(base, bench_dir, gpt2_tiktoken, quality_model,
