@@ -21,6 +21,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	$(if $(findstring classifier,$(EXTRAS)),$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2')
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed

@@ -97,8 +97,9 @@ def _trainer():
     import fasttext  # the full fastText (fasttext-numpy2-wheel) has the trainer; fasttext-predict has not
 
     if not hasattr(fasttext, "train_supervised"):
-        raise TrainError("training needs the full fastText: pip install 'ccpipe[classifier]' "
-                         "(fasttext-numpy2-wheel; the fasttext-predict package can only predict)")
+        raise TrainError("training needs the full fastText: pip install 'ccpipe[classifier]', then "
+                         "pip install --force-reinstall --no-deps fasttext-numpy2-wheel==0.9.2 (fasttext-predict, "
+                         "which only predicts, writes the same `fasttext` module and may have overwritten it)")
     return fasttext
 
 
