@@ -13,7 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from pipeline.audit.queries import connect, language_thresholds, rows, run_stages, summary
+from pipeline.audit.curves import curves_html, threshold_curves
+from pipeline.audit.queries import connect, language_thresholds, rows, run_config, run_stages, summary
 from stages.utils.io import write_text_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -153,6 +154,7 @@ table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left
 def build_report(run: str | Path) -> str:
     counts = summary(run)
     con = connect(run)
+    config = run_config(run)
     stages = run_stages(run)
     # the examples' ids first, from the key columns only (top-3 by hash per reason), then their rows
     picked = [i for (ids,) in con.execute(f"SELECT min_by(id, md5(id), {EXAMPLES_PER_REASON}) FROM ledger "
@@ -194,6 +196,8 @@ dropped at this stage</p>
 {reasons_table(counts['funnel'], counts['records_total'])}
 <h2>Distributions</h2>
 <div class="hists">{figures}</div>
+<h2>Thresholds</h2>
+{curves_html(threshold_curves(con, config))}
 <h2>Examples</h2>
 <p>Up to {EXAMPLES_PER_REASON} records per (stage, reason), chosen by a hash of their id. Excerpts of records
 dropped before the PII stage are not scrubbed.</p>

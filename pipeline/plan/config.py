@@ -94,11 +94,29 @@ class LangIdConfig(_Section):
     precheck_threshold: Fraction = 0.01
 
 
+class ClassifierConfig(_Section):
+    """`quality.classifier`: a fastText quality classifier after the four filters (stages/filters/classifier.py);
+    off unless `model` is set. `ccpipe classifier train` makes one."""
+
+    model: str | None = None  # a fastText supervised model (.bin)
+    label: str = "hq"  # the positive label, as DCLM's `__label__hq`
+    threshold: Fraction = 0.5  # keep documents whose probability of `label` is at least this
+    thresholds: dict[str, Fraction] = Field(default_factory=dict)  # per language, where it has its own
+    # instead of a threshold: keep the top share of each language's scored documents (decided after dedup)
+    top_fraction: Annotated[float, Gt(0.0), Le(1.0)] | None = None
+
+
+# a filter's switch: true (FineWeb's thresholds), false (off), or its datatrove parameters to change, e.g.
+# `gopher_quality: {min_doc_words: 100}` (stages/filters/quality.py checks the names)
+FilterSwitch = bool | dict[str, int | float]
+
+
 class QualityConfig(_Section):
-    gopher_repetition: bool = True
-    gopher_quality: bool = True
-    c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
-    fineweb: bool = True
+    gopher_repetition: FilterSwitch = True
+    gopher_quality: FilterSwitch = True
+    c4: FilterSwitch = True  # with filter_no_terminal_punct=False, as FineWeb
+    fineweb: FilterSwitch = True
+    classifier: ClassifierConfig = ClassifierConfig()
     fast: bool = True  # one pass with the same decisions (stages/filters/quality.py); false: datatrove's four filters
     # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
     # (stages/recipes/profiles, which checks them); English keeps FineWeb's recipe
