@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?=
-TEST_EXTRAS := test,remote,cluster,train
+TEST_EXTRAS := test,remote,cluster,train,classifier
 
 # the shipped sample (pipeline/sample/README.md): two small Common-Crawl-style WARC files, read offline. A real dump
 # file on a networked machine:  make run INPUT=https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz
@@ -17,14 +17,22 @@ PYTEST_ARGS ?=
 
 .PHONY: install system-deps run test clean
 
+# pip is quiet (its log is thousands of lines): each step says what it does and how long it takes instead
 $(BIN)/.installed: pyproject.toml
+	@echo "make: creating $(VENV) and installing ccpipe's runtime into it, once: ~1.1 GB, 106 packages (trafilatura,"
+	@echo "      datatrove, spaCy, presidio, fastText, DuckDB, ...), ~2 minutes from a warm pip cache, longer downloading"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	$(if $(findstring classifier,$(EXTRAS)),$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2')
 	touch $@
+	@echo "make: $(VENV) ready ($$(du -sh $(VENV) | cut -f1)); \`make run\` skips this step from now on"
 
 $(BIN)/.installed-test: $(BIN)/.installed
+	@echo "make: adding the test extras ($(TEST_EXTRAS): pytest, moto, Ray, torch) to $(VENV), once: ~2.5 GB in all"
 	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	@# fasttext-predict and the full fastText both write `fasttext/`: the full one (a superset) must be last
+	$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2'
 	touch $@
 
 install: $(BIN)/.installed
@@ -45,7 +53,10 @@ system-deps:
 run: install
 	$(BIN)/ccpipe run --input $(INPUT) --output $(OUTPUT) --max-records $(MAX_RECORDS) --workers $(WORKERS) $(RUN_ARGS)
 
+# the whole suite: ~11 minutes on 2 cores. PYTEST_ARGS picks: PYTEST_ARGS='-m "not slow"' leaves out the runs over
+# the corpus (marked slow), PYTEST_ARGS=tests/pipeline/test_run.py one file, PYTEST_ARGS='-k funnel' by name
 test: $(BIN)/.installed-test system-deps
+	@echo "make: running the test suite (~11 minutes on 2 cores; PYTEST_ARGS='-m \"not slow\"' for the quick part)"
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

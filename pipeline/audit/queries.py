@@ -71,6 +71,15 @@ def run_config(run: str | Path) -> dict:
     return run_resolved(run)["config"]
 
 
+def language_thresholds(run: str | Path) -> dict[str, float]:
+    """{kept language: the language-ID score it was held to}: `langid.threshold`, or the language's own from its
+    FineWeb-2 profile (the run's provenance of LanguageID)."""
+    resolved = run_resolved(run)
+    langid = resolved["config"].get("langid", {})
+    own = ((resolved.get("provenance") or {}).get("LanguageID") or {}).get("thresholds") or {}
+    return {lang: own.get(lang, langid.get("threshold", 0.65)) for lang in langid.get("languages", ["en"])}
+
+
 def run_stages(run: str | Path) -> list[str]:
     """The run's funnel stages, in order, as its steps declared them."""
     return run_resolved(run)["stages"]
@@ -101,9 +110,9 @@ def summary(run: str | Path) -> dict:
 def summary_table(counts: dict) -> str:
     lines = [f"{'stage':<10} {'in':>8} {'kept':>8} {'dropped':>8}  by reason"]
     for step in counts["funnel"]:
-        reasons = counts["dropped"].get(step["stage"], {})
+        reasons = step.get("reasons", counts["dropped"].get(step["stage"], {}))
         by = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-        lines.append(f"{step['stage']:<10} {step['in']:>8} {step['out']:>8} {step['dropped']:>8}  {by}")
+        lines.append(f"{step['stage']:<10} {step['in']:>8} {step['out']:>8} {step['dropped']:>8}  {by}".rstrip())
     lines.append(f"{'kept':<10} {counts['kept']:>8}  {counts['tokens']:,} tokens; "
                  + ", ".join(f"{lang} {n}" for lang, n in counts["kept_by_language"].items()))
     return "\n".join(lines)
@@ -327,7 +336,8 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
     urls = dict(con.execute("SELECT id, any_value(url) FROM (SELECT id, url FROM ledger UNION ALL SELECT id, url "
                             "FROM ledger_b) WHERE id IN (SELECT unnest(?::VARCHAR[])) GROUP BY id", [wanted]).fetchall())
     result = {
-        "records": total,
+        "records": total,  # in the first run's ledger
+        "records_b": con.execute("SELECT count(*) FROM ledger_b").fetchone()[0],
         "changed": sum(counts.values()),
         "transitions": [{"old": old, "new": new, "count": n,
                          "examples": [{"id": i, "url": urls.get(i)} for _, i in picked[old, new]]}
@@ -339,7 +349,13 @@ def diff(run_a: str | Path, run_b: str | Path, examples: int = 3, ids: bool = Tr
 
 
 def diff_text(result: dict) -> str:
-    lines = [f"{result['changed']} of {result['records']} records changed fate"]
+    only_a = sum(t["count"] for t in result["transitions"] if t["new"] == "(absent)")
+    only_b = sum(t["count"] for t in result["transitions"] if t["old"] == "(absent)")
+    both = result["records"] - only_a
+    line = f"{result['changed'] - only_a - only_b} of {both} records in both runs changed fate"
+    if only_a or only_b:  # a record of one run only has no fate to change: counted apart, not in "of N"
+        line += f"; {only_a} record(s) only in the first run, {only_b} only in the second"
+    lines = [line]
     for t in result["transitions"]:
         lines.append(f"\n{t['count']:>6}  {t['old']}  ->  {t['new']}")
         lines += [f"        {e['url']}" for e in t["examples"]]

@@ -13,7 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from pipeline.audit.queries import connect, rows, run_config, run_stages, summary
+from pipeline.audit.curves import curves_html, threshold_curves
+from pipeline.audit.queries import connect, language_thresholds, rows, run_config, run_stages, summary
 from stages.utils.io import write_text_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -70,8 +71,9 @@ def histogram(con, column: str, where: str, bins: int, lo: float | None = None, 
 
 
 def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: int = 300, height: int = 160,
-                  marker: float | None = None, empty: str = "no records") -> str:
-    """Bars with a count scale on the left (0, half, top) and, at `marker`, a dashed line (a threshold)."""
+                  markers: list[tuple[float, str]] = (), empty: str = "no records") -> str:
+    """Bars with a count scale on the left (0, half, top) and, at each of `markers` ((value, label): a
+    threshold, one per kept language), a dashed line."""
     left, plot_w = 44, width - 44 - 6
     parts = [f'<svg class="hist" id="hist-{esc(name)}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height + 30}" role="img" aria-label="{esc(name)}">']
@@ -91,19 +93,21 @@ def histogram_svg(name: str, bins: list[tuple[float, float, int]], fmt, width: i
                      f'height="{h:.1f}" fill="{BAR}"><title>{esc(fmt(a))}–{esc(fmt(b))}: {n:,}</title></rect>')
     parts.append(f'<text x="{left}" y="{height + 16}" class="num">{esc(fmt(bins[0][0]))}</text>')
     parts.append(f'<text x="{width - 6}" y="{height + 16}" class="num" text-anchor="end">{esc(fmt(bins[-1][1]))}</text>')
-    if marker is not None and bins[0][0] <= marker <= bins[-1][1]:
-        x = left + plot_w * (marker - bins[0][0]) / (bins[-1][1] - bins[0][0])
+    shown = [(v, label) for v, label in markers if bins[0][0] <= v <= bins[-1][1]]
+    for i, (value, label) in enumerate(sorted(shown)):  # labels stacked: two thresholds may lie close
+        x = left + plot_w * (value - bins[0][0]) / (bins[-1][1] - bins[0][0])
         parts.append(f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="4" y2="{height}" stroke="{DROPPED}" '
-                     f'stroke-width="2" stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="14" class="num">'
-                     f'threshold {esc(fmt(marker))}</text>')
+                     f'stroke-width="2" stroke-dasharray="4 3"/><text x="{x + 4:.1f}" y="{14 + 12 * i}" class="num">'
+                     f'{esc(label)} {esc(fmt(value))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def reasons_table(dropped: dict[str, dict[str, int]], total: int) -> str:
+def reasons_table(funnel: list[dict], total: int) -> str:
     out = ['<table class="reasons"><tr><th>stage</th><th>reason</th><th>records</th><th></th></tr>']
-    for stage, reasons in dropped.items():  # in funnel order
-        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+    for row in funnel:  # in the order the steps run, the pre-check its own row
+        stage = row["stage"]
+        for reason, n in sorted(row["reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
             w = 200 * n / max(total, 1)
             out.append(f'<tr><td>{esc(stage)}</td><td>{esc(reason)}</td><td class="n">{n:,}</td>'
                        f'<td><svg xmlns="http://www.w3.org/2000/svg" width="202" height="12">'
@@ -161,17 +165,19 @@ def build_report(run: str | Path, partial: str | None = None) -> str:
         WHERE id IN (SELECT unnest(?::VARCHAR[]))
         ORDER BY CASE WHEN stage IS NULL THEN 99 ELSE list_position({stages}, stage) END, reason, md5(id)""",
                     [picked])
-    threshold = config.get("langid", {}).get("threshold")
+    thresholds = language_thresholds(run)
+    said = ", ".join(f"{lang} {t:.3g}" for lang, t in thresholds.items())
     count = lambda x: f"{x:,.0f}"  # noqa: E731
     hists = [
         ("language score", histogram(con, "language_score", "language_score IS NOT NULL", 20, 0.0, 1.0),
-         lambda x: f"{x:.2f}", f"all records with a language (threshold {threshold})", threshold, "no language scored"),
+         lambda x: f"{x:.3g}", f"all records with a language (threshold per kept language: {said})",
+         [(t, lang) for lang, t in thresholds.items()], "no language scored"),
         ("document length", histogram(con, "text_length", "text_length > 0", 20, log=True), count,
-         "characters of extracted text, log scale", None, "no text extracted"),
+         "characters of extracted text, log scale", [], "no text extracted"),
         ("tokens", histogram(con, "coalesce(token_count, 0)", "decision = 'kept'", 20, log=True), count,
-         "per kept document, log scale", None, "0 documents kept: no tokens"),
+         "per kept document, log scale", [], "0 documents kept: no tokens"),
     ]
-    figures = "".join(f'<figure>{histogram_svg(name.replace(" ", "-"), bins, fmt, marker=marker, empty=empty)}'
+    figures = "".join(f'<figure>{histogram_svg(name.replace(" ", "-"), bins, fmt, markers=marker, empty=empty)}'
                       f'<figcaption><b>{esc(name)}</b>: {esc(note)}; records per bin</figcaption></figure>'
                       for name, bins, fmt, note, marker, empty in hists)
     kept_pct = 100 * counts["kept"] / max(counts["records_total"], 1)
@@ -189,9 +195,11 @@ def build_report(run: str | Path, partial: str | None = None) -> str:
 dropped at this stage</p>
 {funnel_svg(counts['funnel'])}
 <h2>Drops per reason</h2>
-{reasons_table(counts['dropped'], counts['records_total'])}
+{reasons_table(counts['funnel'], counts['records_total'])}
 <h2>Distributions</h2>
 <div class="hists">{figures}</div>
+<h2>Thresholds</h2>
+{curves_html(threshold_curves(con, config))}
 <h2>Examples</h2>
 <p>Up to {EXAMPLES_PER_REASON} records per (stage, reason), chosen by a hash of their id. Excerpts of records
 dropped before the PII stage are not scrubbed.</p>

@@ -15,7 +15,7 @@ from stages.utils import patches
 # one module per command group, each adding its subcommands through `add_commands(subparsers)`; imported
 # by name once TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in)
 COMMAND_MODULES = ("pipeline.cli.run", "pipeline.cli.audit", "pipeline.cli.blocklist", "pipeline.cli.release",
-                   "pipeline.cli.train")
+                   "pipeline.cli.train", "pipeline.cli.classifier")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -12,6 +12,7 @@ from pipeline.audit.queries import (
     diff_text,
     explain,
     explain_text,
+    run_config,
     run_resolved,
     sample,
     sample_text,
@@ -20,6 +21,7 @@ from pipeline.audit.queries import (
     unfinished,
 )
 from pipeline.audit.report import write_report
+from pipeline.audit.whatif import parse_changes, whatif, whatif_text
 from pipeline.cli.common import example, print_json
 
 
@@ -81,6 +83,14 @@ def cmd_diff(args):
 
 
 @guard
+def cmd_whatif(args):
+    if not args.set:
+        raise AuditError("whatif: give at least one --set KEY=VALUE, e.g. --set langid.threshold=0.8")
+    result = whatif(args.run, parse_changes(run_config(args.run), args.set), args.examples)
+    print_json(result) if args.json else print(whatif_text(result))
+
+
+@guard
 def cmd_report(args):
     out = args.output or str(Path(args.run) / "report.html")
     try:
@@ -137,6 +147,22 @@ def add_commands(sub) -> None:
     p.add_argument("--examples", type=int, default=3, help="examples per transition (default 3)")
     p.add_argument("--json", action="store_true", help="machine-readable output, with every changed record id")
     p.set_defaults(func=cmd_diff)
+
+    p = cmds.add_parser("whatif", help="what a threshold change would flip, from the ledger alone (no WARC read)",
+                        description="Re-decides every record with new thresholds from the signals in the ledger "
+                                    "(language_score, the quality map, classifier_score): records kept -> dropped and "
+                                    "dropped -> kept by stage and reason, per language, tokens lost and gained, "
+                                    "examples. A record whose new fate depends on something never measured (a "
+                                    "later check, dedup) is counted as unknown.",
+                        **example("ccpipe audit whatif out/bench --set quality.gopher_quality.min_doc_words=100 "
+                                  "--set langid.threshold=0.8"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a threshold and its new value (repeatable): langid.threshold, quality.classifier.threshold, "
+                        "quality.<filter>.<datatrove parameter>")
+    p.add_argument("--examples", type=int, default=5, help="examples each way (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_whatif)
 
     p = cmds.add_parser("report", help="one self-contained HTML report: funnel, reasons, histograms, examples",
                         description="Writes one HTML file with no external resources and no scripts: the funnel "

@@ -12,7 +12,7 @@ from pipeline.core.layout import RunLayout, run_root
 from pipeline.engines.local import quiet_console
 from pipeline.finalize.finish import finalize_dir
 from pipeline.finalize.summary import funnel_table
-from pipeline.plan.checks import check_config
+from pipeline.plan.checks import check_config, notices
 from pipeline.plan.config import ConfigError, as_written, load_config
 from pipeline.plan.inputs import InputError
 from pipeline.run import plan_pipeline, run_pipeline, submit_pipeline
@@ -28,9 +28,15 @@ EPILOG_RUN = """on a cluster (see README, "Running on a cluster"):
   ccpipe run --executor slurm --partition cpu --input warc.paths.gz --output /shared/run --dry-run
   ccpipe run --executor ray --ray-address auto --input warc.paths.gz --output s3://bucket/run
 
+another recipe, from a run's extracted text (README, "Changing the recipe"):
+  ccpipe run --reuse out/bench --config new.yaml --output out/bench-new
+
+example configs: pipeline/examples/*.yaml (README, "Example configs")
+
 example:
   ccpipe run --input ../shared/corpus/warc/bench --output out/bench \\
-      --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2"""
+      --tokenizer ../shared/corpus/tokenizers/gpt2/gpt2.tiktoken --workers 2
+  ccpipe run --input ../shared/corpus/warc/zh --output out/enzh --languages zh,en --tokenizer cl100k_base"""
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,6 +49,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("tokenizer", {})["name"] = args.tokenizer
     if args.strict:
         overrides.setdefault("run", {})["strict"] = True
+    if args.languages is not None:  # "zh,en" or "zh en": lid.176's labels
+        overrides.setdefault("langid", {})["languages"] = [x for x in args.languages.replace(",", " ").split() if x]
+    if args.recipe is not None:
+        overrides["recipe"] = args.recipe
+    if args.shard_tokens is not None:
+        overrides.setdefault("output", {})["shard_tokens"] = args.shard_tokens
     _engine_overrides(args, overrides)
     try:
         config = load_config(args.config, overrides, FLAGS)
@@ -50,17 +62,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ccpipe: config error: {as_written(exc, args.config, overrides, FLAGS)}", file=sys.stderr)
         return 2
+    if not args.input and not args.reuse:
+        print("ccpipe: --input: required (or --reuse RUN, which reads that run's inputs)", file=sys.stderr)
+        return 2
     quiet_console()
+    if not args.dry_run:
+        for line in notices(config):
+            print(f"ccpipe: note: {line}", file=sys.stderr)
     try:
         if args.dry_run:
-            print(plan_pipeline(config, args.input, args.output), end="")
+            print(plan_pipeline(config, args.input, args.output, reuse=args.reuse), end="")
             return 0
         if config.run.executor == "slurm":
-            layout, jobs = submit_pipeline(config, args.input, args.output)
+            layout, jobs = submit_pipeline(config, args.input, args.output, reuse=args.reuse)
             print("submitted to Slurm: " + ", ".join(f"{name} {job}" for name, job in jobs.items() if job != -1))
             print(f"follow it with: ccpipe status {layout.root}")
             return 0
-        summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress)
+        summary = run_pipeline(config, args.input, args.output, progress=not args.no_progress, reuse=args.reuse)
     except (InputError, TokenizerError, Refused) as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
@@ -104,7 +122,8 @@ ENGINE_FLAGS = {
 
 
 # config key -> the flag that sets it, so an error names what the user wrote (`--workers`, not `run.workers`)
-FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer"} | {
+FLAGS = {"run.workers": "--workers", "input.max_records": "--max-records", "tokenizer.name": "--tokenizer",
+         "langid.languages": "--languages", "recipe": "--recipe", "output.shard_tokens": "--shard-tokens"} | {
     f"run.{key}": "--" + dest.replace("_", "-")
     for dest, keys in ENGINE_FLAGS.items() for key in ((keys,) if isinstance(keys, str) else keys)}
 
@@ -196,14 +215,23 @@ def add_commands(subparsers) -> None:
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="YAML config file (defaults reproduce FineWeb's recipe)")
-    run.add_argument("--input", nargs="+", required=True, metavar="PATH",
+    run.add_argument("--input", nargs="+", metavar="PATH",
                      help="WARC files, directories, globs, s3:// or https:// URLs, or a warc.paths.gz listing")
+    run.add_argument("--reuse", metavar="RUN",
+                     help="start from RUN's records, blocklist decisions, extracted text and language scores where "
+                          "the config leaves those stages unchanged; recompute the rest (default --input: RUN's)")
     run.add_argument("--output", required=True, metavar="DIR", help="run directory (created; resumed if it holds this run)")
     run.add_argument("--workers", type=int, help="parallel worker processes (output does not depend on it)")
     run.add_argument("--max-records", type=int, help="stop each WARC file after N response records")
     run.add_argument("--tokenizer", metavar="NAME_OR_PATH",
                      help="'gpt2' (default), 'cl100k_base', 'o200k_base' (offline: tiktoken's cache or "
                           "$CCPIPE_TOKENIZERS), a .tiktoken vocabulary or a Hugging Face tokenizer.json")
+    run.add_argument("--languages", metavar="LANGS",
+                     help="languages kept, comma-separated lid.176 labels: 'zh,en' (langid.languages; default: en)")
+    run.add_argument("--recipe", choices=("ccpipe", "fineweb"),
+                     help="'ccpipe' (default) or 'fineweb': FineWeb's recipe step for step (recipe)")
+    run.add_argument("--shard-tokens", type=int, metavar="N",
+                     help="tokens per .bin training shard (output.shard_tokens; default 100,000,000)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--strict", action="store_true",
                      help="any file error (a damaged or unusable input file) fails the run with exit 1 (run.strict)")

@@ -52,8 +52,16 @@ class RunLayout:
         return self.work / "minhash"
 
     @property
+    def classifier_scores(self) -> Path:  # (language, score) per task, for `quality.classifier.top_fraction`
+        return self.work / "classifier"
+
+    @property
     def base_documents(self) -> Path:  # what the base phase kept, reread by the final phase
         return self.work / "base"
+
+    @property
+    def reuse_store(self) -> Path:  # what extraction made of each record, for `ccpipe run --reuse` (stages/writers/reuse.py)
+        return self.work / "reuse"
 
     @property
     def parquet(self) -> Path:

@@ -50,6 +50,15 @@ def quiet_console() -> None:
     logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # jieba sets its logger to DEBUG with a stderr handler of its own when imported (in a task, after this):
+    # "Building prefix dict ... Loading model cost 3.9 seconds." once per worker. A filter survives that.
+    jieba = logging.getLogger("jieba")
+    if _warnings_only not in jieba.filters:
+        jieba.addFilter(_warnings_only)
+
+
+def _warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 class QuietLocalExecutor(LocalPipelineExecutor):

@@ -25,6 +25,7 @@ from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, shard_plan
 from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
+from pipeline.plan.reuse import reuse_of
 from stages.utils.io import write_json_atomic
 
 FINALIZE_LOCK_WAIT = 60.0  # seconds `ccpipe finalize` waits for a live writer of the run before it is refused
@@ -36,7 +37,9 @@ def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> l
     parts = phases[0].tasks
     s = config.run.slurm
     resources = {"cpus": s.finalize_cpus, "mem_gb": s.finalize_mem_gb}
-    return [Phase("finalize_index", [FinalizeIndex(str(layout.root), config.output.shard_tokens)], 1, **resources),
+    out = config.output
+    index = FinalizeIndex(str(layout.root), out.shard_tokens, out.val_tokens, out.val_fraction)
+    return [Phase("finalize_index", [index], 1, **resources),
             Phase("finalize_parts", [FinalizeParts(str(layout.root), parts)],
                   max(1, min(config.run.finalize_tasks or parts, parts)), **resources)]
 
@@ -78,7 +81,7 @@ def _finalize_dir(layout: RunLayout) -> dict:
     root = layout.root
     resolved = yaml.safe_load(layout.resolved_config.read_text())
     config = config_from_dict(resolved["config"])
-    phases = build_phases(config, resolved["inputs"], root)
+    phases = build_phases(config, resolved["inputs"], root, reuse_of(resolved))  # the steps whose stats were kept
     missing = {p.name: incomplete_tasks(layout, p) for p in phases}
     if any(missing.values()):
         raise RunError("tasks did not complete: " + "; ".join(f"{k} {v}" for k, v in missing.items() if v))

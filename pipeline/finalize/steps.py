@@ -31,7 +31,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import sort_rows, write_ledger_part
-from pipeline.finalize.shards import HEADER_BYTES, shard_name
+from pipeline.finalize.shards import HEADER_BYTES, shard_name, validation_tokens
 from stages.tokens import binformat
 from stages.utils.io import atomic_path, write_json_atomic
 from stages.writers.ledger import LEDGER_SCHEMA
@@ -64,14 +64,14 @@ def _duckdb(layout: RunLayout, threads: int = 1):
     return con
 
 
-def build_index(layout: RunLayout, shard_tokens: int) -> None:
+def build_index(layout: RunLayout, shard_tokens: int, val_tokens: int | None = None, val_fraction: float = 0.1) -> None:
     """`representatives.parquet` and `plan.json`; each written once (a rerun keeps them)."""
     finalize_dir(layout).mkdir(parents=True, exist_ok=True)
     reps = representatives_file(layout)
     if not reps.exists():
         _write_representatives(layout, reps)
     if not plan_file(layout).exists():
-        shards = _plan_shards(layout, shard_tokens)
+        shards = _plan_shards(layout, shard_tokens, val_tokens or shard_tokens, val_fraction)
         write_json_atomic(plan_file(layout), {"decision_files": _decision_prefixes(layout.decisions),
                                                "languages": sorted({s["language"] for s in shards}),
                                                "shards": shards})
@@ -110,29 +110,32 @@ def _decision_prefixes(decisions: Path) -> list[str]:
     return sorted(prefixes)
 
 
-def _plan_shards(layout: RunLayout, shard_tokens: int) -> list[dict]:
+def _plan_shards(layout: RunLayout, shard_tokens: int, val_tokens: int, val_fraction: float) -> list[dict]:
     """Every shard in order ({"language", "file", "tokens"}) and, in `shards/{file}.json`, the ranges it
-    copies [[token file, first token, count], ...]: shard k holds tokens [k * shard_tokens, ...) of the
-    language's token files concatenated in rank order, as `shards.write_shards` fills them."""
+    copies [[token file, first token, count], ...]: the validation shard 0 holds the language's first
+    `shards.validation_tokens` tokens, then each training shard the next `shard_tokens` of the language's token
+    files concatenated in rank order, as `shards.write_shards` fills them."""
     shards = []
     for lang_dir in sorted(p for p in layout.tokens.glob("*") if p.is_dir()):
         ranges, filled = [], 0
+        # `{rank}.tokens` (16 bits) or `{rank}.u32.tokens` (32 bits: stages/tokens/binformat.py), in rank order
+        files = sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.name.split(".")[0]))
+        size = validation_tokens(files, val_tokens, val_fraction)
 
         def close() -> None:
             name = shard_name(lang_dir.name, sum(s["language"] == lang_dir.name for s in shards))
             write_json_atomic(finalize_dir(layout) / "shards" / f"{name}.json", ranges)
             shards.append({"language": lang_dir.name, "file": name, "tokens": filled})
 
-        # `{rank}.tokens` (16 bits) or `{rank}.u32.tokens` (32 bits: stages/tokens/binformat.py), in rank order
-        for path in sorted(lang_dir.glob("*.tokens"), key=lambda p: int(p.name.split(".")[0])):
+        for path in files:
             n, pos = binformat.token_file_length(path), 0
             while pos < n:
-                take = min(shard_tokens - filled, n - pos)
+                take = min(size - filled, n - pos)
                 ranges.append([f"{lang_dir.name}/{path.name}", pos, take])
                 filled, pos = filled + take, pos + take
-                if filled == shard_tokens:
+                if filled == size:
                     close()
-                    ranges, filled = [], 0
+                    ranges, filled, size = [], 0, shard_tokens
         if ranges:
             close()
     return shards
@@ -201,13 +204,13 @@ class FinalizeIndex(PipelineStep):
     type = "📒 - LEDGER"
     stage = "ledger"
 
-    def __init__(self, root: str, shard_tokens: int):
+    def __init__(self, root: str, shard_tokens: int, val_tokens: int | None = None, val_fraction: float = 0.1):
         super().__init__()
-        self.root, self.shard_tokens = root, shard_tokens
+        self.root, self.shard_tokens, self.val_tokens, self.val_fraction = root, shard_tokens, val_tokens, val_fraction
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time():
-            build_index(RunLayout(Path(self.root)), self.shard_tokens)
+            build_index(RunLayout(Path(self.root)), self.shard_tokens, self.val_tokens, self.val_fraction)
         yield from data or ()
 
 

@@ -32,20 +32,32 @@ def _read_json_files(folder: Path):
 
 def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str],
            early: dict[str, list[list[str]]] | None = None) -> list[dict]:
-    """Per stage, in pipeline order: records in, dropped, out. The one place the funnel is computed.
+    """Per stage, in the order the steps run: records in, dropped, out, and the drops by reason; each row's
+    in is the row before's out. The one place the funnel is computed.
 
-    `early` (`pipeline.plan.phases.early_drops`): drops made before a stage though counted with a later one
-    (the language pre-check): left out of the rows in between, counted in again in their own stage's row."""
-    rows, remaining, held = [], records, Counter()
+    `early` (`pipeline.plan.phases.early_drops`): {stage: [[ledger stage, reason, row], ...]}, drops a step makes
+    before `stage` runs though the ledger counts them with a later stage (the language pre-check, before
+    trafilatura, counted under langid): they get a row of their own (`precheck`) before `stage`, and the later
+    stage's row leaves them out."""
+    early = early or {}
+    moved = {(entry[0], entry[1]) for entries in early.values() for entry in entries}
+    rows, remaining = [], records
+
+    def add(name: str, reasons: dict[str, int]) -> None:
+        nonlocal remaining
+        n = sum(reasons.values())
+        rows.append({"stage": name, "in": remaining, "dropped": n, "out": remaining - n, "reasons": reasons})
+        remaining -= n
+
     for stage in stages:
-        for earlier, reason in (early or {}).get(stage, []):
+        own: dict[str, dict[str, int]] = {}
+        for entry in early.get(stage, []):  # [stage, reason] in runs from before the row had its own name
+            earlier, reason, row = (*entry, "precheck")[:3]
             n = dropped.get(earlier, {}).get(reason, 0)
-            remaining -= n
-            held[earlier] += n
-        n = sum(dropped.get(stage, {}).values())
-        seen = remaining + held.pop(stage, 0)
-        rows.append({"stage": stage, "in": seen, "dropped": n, "out": seen - n})
-        remaining = seen - n
+            own.setdefault(row, {}).update({reason: n} if n else {})
+        for row, reasons in own.items():
+            add(row, reasons)
+        add(stage, {r: n for r, n in dropped.get(stage, {}).items() if (stage, r) not in moved})
     return rows
 
 
@@ -143,9 +155,9 @@ def funnel_table(summary: dict) -> str:
     """The short table printed at the end of a run: records in, kept and dropped per stage."""
     lines = [f"{'stage':<10} {'in':>9} {'dropped':>9}  top reasons"]
     for row in summary["funnel"]:
-        reasons = summary["dropped"].get(row["stage"], {})
+        reasons = row.get("reasons", summary["dropped"].get(row["stage"], {}))
         top = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}")
+        lines.append(f"{row['stage']:<10} {row['in']:>9} {row['dropped']:>9}  {top}".rstrip())
     lines.append(f"{'kept':<10} {summary['kept']:>9}            {summary['tokens']:,} tokens")
     if summary.get("pii"):
         found = ", ".join(f"{kind} {n:,}" for kind, n in sorted(summary["pii"].items(), key=lambda kv: -kv[1]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from pipeline.plan.configfile import ConfigFileError, read_config_file
@@ -94,11 +94,29 @@ class LangIdConfig(_Section):
     precheck_threshold: Fraction = 0.01
 
 
+class ClassifierConfig(_Section):
+    """`quality.classifier`: a fastText quality classifier after the four filters (stages/filters/classifier.py);
+    off unless `model` is set. `ccpipe classifier train` makes one."""
+
+    model: str | None = None  # a fastText supervised model (.bin)
+    label: str = "hq"  # the positive label, as DCLM's `__label__hq`
+    threshold: Fraction = 0.5  # keep documents whose probability of `label` is at least this
+    thresholds: dict[str, Fraction] = Field(default_factory=dict)  # per language, where it has its own
+    # instead of a threshold: keep the top share of each language's scored documents (decided after dedup)
+    top_fraction: Annotated[float, Gt(0.0), Le(1.0)] | None = None
+
+
+# a filter's switch: true (FineWeb's thresholds), false (off), or its datatrove parameters to change, e.g.
+# `gopher_quality: {min_doc_words: 100}` (stages/filters/quality.py checks the names)
+FilterSwitch = bool | dict[str, int | float]
+
+
 class QualityConfig(_Section):
-    gopher_repetition: bool = True
-    gopher_quality: bool = True
-    c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
-    fineweb: bool = True
+    gopher_repetition: FilterSwitch = True
+    gopher_quality: FilterSwitch = True
+    c4: FilterSwitch = True  # with filter_no_terminal_punct=False, as FineWeb
+    fineweb: FilterSwitch = True
+    classifier: ClassifierConfig = ClassifierConfig()
     fast: bool = True  # one pass with the same decisions (stages/filters/quality.py); false: datatrove's four filters
     # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
     # (stages/recipes/profiles, which checks them); English keeps FineWeb's recipe
@@ -146,6 +164,11 @@ class TokenizerConfig(_Section):
 
 class OutputConfig(_Section):
     shard_tokens: Count = 100_000_000  # 100M tokens per .bin shard, as llm.c's fineweb.py
+    # shard 0 (validation): the first whole documents up to val_tokens (None: shard_tokens, llm.c's 100M val
+    # shard) and at most val_fraction of the language's tokens, at least one document; the rest are training
+    # shards. A 1 B-token run gets llm.c's layout; any run of 2+ documents a train shard (pipeline/finalize/shards.py)
+    val_tokens: Count | None = None
+    val_fraction: Annotated[float, Gt(0.0), Le(0.5)] = 0.1
     parquet_compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     # publishing to an --output URL: false publishes the ledger without PII values (`pii_spans` keep type and
     # offsets) and without the unscrubbed excerpts of records dropped before the PII stage; the full ledger
@@ -239,7 +262,10 @@ def _field(loc: tuple) -> Any:
 def _bounds(loc: tuple) -> str:
     info = _field(loc)
     low = next((m.ge for m in (info.metadata if info else ()) if isinstance(m, Ge)), None)
+    above = next((m.gt for m in (info.metadata if info else ()) if isinstance(m, Gt)), None)
     high = next((m.le for m in (info.metadata if info else ()) if isinstance(m, Le)), None)
+    if above is not None:
+        return f"> {above}" + ("" if high is None else f" and <= {high}")
     return f">= {low}" if high is None else f"between {low} and {high}"
 
 
@@ -260,7 +286,7 @@ def _message(error: dict) -> str:
         return f"unknown key {key!r} (allowed here: {', '.join(section.model_fields)})"
     if kind == "literal_error":
         return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {_shown(value)}"
-    if kind in ("greater_than_equal", "less_than_equal"):
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
         return f"{key}: expected a value {_bounds(loc)}, got {_shown(value)}"
     if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
         key = "the config"

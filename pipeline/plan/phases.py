@@ -1,6 +1,7 @@
 """The whole pipeline in one place: a config and a list of WARC files become phases of datatrove steps.
 
-    base     (one task per file)  read -> blocklist -> extract -> langid -> quality -> save + MinHash signatures
+    base     (one task per file)  read -> blocklist -> extract -> (reuse store) -> langid -> quality -> save
+                                  + MinHash signatures; with --reuse, RUN's store replayed up to extraction
     buckets  (one task per bucket) MinHash: find duplicate pairs in each of the 14 buckets
     cluster  (one task)            MinHash: union the pairs into clusters, choose one survivor per cluster
     final    (one task per file)  reload -> drop duplicates -> PII -> tokenize -> parquet (+ token files)
@@ -19,9 +20,11 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.core.layout import RunLayout
 from pipeline.plan.config import Config
+from pipeline.plan.reuse import Reuse
 from stages.dedup.minhash import MinhashDedup
 from stages.extractors.html import Extractor
 from stages.filters.blocklist import URLBlocklist
+from stages.filters.classifier import ClassifierTopFraction, QualityClassifier
 from stages.filters.langid import LanguageID, LanguagePrecheck
 from stages.filters.quality import quality_filters
 from stages.formatters.multilingual import FixEncoding, RemoveTableLines
@@ -33,6 +36,7 @@ from stages.tokens.tokenize import BPETokenizer, Tokenize
 from stages.utils.remote_io import RetryPolicy
 from stages.writers.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
 from stages.writers.output import FineWebParquet, TaskFileReader, TaskFileWriter
+from stages.writers.reuse import ReuseReader, ReuseStore, drop_prefixes
 
 
 @dataclass
@@ -48,6 +52,11 @@ def task_count(config: Config, files: list[str]) -> int:
     return min(config.run.tasks or len(files), len(files))
 
 
+def flat_steps(phase: Phase) -> list[PipelineStep]:
+    """The phase's steps, with those a step runs inside it (`ReuseReader`'s) in its place."""
+    return [inner for step in phase.steps for inner in getattr(step, "inner_steps", [step])]
+
+
 def stage_of(step: PipelineStep) -> str:
     """The stage a step declares (`stages/`); datatrove steps ccpipe did not tag count as "other"."""
     return getattr(step, "stage", "other")
@@ -57,10 +66,11 @@ def stage_order(phases: list[Phase]) -> list[str]:
     """The stages that decide about documents, in pipeline order: the funnel's rows.
 
     A stage with several steps takes the place of its last one: the language pre-check runs before
-    trafilatura, but its drops are counted with language ID's, after extraction."""
+    trafilatura and the ledger counts its drops with language ID's; the funnel gives them a row of their own
+    before extraction's (`early_drops`)."""
     order: dict[str, None] = {}
     for phase in phases:
-        for step in phase.steps:
+        for step in flat_steps(phase):
             stage = stage_of(step)
             if stage not in BOOKKEEPING and stage != "other":
                 order.pop(stage, None)
@@ -69,15 +79,16 @@ def stage_order(phases: list[Phase]) -> list[str]:
 
 
 def early_drops(phases: list[Phase]) -> dict[str, list[list[str]]]:
-    """{stage: [[earlier stage, reason], ...]}: drops counted with a later stage's row but made before
-    `stage` ran (the language pre-check drops before trafilatura), so the funnel's `stage` row leaves them out."""
-    steps = [step for phase in phases for step in phase.steps
+    """{stage: [[ledger stage, reason, funnel row], ...]}: drops the ledger counts with a later stage but made
+    before `stage` ran (the language pre-check drops before trafilatura): the funnel gives them their own row
+    (the step's `early_row`) before `stage`'s, so the rows read in the order the steps run."""
+    steps = [step for phase in phases for step in flat_steps(phase)
              if stage_of(step) not in BOOKKEEPING and stage_of(step) != "other"]
     early: dict[str, list[list[str]]] = {}
     for i, step in enumerate(steps):
         following = [stage_of(s) for s in steps[i + 1:] if stage_of(s) != stage_of(step)]
         if getattr(step, "early_reasons", None) and following:
-            early.setdefault(following[0], []).extend([stage_of(step), r] for r in step.early_reasons)
+            early.setdefault(following[0], []).extend([stage_of(step), r, step.early_row] for r in step.early_reasons)
     return early
 
 
@@ -87,13 +98,14 @@ def minhash(config: Config, layout: RunLayout) -> MinhashDedup:
                         seed=d.seed, fast=d.fast)
 
 
-def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phase]:
+def build_phases(config: Config, files: list[str], out: str | Path, reuse: Reuse | None = None) -> list[Phase]:
+    """`reuse`: start the base phase from another run's store (pipeline/plan/reuse.py)."""
     layout = RunLayout(Path(out))
     tasks = task_count(config, files)
     dedup = minhash(config, layout)
     # FineWeb-2's profile of each kept language other than English (stages/recipes/profiles)
     profiles = {k: p for k, p in resolve_profiles(config.langid.languages, config.quality.profiles).items() if p}
-    phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles), tasks)]
+    phases = [Phase("base", _base_steps(config, files, layout, dedup, profiles, reuse), tasks)]
     if config.dedup.enabled:
         phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
         phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
@@ -101,8 +113,11 @@ def build_phases(config: Config, files: list[str], out: str | Path) -> list[Phas
     return phases
 
 
-def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
-    """Read -> blocklist -> (language pre-check) -> extract -> language ID -> quality -> save, signatures."""
+def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: MinhashDedup, profiles: dict,
+                reuse: Reuse | None = None) -> list:
+    """Read -> blocklist -> (language pre-check) -> extract -> (reuse store) -> language ID -> quality -> save,
+    signatures. With `reuse`, the steps up to the store replay another run's store, or extraction takes
+    its results from it."""
     ledger = str(layout.decisions)
     fineweb = config.recipe == "fineweb"  # FineWeb's own steps where ccpipe has its own (stages/recipes/fineweb.py)
     base: list[PipelineStep] = [
@@ -122,18 +137,36 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
     if config.langid.precheck and not fineweb:
         base.append(LanguagePrecheck(config.langid.languages, config.langid.precheck_threshold, config.langid.model,
                                      exclusion_writer=DropLedger(ledger, LanguagePrecheck.stage, part="precheck")))
+    cache = str(reuse.store) if reuse and reuse.mode == "extraction" else None
+    base.append(Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout,
+                          cache=cache, cached_scores=bool(reuse and reuse.scores)))
+    base.append(ReuseStore(str(layout.reuse_store), ledger, str(layout.files_report), drop_prefixes(base)))
+    if reuse and reuse.mode == "replay":
+        base = [ReuseReader(str(reuse.store), str(layout.reuse_store), ledger, str(layout.files_report), base,
+                            scores=reuse.scores)]
     base += [
-        Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout),
         LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
                    exclusion_writer=DropLedger(ledger, LanguageID.stage),
                    thresholds={k: p.language_score for k, p in profiles.items()}),
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
                          profiles),
+        *classifier(config.quality.classifier, ledger, layout),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
     return base
+
+
+def classifier(c, ledger: str, layout: RunLayout) -> list[PipelineStep]:
+    """The quality classifier after the four filters, when `quality.classifier.model` is set (with a top
+    fraction it only scores here, and `ClassifierTopFraction` decides in the final phase)."""
+    if c.model is None:
+        return []
+    scores = str(layout.classifier_scores) if c.top_fraction is not None else None
+    return [QualityClassifier(c.model, c.threshold, c.label, dict(c.thresholds),
+                              exclusion_writer=DropLedger(ledger, QualityClassifier.stage, part="classifier"),
+                              top_fraction=c.top_fraction, scores_folder=scores)]
 
 
 def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
@@ -142,6 +175,9 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
     if config.dedup.enabled:
         final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
+    if config.quality.classifier.model is not None and config.quality.classifier.top_fraction is not None:
+        final.append(ClassifierTopFraction(str(layout.classifier_scores), config.quality.classifier.top_fraction,
+                                           exclusion_writer=DropLedger(ledger, ClassifierTopFraction.stage)))
     if profiles:  # FineWeb-2's final touches, around PII as in its step 6
         final.append(FixEncoding(profiles))
     if config.pii.enabled and config.recipe == "fineweb":

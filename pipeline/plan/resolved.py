@@ -1,7 +1,8 @@
 """A run's identity: the resolved config written beside its outputs, and whether a rerun may resume it.
 
 `config.resolved.yaml` holds the config with every default filled in, the input files, the task count, the
-funnel's stages, package versions, and the version and sha256 of every model, list and vocabulary. A rerun
+funnel's stages, package versions, the version and sha256 of every model, list and vocabulary, a digest per
+reusable stage (`reuse_keys`) and, for a `--reuse` run, which stages came from where (`reused`). A rerun
 into the same directory resumes only when all of that (but the engine settings, `run.*`) is the same.
 """
 
@@ -19,7 +20,8 @@ from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
 from pipeline.core.lock import LOCK_NAME
 from pipeline.plan.config import Config, config_to_dict
-from pipeline.plan.phases import Phase, early_drops, stage_order, task_count
+from pipeline.plan.phases import Phase, early_drops, flat_steps, stage_order, task_count
+from pipeline.plan.reuse import stage_keys
 from stages.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def provenance(phases: list[Phase]) -> dict:
     """Version and sha256 of every model, list and vocabulary the steps use."""
     found = {}
     for phase in phases:
-        for step in phase.steps:
+        for step in flat_steps(phase):
             if hasattr(step, "provenance"):
                 found[type(step).__name__] = step.provenance()
             if hasattr(step, "tokenizer"):
@@ -43,7 +45,7 @@ def provenance(phases: list[Phase]) -> dict:
 
 
 def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> dict:
-    return {
+    resolved = {
         "ccpipe_version": pipeline.__version__,
         "config": config_to_dict(config),
         "inputs": files,
@@ -53,11 +55,13 @@ def resolved_config(config: Config, files: list[str], phases: list[Phase]) -> di
         "versions": _versions(),
         "provenance": provenance(phases),
     }
+    resolved["reuse_keys"] = stage_keys(resolved)  # what `--reuse` compares (pipeline/plan/reuse.py)
+    return resolved
 
 
 def _identity(resolved: dict) -> str:
     """What must match for a rerun to resume a run in place: everything that changes the output."""
-    same = dict(resolved)
+    same = {k: v for k, v in resolved.items() if k != "reused"}  # where work came from does not change the output
     same["config"] = {k: v for k, v in resolved["config"].items() if k != "run"}
     if "input" in same["config"]:  # how remote inputs are retried and cached does not change the output
         same["config"]["input"] = {k: v for k, v in same["config"]["input"].items() if k not in ("retry", "cache_gb")}
@@ -65,12 +69,19 @@ def _identity(resolved: dict) -> str:
 
 
 def _what_changed(previous: dict, resolved: dict) -> str:
+    before, now = previous.get("inputs") or [], resolved["inputs"]
+    if before != now:  # first: other inputs change the task count too, but the inputs are what the user changed
+        gone, new = [f for f in before if f not in now], [f for f in now if f not in before]
+        if not gone and not new:
+            return "the same input files in another order"
+        first = (new or gone)[0]
+        return (f"other input files ({len(before)} -> {len(now)} files; {len(new)} new, e.g. {first}, "
+                f"{len(gone)} no longer read)" if new else
+                f"other input files ({len(before)} -> {len(now)} files; {len(gone)} no longer read, e.g. {first})")
     if previous.get("tasks") != resolved["tasks"]:
         return (f"the task count changed ({previous.get('tasks')} -> {resolved['tasks']}): task r of N reads input "
                 "files r, r+N, r+2N, ..., so the tasks already completed cover another split of the files and "
                 "the output would silently lose or repeat documents")
-    if previous.get("inputs") != resolved["inputs"]:
-        return "other input files"
     old, new = _identity({**previous, "inputs": [], "tasks": 0}), _identity({**resolved, "inputs": [], "tasks": 0})
     if old != new and previous.get("config", {}) != resolved["config"]:
         keys = []

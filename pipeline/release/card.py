@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCardData
 
 from stages.tokens import binformat
 
-CARD_VERSION = 2  # bump when the card's wording changes: verify then checks older cards by front matter only
+CARD_VERSION = 3  # bump when the card's wording changes: verify then checks older cards by front matter only
 SPLITS = ("train", "validation")
 
 
@@ -145,7 +145,14 @@ def _ner_entities(pii: dict) -> str:
 
 def _step_values(m: dict) -> dict:
     c, tok = m["config"], m["provenance"].get("tokenizer", {})
-    on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
+    # a filter is on unless false; a mapping changes its thresholds (`gopher_quality: {min_doc_words: 100}`)
+    on = [name + (f" {c['quality'][name]}" if isinstance(c["quality"].get(name), dict) and c["quality"][name] else "")
+          for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name) is not False]
+    classifier = c["quality"].get("classifier") or {}
+    if classifier.get("model"):
+        rule = (f"top {classifier['top_fraction']} per language" if classifier.get("top_fraction")
+                else f"score >= {classifier.get('threshold')}")
+        on.append(f"fastText quality classifier ({rule})")
     # languages with a FineWeb-2 profile were held against its score and filtered by its thresholds
     own = (m["provenance"].get("LanguageID") or {}).get("thresholds") or {}
     threshold = ", ".join(f"{own.get(lang, c['langid']['threshold'])} ({lang})" for lang in c["langid"]["languages"]) \
@@ -233,7 +240,8 @@ def _bin_format(m: dict, lang: str) -> str:
                 "`pipeline.train.loader.BinLoader` in Python;")
     return (f"The `.bin` files are llm.c's 32-bit format for vocabularies above 65,536 ids ({n_vocab:,} here): "
             "`\"llama-3\"` in llm.c's `dev/data/data_common.py`,\na header of 256 int32: 20240801, 7, token count; "
-            "then uint32 tokens. `pipeline.train.loader.BinLoader` reads them in Python;")
+            "then uint32 tokens. llm.c's `train_llama3.py` and `pipeline.train.loader.BinLoader` read them (llm.c's C "
+            "`dataloader.h`, behind `train_gpt2cu`, reads only the uint16 format);")
 
 
 def render_card(m: dict) -> str:

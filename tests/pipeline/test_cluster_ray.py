@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.clusterkit import bench_inputs, ccpipe, free_port, output_digests, reference_run, run_args
+from tests.pipeline.clusterkit import (
+    bench_inputs,
+    ccpipe,
+    free_port,
+    output_digests,
+    reference_run,
+    reuse_args,
+    reuse_reference,
+    run_args,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -95,3 +104,14 @@ def test_ray_cluster_output_matches_local(ray_cluster, corpus, gpt2_tiktoken, tm
     # datatrove's Ray executor ran the phases, with the requested resources per task
     executor = json.loads((out / "logs" / "base" / "executor.json").read_text())
     assert executor["cpus_per_task"] == 1 and executor["mem_per_cpu_gb"] == 1.0 and executor["world_size"] == 2
+
+
+def test_ray_reuse_matches_local(ray_cluster, corpus, gpt2_tiktoken, tmp_path_factory):
+    """`--reuse` on Ray: the tasks read the source run's store by the paths local tasks use."""
+    base = tmp_path_factory.mktemp("ray-reuse")
+    local = reuse_reference(corpus, gpt2_tiktoken, base)
+    proc = ccpipe(*reuse_args(corpus, gpt2_tiktoken, base, base / "run", "--executor", "ray", "--ray-address",
+                              ray_cluster, "--mem-per-task-gb", "1"), env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert output_digests(base / "run") == output_digests(local)
+    assert "mode: replay" in (base / "run" / "config.resolved.yaml").read_text()

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.clusterkit import bench_inputs, ccpipe, free_port, output_digests, reference_run, run_args
+from tests.pipeline.clusterkit import (
+    bench_inputs,
+    ccpipe,
+    free_port,
+    output_digests,
+    reference_run,
+    reuse_args,
+    reuse_reference,
+    run_args,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -178,3 +187,22 @@ def test_slurm_job_arrays_with_dependencies_match_local(slurm_cluster, corpus, g
     assert resubmitted[0] == "finalize" and len(resubmitted) == 2, again.stdout
     _wait(finished, 120, "the second finalize job", interval=1)
     assert output_digests(out) == output_digests(reference)
+
+
+def test_slurm_reuse_matches_local(slurm_cluster, corpus, gpt2_tiktoken, tmp_path_factory):
+    """`--reuse` submitted to Slurm: the array tasks read the source run's store by the run directory's paths."""
+    base = tmp_path_factory.mktemp("slurm-reuse")
+    env = {**os.environ, **slurm_cluster}
+    local = reuse_reference(corpus, gpt2_tiktoken, base)
+    out = base / "run"
+    submitted = ccpipe(*reuse_args(corpus, gpt2_tiktoken, base, out, "--executor", "slurm", "--partition", "debug",
+                                   "--mem-per-task-gb", "1", "--time", "00:20:00"), env=env)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+
+    def finished() -> bool:
+        return not subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout.strip()
+
+    _wait(finished, 420, "the reuse run's jobs to leave the queue", interval=2)
+    assert (out / "summary.json").exists(), ccpipe("status", str(out), env=env).stdout
+    assert output_digests(out) == output_digests(local)
+    assert "mode: replay" in (out / "config.resolved.yaml").read_text()

@@ -11,8 +11,10 @@ import orjson
 import pyarrow.parquet as pq
 
 from pipeline.core.layout import RunLayout
-from pipeline.finalize.shards import write_shards
+from pipeline.finalize.shards import validation_tokens, write_shards
 from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, plan_file
+
+EOT = 50256
 
 
 def _row(doc_id: str, stage: str | None, offset: int, **fields) -> dict:
@@ -36,7 +38,9 @@ def _fabricate(root, token_counts: list[int]) -> RunLayout:
     for rank, n in enumerate(token_counts):
         path = layout.tokens / "en" / f"{rank:05d}.tokens"
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.arange(1000 * rank, 1000 * rank + n, dtype="<u2").tofile(path)
+        tokens = np.arange(1000 * rank, 1000 * rank + n, dtype="<u2")
+        tokens[::4] = EOT  # a document every 4 tokens, from the start of each file
+        tokens.tofile(path)
     return layout
 
 
@@ -50,7 +54,11 @@ def test_shards_from_ranges_equal_streamed_shards(tmp_path):
     counts = [7, 0, 5, 13]
     layout = _fabricate(tmp_path / "run", counts)
     _finalize(layout, tasks=2, shard_tokens=5)
-    expected = write_shards(sorted((layout.tokens / "en").glob("*.tokens")), tmp_path / "streamed", "en", 5)
+    files = sorted((layout.tokens / "en").glob("*.tokens"))
+    # 25 tokens, 10 % of them: under the first document's 4 tokens, so the validation shard holds that one
+    assert validation_tokens(files, 5, 0.1) == 4
+    expected = write_shards(files, tmp_path / "streamed", "en", 5, first_shard=4)
+    assert [s["tokens"] for s in expected] == [4, 5, 5, 5, 5, 1]
     plan = json.loads(plan_file(layout).read_text())
     assert [(s["file"], s["tokens"]) for s in plan["shards"]] == [(s["file"], s["tokens"]) for s in expected]
     for shard in expected:

@@ -1,12 +1,14 @@
 import numpy as np
 import pytest
 
+import pipeline.finalize.shards as shards
 from pipeline.finalize.shards import (
     HEADER_BYTES,
     MAGIC,
     ShardError,
     read_header,
     read_tokens,
+    validation_tokens,
     write_shard,
     write_shards,
 )
@@ -46,3 +48,32 @@ def test_bad_shard_is_refused_by_name(tmp_path, damage, message):
     with pytest.raises(ShardError, match=message) as err:
         read_header(path)
     assert str(path) in str(err.value)
+
+
+def _docs(tmp_path, *files: list[int]) -> list:
+    """Token files of documents of the given lengths (each its `<|endoftext|>` and n - 1 tokens)."""
+    paths = []
+    for i, lengths in enumerate(files):
+        tokens = np.array([t for n in lengths for t in [50256] + [7] * (n - 1)], dtype="<u2")
+        paths.append(tmp_path / f"{i}.tokens")
+        tokens.tofile(paths[-1])
+    return paths
+
+
+@pytest.mark.parametrize("files, val_tokens, fraction, expected", [
+    ([[10, 10]], 100, 0.1, 10),  # two documents: one each, though 10 % of 20 tokens is under a document
+    ([[10]], 100, 0.1, 10),  # one document: all validation, no training shard
+    ([[3] * 100], 1_000, 0.1, 30),  # 10 % of 300 tokens, at a document start
+    ([[3] * 100], 20, 0.1, 18),  # capped by val_tokens: the last document start at or before 20
+    ([[5, 5], [4, 6]], 100, 0.5, 10),  # the cap (10) falls on a document start in the next file
+    ([[40, 3, 3]], 100, 0.1, 40),  # the first document alone is longer than the cap (4): it alone
+    ([[]], 100, 0.1, 0),
+])
+def test_validation_shard_holds_whole_documents_under_the_cap(tmp_path, files, val_tokens, fraction, expected):
+    assert validation_tokens(_docs(tmp_path, *files), val_tokens, fraction) == expected
+
+
+def test_validation_scan_crosses_read_windows(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SCAN_TOKENS", 7)  # documents of 25 tokens: several windows back from the cap
+    assert validation_tokens(_docs(tmp_path, [25] * 8), 60, 0.5) == 50
+    assert validation_tokens(_docs(tmp_path, [100, 25]), 10, 0.5) == 100  # forwards, window by window

@@ -1,6 +1,7 @@
 import gzip
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -343,4 +344,24 @@ def test_progress_counter_holds_responses_read(tmp_path):
     reader = WarcReader([str(warc)], str(tmp_path / "ledger"), str(tmp_path / "report"),
                         progress_folder=str(tmp_path / "progress"))
     list(reader.run(rank=0))
-    assert (tmp_path / "progress" / "00000").read_text() == "3"
+    assert (tmp_path / "progress" / "00000").read_text() == "3 1.0"  # responses read, share of the task done
+
+
+@pytest.mark.parametrize("max_records", [None, 2000])
+def test_progress_moves_within_a_task(tmp_path, max_records):
+    """Refreshed once a second while the task runs, not only when it ends: records read and the bytes' share
+    (with `make run`'s --max-records 2000 too: a 4-record file ends long before 2,000 responses)."""
+    from tests.fixtures import write_warc
+
+    warc = write_warc(tmp_path / "p.warc.gz", [{"url": f"https://example.com/{i}", "body": "<p>hi</p>" * 50}
+                                               for i in range(4)])
+    reader = WarcReader([str(warc)], str(tmp_path / "ledger"), str(tmp_path / "report"), max_records=max_records,
+                        progress_folder=str(tmp_path / "progress"))
+    docs = reader.run(rank=0)
+    next(docs)
+    time.sleep(1.05)  # a slow page downstream: the next record read reports
+    next(docs)
+    records, share = (tmp_path / "progress" / "00000").read_text().split()
+    assert records == "2" and 0.1 < float(share) < 1.0  # the first record of four read whole, the second begun
+    list(docs)
+    assert (tmp_path / "progress" / "00000").read_text() == "4 1.0"

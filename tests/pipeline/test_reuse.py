@@ -1,0 +1,143 @@
+"""`ccpipe run --reuse RUN`: a new recipe started from RUN's work gives the from-scratch run's bytes.
+
+One source run (an English bench WARC and a Chinese one, 30 records each); each change is run twice, reusing
+the source and from scratch, and `parquet/`, `bin/`, `ledger/` and `summary.json` (but its timings) compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipeline.core.errors import Refused
+from pipeline.plan.config import config_from_dict
+from pipeline.plan.phases import build_phases
+from pipeline.plan.resolved import resolved_config
+from pipeline.run import run_pipeline
+
+MAX_RECORDS = 30
+REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores"]
+
+
+def _config(**sections) -> dict:
+    return {"input": {"max_records": MAX_RECORDS}, **sections}
+
+
+@pytest.fixture(scope="module")
+def inputs(corpus) -> list[str]:
+    return [str(corpus / "warc" / "bench" / "bench-00001.warc.gz"), str(corpus / "warc" / "zh" / "zh-dev-00000.warc.gz")]
+
+
+@pytest.fixture(scope="module")
+def source(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reuse") / "source"
+    run_pipeline(config_from_dict(_config()), inputs, out)
+    return out
+
+
+def _outputs(run) -> dict:
+    found = {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for folder in ("parquet", "bin", "ledger") for p in sorted((run / folder).rglob("*")) if p.is_file()}
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["elapsed_seconds"], summary["seconds_per_stage"]
+    return {"files": found, "summary": summary}
+
+
+def _reused(run) -> dict:
+    return yaml.safe_load((run / "config.resolved.yaml").read_text())["reused"]
+
+
+CHANGES = {
+    "quality": (_config(langid={"threshold": 0.8}, quality={"fineweb": False}), "replay"),
+    "languages": (_config(langid={"languages": ["en", "zh"]}), "extraction"),  # the pre-check changes
+    "pii_entities": (_config(pii={"entities": ["EMAIL_ADDRESS"]}), "replay"),
+    "tokenizer": (None, "replay"),  # cl100k_base, from the corpus
+}
+
+
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores"}
+
+
+@pytest.mark.parametrize("change, changed", [
+    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "pii": {"entities": ["EMAIL_ADDRESS"]},
+      "tokenizer": {"eot_token": "<|endoftext|>!"}, "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
+    ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
+    ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
+    ({"extract": {"favor_precision": False}}, {"extract", "store"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores"}),
+    ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
+])
+def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
+    files = [str(tmp_path / "a.warc.gz"), str(tmp_path / "b.warc.gz")]
+
+    def keys(settings: dict) -> dict:
+        config = config_from_dict(settings)
+        return resolved_config(config, files, build_phases(config, files, tmp_path / "run"))["reuse_keys"]
+
+    before, after = keys({}), keys(change)
+    assert set(before) == KEYS and {k for k in KEYS if before[k] != after[k]} == changed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_path):
+    settings, mode = CHANGES[change]
+    if settings is None:
+        settings = _config(tokenizer={"name": str(corpus / "tokenizers" / "cl100k_base" / "cl100k_base.tiktoken")})
+    config = config_from_dict(settings)
+    # two workers against one: the reused output does not depend on the worker count either
+    reused = run_pipeline(config.model_copy(update={"run": config.run.model_copy(update={"workers": 2})}),
+                          [], tmp_path / "reused", reuse=source)
+    run_pipeline(config, inputs, tmp_path / "scratch")
+    assert _outputs(tmp_path / "reused") == _outputs(tmp_path / "scratch")
+    assert reused["conservation_ok"] and reused["records_total"] > 0
+    entry = _reused(tmp_path / "reused")
+    assert entry["from"] == str(source) and entry["mode"] == mode
+    assert entry["stages"] == (REPLAYED if mode == "replay" else ["extract", "langid_scores"])
+    if change == "languages":
+        assert "zh" in reused["kept_by_language"] and "langid_precheck" in entry["recomputed_because"]
+    if change == "pii_entities":  # reused text is the pre-PII text: the PII stage scrubbed it again
+        assert set(reused["pii"]) == {"EMAIL_ADDRESS"}
+        ledger = pq.read_table(tmp_path / "reused" / "ledger").to_pylist()
+        values = [span[3] for row in ledger if row["pii_spans"] for span in json.loads(row["pii_spans"])]
+        text = "\n".join(pq.read_table(tmp_path / "reused" / "parquet").column("text").to_pylist())
+        assert values and not [v for v in values if v in text]
+
+
+@pytest.mark.slow
+def test_changed_extraction_is_recomputed(source, inputs, tmp_path):
+    config = config_from_dict(_config(extract={"favor_precision": False}))
+    run_pipeline(config, [], tmp_path / "reused", reuse=source)
+    run_pipeline(config, inputs, tmp_path / "scratch")
+    assert _outputs(tmp_path / "reused") == _outputs(tmp_path / "scratch")
+    entry = _reused(tmp_path / "reused")
+    assert entry["stages"] == [] and entry["recomputed_because"] == "changed: extract"
+
+
+@pytest.mark.slow
+def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
+    partial = tmp_path / "partial"
+    shutil.copytree(source, partial)
+    (partial / "work" / "reuse" / "00001.parquet").unlink()
+    config = config_from_dict(_config(quality={"c4": False}))
+    reused = run_pipeline(config, [], tmp_path / "reused", reuse=partial)
+    run_pipeline(config, [], tmp_path / "whole", reuse=source)  # replayed whole: the from-scratch bytes (above)
+    assert _outputs(tmp_path / "reused") == _outputs(tmp_path / "whole")
+    assert "base tasks 1 of 2 have no store" in capfd.readouterr().err
+    assert _reused(tmp_path / "reused")["tasks_recomputed"] == [1]
+    assert reused["conservation_ok"]
+    # the recomputed task wrote its store again: this run can be reused in turn, whole
+    assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").iterdir()) == ["00000.parquet",
+                                                                                           "00001.parquet"]
+
+
+def test_reuse_of_a_directory_that_is_no_run_is_refused(inputs, tmp_path):
+    with pytest.raises(Refused, match="--reuse .*not a ccpipe run directory"):
+        run_pipeline(config_from_dict(_config()), inputs, tmp_path / "out", reuse=tmp_path)
+    assert not (tmp_path / "out").exists()
