@@ -70,7 +70,7 @@ def curve_svg(curve: dict, width: int = 300, height: int = 150) -> str:
     for tick in sorted({0, top // 2, top}):
         parts.append(f'<line x1="{left - 3}" x2="{width - 8}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
                      f'<text x="{left - 5}" y="{y(tick) + 4:.1f}" class="num" text-anchor="end">{tick:,}</text>')
-    for index, color, cls in ((1, MEASURED, "passing"), (2, KEPT_STILL, "kept")):
+    for index, color, cls in ((1, MEASURED, "passing"), (2, KEPT_STILL, "kept-still")):
         line = " ".join(f"{x(p[0]):.1f},{y(p[index]):.1f}" for p in pts)
         parts.append(f'<polyline class="{cls}" points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
     cx = x(curve["current"])

@@ -101,4 +101,4 @@ def test_report_has_a_curve_per_threshold_with_the_current_value(base, tmp_path)
     for knob, value in knobs.items():
         assert f'id="curve-{knob}"' in page, knob
     chart = page.split('id="curve-quality.classifier.threshold"')[1].split("</svg>")[0]
-    assert "now 0.93" in chart and 'class="threshold"' in chart and 'class="kept"' in chart
+    assert "now 0.93" in chart and 'class="threshold"' in chart and 'class="kept-still"' in chart
