@@ -8,7 +8,8 @@
   and `+#&._%-` and segments each run on its own (dictionary DAG, then an HMM over the characters the
   dictionary does not join); so the words of a run can be remembered. The quality filters segment a text,
   MinHash its simplified form (lower case, digits as 0, punctuation as spaces), and most runs, the Han
-  ones, are the same in both: on warc/zh jieba's time falls by ~45 %.
+  ones, are the same in both: on the kept texts of warc/zh and their simplified forms, jieba takes
+  0.65 s instead of 1.05.
 
 Both follow jieba 0.42.1's code (`Tokenizer.cut`, `Tokenizer.initialize`); with another version installed,
 jieba runs as it is (`SUPPORTED`), slower but with its own words.
