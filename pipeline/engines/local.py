@@ -126,17 +126,32 @@ class _Pool:
 _SHARED_POOL: _Pool | None = None  # inside `worker_pool()`
 
 
+FORK_SAFE_THREADS = ("fsspecIO",)  # fsspec's event loop, idle between calls; fsspec resets it in a forked child
+
+
+def unsafe_threads() -> list[str]:
+    """The threads besides this one that make forking unsafe (a lock one holds would stay held in the child).
+
+    fsspec's IO loop does not count: datatrove's output folders are fsspec file systems, so every run has it
+    before its pool starts, it holds no lock while no fsspec call is waiting on it (this thread would be), and
+    fsspec registers an at-fork hook that gives the child a loop of its own. Counting it sent every CLI run to
+    forkserver: each worker imported trafilatura, spaCy and presidio again (~0.7 s of CPU per worker).
+    """
+    return [t.name for t in threading.enumerate()
+            if t is not threading.current_thread() and t.name not in FORK_SAFE_THREADS]
+
+
 @contextlib.contextmanager
 def worker_pool(workers: int):
     """Around all the phases of a run: their tasks run in the same `workers` processes, started once.
 
-    On Linux, and when no other thread runs here yet (the CLI, before its progress bars), they are forked from
-    this process, so they start with every module the steps need already imported: 0.7 s less than a
-    forkserver worker importing them. Otherwise (a caller with threads, another OS), and for a pool started
+    On Linux, and when no other thread runs here yet but fsspec's (the CLI, before its progress bars), they are
+    forked from this process, so they start with every module the steps need already imported: 0.7 s less
+    than a forkserver worker importing them. Otherwise (a caller with threads, another OS), and for a pool started
     later (after a worker died), datatrove's forkserver, which is safe with threads running.
     """
     global _SHARED_POOL
-    forkable = sys.platform == "linux" and threading.active_count() == 1
+    forkable = sys.platform == "linux" and not unsafe_threads()
     _SHARED_POOL = _Pool(workers, "fork" if forkable else "forkserver")
     if forkable:  # now, before the progress threads: with fork, all workers start at the first submission
         _SHARED_POOL.executor.submit(os.getpid).result()
