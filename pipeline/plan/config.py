@@ -56,6 +56,8 @@ class RetryConfig(_Section):
     attempts: Count = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
     backoff_seconds: Annotated[float, Ge(0.0)] = 1.0
     max_backoff_seconds: Annotated[float, Ge(0.0)] = 60.0
+    # a stalled connection (accepted, then silent) is a transient error after this long without a byte
+    read_timeout_seconds: Annotated[float, Ge(0.001)] = 60.0
 
 
 class InputConfig(_Section):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import random
+import threading
+import time
 
 import pytest
 
@@ -97,3 +101,46 @@ def test_cache_is_off_by_default_and_bounded_when_on(files, tmp_path, monkeypatc
         with open_stream(a, policy=FAST, cache_bytes=100_000, **SMALL) as f:  # larger than the cache: streamed
             assert f.read() == (files / "a.warc.gz").read_bytes()
         assert sorted(p.stat().st_size for p in cache.iterdir()) == [150_000]
+
+
+class _StallFirst(http.server.SimpleHTTPRequestHandler):
+    """Serves files; the first request of each method is accepted and read, then answered with silence."""
+
+    stalled: set = set()
+    release = threading.Event()
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _stall(self) -> bool:
+        if self.command in self.stalled:
+            return False
+        self.stalled.add(self.command)
+        self.release.wait(120)  # holds the connection open, sending nothing, until the test ends
+        return True
+
+    def do_HEAD(self):
+        if not self._stall():
+            super().do_HEAD()
+
+    def do_GET(self):
+        if not self._stall():
+            super().do_GET()
+
+
+def test_a_stalled_connection_is_retried_after_the_read_timeout(files):
+    handler = type("Handler", (_StallFirst,), {"stalled": set(), "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(files)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    policy = RetryPolicy(attempts=3, backoff_seconds=0.001, max_backoff_seconds=0.01, read_timeout_seconds=1.0)
+    started = time.monotonic()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.warc.gz"
+        with ResumableStream(url, policy, skip_instance_cache=True) as stream:
+            assert stream.read() == (files / "a.warc.gz").read_bytes()
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+    assert handler.stalled == {"HEAD", "GET"}  # both the size and the body met a silent server once
+    assert time.monotonic() - started < 20  # two 1 s stalls and a retry each, not aiohttp's 300 s
