@@ -37,9 +37,8 @@ from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
-from warcio.archiveiterator import ArchiveIterator
-from warcio.statusandheaders import StatusAndHeadersParser
 
+from stages.readers.headers import HEADER_CAP, BoundedParser, OversizedHeaders, bounded_iterator
 from stages.readers.payload import decode_html, header_charset, looks_binary, valid_url
 from stages.readers.wet import USABLE, is_wet_path, judge_wet, no_usable_records, wet_document
 from stages.utils.io import write_text_atomic
@@ -52,7 +51,7 @@ REASONS = (
     "bad_url",  # no http(s) scheme or host, or unparseable (`http://[::1/x`)
     "http_status",  # not HTTP 200
     "non_html",  # payload type is not text/html or application/xhtml+xml
-    "too_large",  # payload over max_payload_bytes, declared or read
+    "too_large",  # payload over max_payload_bytes, declared or read; HTTP headers over HEADER_CAP
     "damaged_record",  # payload unreadable, shorter than declared, or no HTTP headers
     "binary",  # control bytes in a payload that claims to be HTML (or WET text)
     "decode_error",  # no charset decodes it
@@ -252,6 +251,8 @@ class WarcReader(PipelineStep):
             return None, "bad_url", url[:200]
         if record.http_headers is None:
             return None, "damaged_record", "response record without HTTP headers"
+        if isinstance(record.http_headers, OversizedHeaders):
+            return None, "too_large", f"HTTP headers over {HEADER_CAP} bytes"
         status = record.http_headers.get_statuscode()
         if status != "200":
             return None, "http_status", status
@@ -276,8 +277,9 @@ class WarcReader(PipelineStep):
 
 @functools.cache
 def truncation_aware_iterator() -> type:
-    """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member."""
-    class TruncationAwareIterator(ArchiveIterator):
+    """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member;
+    headers read with a bound (stages/readers/headers.py)."""
+    class TruncationAwareIterator(bounded_iterator()):
         truncated = False
 
         def close(self):
@@ -310,7 +312,8 @@ def ensure_http_headers(record) -> None:
     if not record.length:
         return
     start = record.raw_stream.tell()
-    record.http_headers = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(record.raw_stream)
+    record.http_headers = BoundedParser(["HTTP/1.0", "HTTP/1.1"], verify=False, oversized_ok=True).parse(
+        record.raw_stream)
     record.payload_length = record.length - (record.raw_stream.tell() - start)
 
 
