@@ -22,11 +22,8 @@ WORDS = "the quick brown fox jumps over the lazy dog and then it rests under a t
 
 
 def _text(n_chars: int) -> str:
-    out, i = [], 0
-    while sum(map(len, out)) < n_chars:
-        out.append(WORDS[i % len(WORDS)] + " ")
-        i += 1
-    return "".join(out)[:n_chars]
+    line = " ".join(WORDS) + " "
+    return (line * (n_chars // len(line) + 1))[:n_chars]
 
 
 def hostile_pages() -> dict[str, tuple[str, bytes]]:
