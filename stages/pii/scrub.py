@@ -46,6 +46,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from stages.pii.analyzer import DEFAULT_ENTITIES, shared_analyzer
+from stages.pii.fields import scrub_url
 from stages.pii.ner import check_model, ner_provenance
 from stages.pii.zh import (
     PHONE_LINE_NEED,
@@ -337,6 +338,11 @@ class PIIScrubber(PipelineStep):
             doc.metadata["pii"] = counts
             # the values go to the decision ledger only (for `ccpipe audit explain --show-pii`), never to the output
             doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end, original[f.start:f.end]] for f in findings]
+            # the URL goes into the parquet: scrubbed the same way (stages/pii/fields.py); the ledger keeps it raw
+            url, found = scrub_url(self, doc.metadata.get("url"))
+            if found:
+                doc.metadata["raw_url"], doc.metadata["url"] = doc.metadata["url"], url
+                self.stat_update("urls_with_pii")
             if counts:
                 self.stat_update("docs_with_pii")
             for entity_type, n in counts.items():
