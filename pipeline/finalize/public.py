@@ -61,8 +61,8 @@ def relative_warc(path: str | None, root: str | None) -> str | None:
 
 
 def _unscrubbed(stages: list[str]) -> list[str]:
-    """The stages before PII's in the run's funnel: their drops' excerpts are raw text (all, without PII)."""
-    return stages[:stages.index("pii")] if "pii" in stages else stages
+    """The stages up to PII's in the run's funnel: their drops' excerpts are raw text (all, without PII)."""
+    return stages[:stages.index("pii") + 1] if "pii" in stages else stages
 
 
 def _without_values(spans: str | None) -> str | None:

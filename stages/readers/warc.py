@@ -41,6 +41,7 @@ from datatrove.pipeline.base import PipelineStep
 from stages.readers.headers import HEADER_CAP, BoundedParser, OversizedHeaders, bounded_iterator
 from stages.readers.payload import decode_html, header_charset, looks_binary, valid_url
 from stages.readers.wet import USABLE, is_wet_path, judge_wet, no_usable_records, wet_document
+from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import write_text_atomic
 from stages.utils.remote_io import RetryPolicy, TransientError, open_stream
 from stages.writers.ledger import DropLedger, drop
@@ -56,6 +57,7 @@ REASONS = (
     "binary",  # control bytes in a payload that claims to be HTML (or WET text)
     "decode_error",  # no charset decodes it
     "empty",  # zero-byte payload
+    "timeout",  # judging the record took over record_timeout seconds (stages/utils/deadline.py)
 )
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 DRAIN_CHUNK = 1 << 20  # skip unread payloads 1 MiB at a time (warcio's own drain reads 16 KiB)
@@ -101,6 +103,7 @@ class WarcReader(PipelineStep):
         progress_folder: str | None = None,
         retry: RetryPolicy | None = None,  # None: RetryPolicy()'s defaults
         cache_bytes: int = 0,
+        record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
     ):
         super().__init__()
         if isinstance(paths, str):
@@ -118,6 +121,7 @@ class WarcReader(PipelineStep):
         self.progress_folder = progress_folder
         self.retry = retry or RetryPolicy()
         self.cache_bytes = cache_bytes
+        self.record_timeout = record_timeout
 
     def _report_progress(self, rank: int, responses: int) -> None:
         """Responses read so far by this task, in `progress_folder/{rank}`, for the command line's progress bar."""
@@ -226,7 +230,10 @@ class WarcReader(PipelineStep):
         is the exception when the file itself broke under this record."""
         judge = (lambda r: judge_wet(r, self.max_payload_bytes)) if record.rec_type == "conversion" else self._judge
         try:
-            text, reason, detail = judge(record)
+            with record_deadline(self.record_timeout):
+                text, reason, detail = judge(record)
+        except RecordTimeout as exc:
+            text, reason, detail = None, "timeout", str(exc)
         except TransientError:
             raise
         except Exception as exc:  # a payload that cannot be read (bad chunking, broken gzip): count it

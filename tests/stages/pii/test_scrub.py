@@ -223,6 +223,7 @@ def test_phone_lines_without_a_possible_number_are_skipped():
     assert not phone_possible("Call 2020", regions)
 
 
+@pytest.mark.timeout(60)
 def test_resolving_overlaps_is_not_quadratic():
     # one 1 MB line dense with PII gave ~85,000 findings, and checking each against every kept one never ended
     from presidio_analyzer import RecognizerResult
