@@ -94,6 +94,11 @@ def test_no_planted_value_is_published_or_released(tmp_path, gpt2_tiktoken):
     summary = json.loads((published / "summary.json").read_text())
     assert summary["pii_in_urls"] == 4 and summary["pii_in_details"] == 2, summary
 
+    explained = ccpipe("audit", "explain", str(work), "http:///mary.major@example.org/4111111111111111")
+    assert explained.returncode == 0, explained.stderr
+    assert "published url scrubbed of PII (the raw value stays in this run's ledger): " \
+           "http:///email@example.com/0000 0000 0000 0000" in explained.stdout
+
     vocabulary = BPETokenizer(str(gpt2_tiktoken))
     texts = {**published_texts(published, vocabulary),
              **{f"release/{k}": v for k, v in published_texts(release, vocabulary).items()}}
