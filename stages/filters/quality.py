@@ -58,6 +58,7 @@ from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
+from stages.utils.deadline import BoundedFilter
 from stages.utils.loading import without_torch
 from stages.writers.ledger import DropLedger
 
@@ -113,7 +114,7 @@ class _Drop(Exception):
         self.reason, self.detail = reason, detail
 
 
-class QualityFilters(BaseFilter):
+class QualityFilters(BoundedFilter, BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
 
     A document whose language has a profile (`profiles`: label -> stages.recipes.profiles.Profile) gets FineWeb-2's
