@@ -93,7 +93,9 @@ def test_report_marks_each_languages_own_threshold(sample):
     assert report.returncode == 0, report.stderr
     page = (out / "thresholds.html").read_text()
     # English at langid.threshold, Chinese at its FineWeb-2 profile's language score (cmn_Hani: 0.692)
-    labels = re.findall(r'class="threshold"[^>]*/><text[^>]*>([^<]+)</text>', page)
+    hist = page[page.index('id="hist-language-score"'):]
+    hist = hist[:hist.index("</svg>")]
+    labels = re.findall(r'class="threshold"[^>]*/><text[^>]*>([^<]+)</text>', hist)
     assert sorted(labels) == ["en 0.65", "zh 0.692"], labels
 
 
