@@ -25,7 +25,6 @@ drop ledger under one of `REASONS`. At the end of `run()` a report says what hap
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import json
 import logging
@@ -39,7 +38,7 @@ from typing import Iterator
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from stages.readers.headers import HEADER_CAP, BoundedParser, OversizedHeaders, bounded_iterator
+from stages.readers.headers import HEADER_CAP, OversizedHeaders, ensure_http_headers, truncation_aware_iterator
 from stages.readers.payload import (
     DamagedRecord,
     decode_html,
@@ -306,22 +305,6 @@ class WarcReader(PipelineStep):
         return decoded, None, None
 
 
-@functools.cache
-def truncation_aware_iterator() -> type:
-    """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member;
-    headers read with a bound (stages/readers/headers.py)."""
-    class TruncationAwareIterator(bounded_iterator()):
-        truncated = False
-
-        def close(self):
-            decompressor = self.reader.decompressor if self.reader else None
-            if decompressor is not None and self.reader.num_read > 0 and not decompressor.eof:
-                self.truncated = True
-            super().close()
-
-    return TruncationAwareIterator
-
-
 def record_document(record, text: str, meta: dict) -> Document:
     """The document of a response record, kept (with its HTML) or dropped (text="", same id and metadata)."""
     headers = record.rec_headers
@@ -333,19 +316,6 @@ def record_document(record, text: str, meta: dict) -> Document:
         "offset": meta["offset"],
         "content_type": payload_type(record),
     })  # fmt: skip
-
-
-def ensure_http_headers(record) -> None:
-    """Parse the HTTP headers warcio leaves unparsed when the target URI is not http(s) (`hard::page.html`
-    in extraction benchmarks): the WARC Content-Type, not the URI, says whether the block is an HTTP message."""
-    if record.http_headers is not None or not (record.content_type or "").startswith("application/http"):
-        return
-    if not record.length:
-        return
-    start = record.raw_stream.tell()
-    record.http_headers = BoundedParser(["HTTP/1.0", "HTTP/1.1"], verify=False, oversized_ok=True).parse(
-        record.raw_stream)
-    record.payload_length = record.length - (record.raw_stream.tell() - start)
 
 
 def drain(stream) -> None:

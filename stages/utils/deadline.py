@@ -23,8 +23,10 @@ DEFAULT_RECORD_TIMEOUT = 60.0
 _active = False  # a bound is running in this process
 
 
-class RecordTimeout(Exception):
-    """A record over its time in one stage."""
+class RecordTimeout(BaseException):
+    """A record over its time in one stage. A BaseException, as KeyboardInterrupt is: raised from a signal
+    handler anywhere, it must not be taken for a library's own error by an `except Exception` on the way (warcio
+    reading the payload took it for the end of the stream, and the record became a `damaged_record`)."""
 
 
 def _expired(seconds: float):
