@@ -60,6 +60,10 @@ class RunLayout:
         return self.work / "reuse"
 
     @property
+    def quality_memo(self) -> Path:  # the quality filters' results per text (stages/filters/quality_memo.py)
+        return self.reuse_store / "quality"
+
+    @property
     def parquet(self) -> Path:
         return self.root / "parquet"
 

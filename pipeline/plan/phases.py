@@ -148,7 +148,8 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
                    exclusion_writer=DropLedger(ledger, LanguageID.stage),
                    thresholds={k: p.language_score for k, p in profiles.items()}),
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
-                         profiles),
+                         profiles, memo_folder=str(layout.quality_memo),
+                         memo_source=str(RunLayout(reuse.source).quality_memo) if reuse and reuse.quality else None),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:

@@ -36,6 +36,7 @@ drop it for each (`{"gopher_rep_dup_line_frac": "> 0.3", ...}`); a dropped one g
 
 from __future__ import annotations
 
+import functools
 import re
 
 from datatrove.data import Document
@@ -54,6 +55,9 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
+from stages.filters.quality_memo import Drop as _Drop
+from stages.filters.quality_memo import ignore as _ignore
+from stages.filters.quality_memo import read_memo, run_part, text_key, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
@@ -86,11 +90,6 @@ C4Quality = _prefixed(C4QualityFilter, "c4_")
 FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
 
 
-class _Drop(Exception):
-    def __init__(self, reason: str, detail: str):
-        self.reason, self.detail = reason, detail
-
-
 class QualityFilters(BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
 
@@ -105,8 +104,11 @@ class QualityFilters(BaseFilter):
     stage = "quality"
 
     def __init__(self, gopher_repetition: bool = True, gopher_quality: bool = True, c4: bool = True,
-                 fineweb: bool = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None):
+                 fineweb: bool = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None,
+                 memo_folder: str | None = None, memo_source: str | None = None):
         super().__init__(exclusion_writer)
+        self.memo_folder, self.memo_source = memo_folder, memo_source
+        self.memo: dict[bytes, dict] = {}
         # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults)
         self.rep = GopherRepetitionFilter() if gopher_repetition else None
         self.gq = GopherQualityFilter() if gopher_quality else None
@@ -123,6 +125,15 @@ class QualityFilters(BaseFilter):
     @property
     def words(self) -> SpacyWords:
         return shared_words()
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        """With `memo_source`, each part's result on a text it already judged is replayed from there; with
+        `memo_folder`, this task's results (replayed, computed, and the source's others) are kept there."""
+        self.memo = read_memo(self.memo_source, rank) if self.memo_source else {}
+        yield from super().run(data, rank, world_size)
+        if self.memo_folder:
+            with self.track_time():
+                write_memo(self.memo_folder, rank, self.memo)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         signals: dict[str, float] = {}
@@ -143,15 +154,20 @@ class QualityFilters(BaseFilter):
                 thresholds["profile"] = entry[0].label
                 self._fineweb2(doc.text, entry, check)
                 return True
+            memo = self.memo.setdefault(text_key(doc.text), {})
+            part = functools.partial(run_part, memo, signals, thresholds, check)
             words = None
             if self.rep is not None:
-                words = self._repetition(doc.text, check)
+                words = part("gopher_repetition", lambda c: self._repetition(doc.text, c))
             if self.gq is not None:
-                self._gopher_quality(doc.text, words if words is not None else self.words(doc.text), check)
+                part("gopher_quality", lambda c: self._gopher_quality(
+                    doc.text, words if words is not None else self.words(doc.text), c))
             if self.c4 is not None:
-                doc.text = self._c4(doc.text, check)
-            if self.fw is not None:
-                self._fineweb(doc.text, check)
+                kept = part("c4", lambda c: self._c4(doc.text, c))
+                # replayed: the kept lines again, without the sentence count (it passed)
+                doc.text = kept if kept is not None else self._c4(doc.text, _ignore, sentences=False)
+            if self.fw is not None:  # its input is C4's text when C4 ran: another result
+                part("fineweb" if self.c4 is None else "fineweb_after_c4", lambda c: self._fineweb(doc.text, c))
         except _Drop as drop:
             doc.metadata["drop_detail"] = drop.detail + (f" ({entry[0].label})" if entry is not None else "")
             return False, drop.reason
@@ -252,7 +268,7 @@ class QualityFilters(BaseFilter):
             value = len(f.stop_words.intersection(words))
             check(p, "enough_stop_words", value, value < f.min_stop_words, "<", f.min_stop_words)
 
-    def _c4(self, text: str, check) -> str:
+    def _c4(self, text: str, check, sentences: bool = True) -> str:
         f, p = self.c4, "c4_"
         kept, removed = [], 0
         for line in text.splitlines():
@@ -279,7 +295,7 @@ class QualityFilters(BaseFilter):
                 continue
             kept.append(line)
         check(p, "removed_lines", removed, False, "", "")
-        if f.min_num_sentences != -1:
+        if f.min_num_sentences != -1 and sentences:
             # every kept line holds at least one sentence: count them only when that may not be enough
             if len(kept) >= f.min_num_sentences:
                 sentences = len(kept)
@@ -318,15 +334,18 @@ class OnlyLanguages(BaseFilter):
         return doc.metadata.get("language") not in self.languages or self.inner.filter(doc)
 
 
-def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | None] | None = None) -> list:
+def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | None] | None = None,
+                    memo_folder: str | None = None, memo_source: str | None = None) -> list:
     """FineWeb's filters in FineWeb's order: one pass (`config.fast`), or datatrove's four filters, each with
     its own file in the quality stage's ledger; languages with a profile get FineWeb-2's three instead.
-    `config` is the `quality` section of the run's config."""
+    `config` is the `quality` section of the run's config; `memo_folder`, `memo_source`: the one pass's
+    results kept there, replayed from there (stages/filters/quality_memo.py)."""
     switches = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
     if getattr(config, "fast", True):
         if not any(switches):
             return []
-        return [QualityFilters(*switches, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles)]
+        return [QualityFilters(*switches, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles,
+                               memo_folder=memo_folder, memo_source=memo_source)]
 
     def ledger(part: str) -> DropLedger:
         return DropLedger(ledger_folder, "quality", part=part)

@@ -21,7 +21,7 @@ from pipeline.plan.resolved import resolved_config
 from pipeline.run import run_pipeline
 
 MAX_RECORDS = 30
-REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores"]
+REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals"]
 
 
 def _config(**sections) -> dict:
@@ -60,7 +60,7 @@ CHANGES = {
 }
 
 
-KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores"}
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo"}
 
 
 @pytest.mark.parametrize("change, changed", [
@@ -70,7 +70,7 @@ KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_sc
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
     ({"extract": {"favor_precision": False}}, {"extract", "store"}),
-    ({"input": {"max_records": 5}}, KEYS - {"langid_scores"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo"}),
     ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
 ])
 def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
@@ -99,7 +99,7 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
     assert reused["conservation_ok"] and reused["records_total"] > 0
     entry = _reused(tmp_path / "reused")
     assert entry["from"] == str(source) and entry["mode"] == mode
-    assert entry["stages"] == (REPLAYED if mode == "replay" else ["extract", "langid_scores"])
+    assert entry["stages"] == (REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals"])
     if change == "languages":
         assert "zh" in reused["kept_by_language"] and "langid_precheck" in entry["recomputed_because"]
     if change == "pii_entities":  # reused text is the pre-PII text: the PII stage scrubbed it again
@@ -133,8 +133,8 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     assert _reused(tmp_path / "reused")["tasks_recomputed"] == [1]
     assert reused["conservation_ok"]
     # the recomputed task wrote its store again: this run can be reused in turn, whole
-    assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").iterdir()) == ["00000.parquet",
-                                                                                           "00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").glob("*.parquet")) == ["00000.parquet",
+                                                                                                   "00001.parquet"]
 
 
 def test_reuse_of_a_directory_that_is_no_run_is_refused(inputs, tmp_path):
