@@ -64,6 +64,10 @@ class RunLayout:
         return self.reuse_store / "quality"
 
     @property
+    def pii_memo(self) -> Path:  # the PII scrubber's findings per text (stages/utils/memo.py)
+        return self.reuse_store / "pii"
+
+    @property
     def parquet(self) -> Path:
         return self.root / "parquet"
 

@@ -57,11 +57,12 @@ from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
 from stages.filters.quality_memo import Drop as _Drop
 from stages.filters.quality_memo import ignore as _ignore
-from stages.filters.quality_memo import read_memo, run_part, text_key, write_memo
+from stages.filters.quality_memo import read_memo, run_part, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
 from stages.utils.loading import without_torch
+from stages.utils.memo import text_key
 from stages.writers.ledger import DropLedger
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")

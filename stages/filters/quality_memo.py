@@ -5,7 +5,7 @@ only on the text it reads and its thresholds, FineWeb's, fixed in code. `Quality
 it computes, per task, in `work/reuse/quality/{rank:05d}.parquet`, keyed by a digest of the text:
 
     text   blake2b-64 of the text the filter chain starts from
-    parts  JSON, {"gopher_repetition": [[0, 1, ...], [[0, 1], [3, 125], ...], null], "c4": [[21, 22], [3, 2],
+    value  JSON, {"gopher_repetition": [[0, 1, ...], [[0, 1], [3, 125], ...], null], "c4": [[21, 22], [3, 2],
            ["c4_too_few_sentences", "too_few_sentences 2 < 5"]], ...}: per filter, its signals (indices in the
            file's `ccpipe.signals`, their values), then its drop (reason, detail) or null
 
@@ -22,17 +22,11 @@ output when C4 runs: its two results are kept apart (`fineweb`, `fineweb_after_c
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from fractions import Fraction
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from stages.utils.memo import read_memo_file, write_memo_file
 
-from stages.utils.io import atomic_path
-
-MEMO_SCHEMA = pa.schema([("text", pa.binary(8)), ("parts", pa.string())])
 SIGNALS_KEY = b"ccpipe.signals"
 
 
@@ -43,10 +37,6 @@ class Drop(Exception):
 
 def ignore(*_) -> None:
     """A `check` that records nothing: C4's kept lines again, for a text whose result was replayed."""
-
-
-def text_key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()  # ~400 texts a task: no collision
 
 
 def run_part(memo: dict, signals: dict, thresholds: dict, check, name: str, compute):
@@ -76,10 +66,6 @@ def run_part(memo: dict, signals: dict, thresholds: dict, check, name: str, comp
     return result
 
 
-def memo_path(folder: str, rank: int) -> str:
-    return os.path.join(folder, f"{rank:05d}.parquet")
-
-
 def _compact(value):
     if isinstance(value, float):
         ratio = Fraction(value).limit_denominator(1 << 24)
@@ -91,31 +77,21 @@ def _compact(value):
 def read_memo(folder: str, rank: int) -> dict[bytes, dict]:
     """{text digest: {filter: [[[name, value, condition], ...], drop]}} of task `rank`; empty when the file is
     missing or unreadable (a partly deleted work/): the filters then measure."""
+    values, metadata = read_memo_file(folder, rank)
     try:
-        table = pq.read_table(memo_path(folder, rank))
-        signals = json.loads(table.schema.metadata[SIGNALS_KEY])
-        memo = {}
-        for key, parts in zip(table.column("text").to_pylist(), table.column("parts").to_pylist()):
-            memo[key] = {name: [[[signals[i][0], v[0] / v[1] if isinstance(v, list) else v, signals[i][1]]
-                                 for i, v in zip(indices, values)], drop]
-                         for name, (indices, values, drop) in json.loads(parts).items()}
-        return memo
-    except (OSError, pa.ArrowInvalid, KeyError, TypeError, ValueError, IndexError):
+        signals = json.loads(metadata[SIGNALS_KEY])
+        return {key: {name: [[[signals[i][0], v[0] / v[1] if isinstance(v, list) else v, signals[i][1]]
+                              for i, v in zip(indices, values)], drop]
+                      for name, (indices, values, drop) in parts.items()}
+                for key, parts in values.items()}
+    except (KeyError, TypeError, ValueError, IndexError):
         return {}
 
 
 def write_memo(folder: str, rank: int, memo: dict[bytes, dict]) -> None:
     index: dict[tuple, int] = {}
-    rows = []
-    for key, parts in sorted(memo.items()):
-        if parts:
-            compact = {name: [[index.setdefault((signal, condition), len(index)) for signal, _, condition in seen],
-                              [_compact(value) for _, value, _ in seen], drop]
-                       for name, (seen, drop) in parts.items()}
-            rows.append((key, json.dumps(compact, ensure_ascii=False, separators=(",", ":"))))
-    table = pa.table({"text": [k for k, _ in rows], "parts": [p for _, p in rows]}, schema=MEMO_SCHEMA)
-    table = table.replace_schema_metadata({SIGNALS_KEY: json.dumps([list(k) for k in index])})
-    with atomic_path(memo_path(folder, rank)) as tmp:
-        # no min/max statistics: two whole rows a file, never read
-        pq.write_table(table, tmp, compression="zstd", compression_level=15, use_dictionary=False,
-                       write_statistics=False)
+    compact = {key: {name: [[index.setdefault((signal, condition), len(index)) for signal, _, condition in seen],
+                            [_compact(value) for _, value, _ in seen], drop]
+                     for name, (seen, drop) in parts.items()}
+               for key, parts in sorted(memo.items()) if parts}
+    write_memo_file(folder, rank, compact, {SIGNALS_KEY: json.dumps([list(k) for k in index])})

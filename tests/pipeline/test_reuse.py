@@ -21,7 +21,7 @@ from pipeline.plan.resolved import resolved_config
 from pipeline.run import run_pipeline
 
 MAX_RECORDS = 30
-REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals"]
+REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals", "pii_findings"]
 
 
 def _config(**sections) -> dict:
@@ -60,17 +60,18 @@ CHANGES = {
 }
 
 
-KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo"}
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo", "pii_memo"}
 
 
 @pytest.mark.parametrize("change, changed", [
-    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "pii": {"entities": ["EMAIL_ADDRESS"]},
-      "tokenizer": {"eot_token": "<|endoftext|>!"}, "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "tokenizer": {"eot_token": "<|endoftext|>!"},
+      "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"pii": {"entities": ["EMAIL_ADDRESS"]}}, {"pii_memo"}),
     ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
     ({"extract": {"favor_precision": False}}, {"extract", "store"}),
-    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo"}),
     ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
 ])
 def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
@@ -99,7 +100,9 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
     assert reused["conservation_ok"] and reused["records_total"] > 0
     entry = _reused(tmp_path / "reused")
     assert entry["from"] == str(source) and entry["mode"] == mode
-    assert entry["stages"] == (REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals"])
+    stages = REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals", "pii_findings"]
+    # other PII entities: the findings are looked for again
+    assert entry["stages"] == [s for s in stages if not (change == "pii_entities" and s == "pii_findings")]
     if change == "languages":
         assert "zh" in reused["kept_by_language"] and "langid_precheck" in entry["recomputed_because"]
     if change == "pii_entities":  # reused text is the pre-PII text: the PII stage scrubbed it again

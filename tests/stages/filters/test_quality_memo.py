@@ -3,7 +3,8 @@
 import itertools
 
 from stages.filters.quality import QualityFilters
-from stages.filters.quality_memo import memo_path, read_memo, text_key, write_memo
+from stages.filters.quality_memo import read_memo, write_memo
+from stages.utils.memo import memo_path, text_key
 from tests.fixtures import make_doc
 from tests.stages.filters.test_quality import GOOD
 
