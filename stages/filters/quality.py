@@ -155,7 +155,8 @@ class QualityFilters(BaseFilter):
                 thresholds["profile"] = entry[0].label
                 self._fineweb2(doc.text, entry, check)
                 return True
-            memo = self.memo.setdefault(text_key(doc.text), {})
+            # without a memo folder, nothing kept: a text filtered twice is measured twice (benches)
+            memo = self.memo.setdefault(text_key(doc.text), {}) if self.memo_folder or self.memo_source else {}
             part = functools.partial(run_part, memo, signals, thresholds, check)
             words = None
             if self.rep is not None:

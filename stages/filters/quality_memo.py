@@ -11,8 +11,8 @@ it computes, per task, in `work/reuse/quality/{rank:05d}.parquet`, keyed by a di
 
 and, in the file's key-value metadata, `ccpipe.signals`: the [name, condition] of each index
 (`["gopher_rep_dup_para_frac", "> 0.3"]`). A float that is a ratio of integers (most signals: a count over a
-length) is kept as [numerator, denominator], which gives back the same float: 24 KB for bench's 355 texts
-where plain JSON takes 87 KB (the reuse store itself is 0.90 MB).
+length) is kept as [numerator, denominator], which gives back the same float: 47 KB for bench's 355 texts
+where [name, value, condition] lists take 91 KB (the reuse store itself is 0.90 MB).
 
 A run with `--reuse` whose quality filters are the same code (pipeline/plan/reuse.py: `quality_memo` key)
 replays a filter's result on a text it has already judged instead of splitting its words again with spaCy,
