@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?=
-TEST_EXTRAS := test,remote,cluster,train
+TEST_EXTRAS := test,remote,cluster,train,classifier
 
 # the shipped sample (pipeline/sample/README.md): two small Common-Crawl-style WARC files, read offline. A real dump
 # file on a networked machine:  make run INPUT=https://data.commoncrawl.org/crawl-data/CC-MAIN-2024-22/segments/1715971057216.39/warc/CC-MAIN-20240517233122-20240518023122-00000.warc.gz
@@ -24,12 +24,15 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	$(if $(findstring classifier,$(EXTRAS)),$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2')
 	touch $@
 	@echo "make: $(VENV) ready ($$(du -sh $(VENV) | cut -f1)); \`make run\` skips this step from now on"
 
 $(BIN)/.installed-test: $(BIN)/.installed
 	@echo "make: adding the test extras ($(TEST_EXTRAS): pytest, moto, Ray, torch) to $(VENV), once: ~2.5 GB in all"
 	$(BIN)/pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	@# fasttext-predict and the full fastText both write `fasttext/`: the full one (a superset) must be last
+	$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2'
 	touch $@
 
 install: $(BIN)/.installed

@@ -11,7 +11,8 @@ finalize: a dump-shaped run directory of T tasks whose phases are "done" (comple
     file reports; then `ccpipe finalize DIR` (the finalize phases on the local engine, then summary.json).
     Peak RSS: of the `ccpipe finalize` process, and the largest of its task processes.
 audit: a ledger of --rows rows written straight to parquet by DuckDB (1 M-row parts, as 25 WARCs of 40,000
-    records), a second run sharing all but 5 parts (fates changed), then summary, explain, sample, diff, report.
+    records), a second run sharing all but 5 parts (fates changed), then summary, explain, sample, diff, report,
+    whatif (langid.threshold 0.65 -> 0.8 and min_doc_words 50 -> 100: a fifth of the records re-decided).
 minhash: datatrove's MinhashDedupCluster on fabricated `.dups` files (14 buckets; clusters of 4 documents, each
     duplicate pair found in 1 or in 4 buckets), peak RSS per document and per pair.
 """
@@ -193,7 +194,9 @@ def _ledger_sql(first: int, rows: int, changed: bool) -> str:
                CASE WHEN {extracted} THEN 200 + hash(i + 1) % 50000 END::BIGINT AS text_length,
                CASE WHEN {extracted} THEN 'en' END AS language,
                CASE WHEN {extracted} THEN (hash(i + 2) % 1000) / 1000.0 END::DOUBLE AS language_score,
-               CASE WHEN {extracted} THEN MAP {{'gopher_alpha_ratio': 0.8, 'c4_sentences': 7.0}} END AS quality,
+               CASE WHEN {extracted} THEN MAP {{'gopher_word_count': (50 + hash(i + 4) % 3000)::DOUBLE,
+                                                'gopher_below_alpha_threshold': 0.8 + (hash(i + 5) % 200) / 1000.0,
+                                                'fineweb_line_punct_ratio': (hash(i + 6) % 1000) / 1000.0}} END AS quality,
                NULL::MAP(VARCHAR, VARCHAR) AS quality_thresholds,
                CASE WHEN {stage} IS NULL THEN 100 + hash(i + 3) % 3000 END::BIGINT AS token_count,
                CASE WHEN {stage} = 'dedup' OR ({stage} IS NULL AND {h} < 860) THEN i // 3 END::BIGINT AS dup_cluster,
@@ -248,6 +251,7 @@ def bench_audit(work: Path, rows: int) -> None:
         "sample": ["sample", str(a), "--stage", "quality", "-n", "20"],
         "diff": ["diff", str(a), str(b)],
         "report": ["report", str(a), "-o", str(work / "report.html")],
+        "whatif": ["whatif", str(a), "--set", "langid.threshold=0.8", "--set", "quality.gopher_quality.min_doc_words=100"],
     }
     print(f"{'command':<8} {'wall s':>8} {'peak MB':>8}")
     for name, args in commands.items():

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from pipeline.core.errors import Interrupted, Refused, RunError
 from pipeline.core.layout import RunLayout, run_root
+from pipeline.core.lock import run_lock
 from pipeline.engines.plan import describe_plan
 from pipeline.engines.select import engine_session, make_executor
 from pipeline.engines.slurm import submit_slurm
@@ -84,13 +85,14 @@ def run_pipeline(config: Config, inputs: list[str], output: str | Path, progress
     if config.run.executor == "slurm":
         raise RunError("the Slurm executor submits jobs and returns: use submit_pipeline()")
     started = time.monotonic()
-    layout, phases = start_run(config, inputs, output, reuse=reuse)
-    try:
-        run_phases(config, layout, phases + finalize_phases(config, layout, phases), progress)
-        return finalize_run(config, layout, phases, time.monotonic() - started)
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {_tasks_done(layout, phases)}; rerunning the same command resumes "
-                          "from there") from None
+    with run_lock(run_root(str(output), config.run.work_dir)[0]):  # first: a second run is refused at once
+        layout, phases = start_run(config, inputs, output, reuse=reuse)
+        try:
+            run_phases(config, layout, phases + finalize_phases(config, layout, phases), progress)
+            return finalize_run(config, layout, phases, time.monotonic() - started)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {_tasks_done(layout, phases)}; rerunning the same command resumes "
+                              "from there") from None
 
 
 def _tasks_done(layout: RunLayout, phases: list[Phase]) -> str:
@@ -106,8 +108,9 @@ def submit_pipeline(config: Config, inputs: list[str], output: str | Path,
     if not shutil.which("sbatch"):  # before the run directory exists: nothing is left half-submitted
         raise Refused("sbatch not found: `--executor slurm` submits with Slurm's sbatch, which is not on PATH "
                       "here (`--dry-run` prints the job scripts without it)")
-    layout, phases = start_run(config, inputs, output, reuse=reuse)
-    return layout, submit_slurm(config, layout, phases + finalize_phases(config, layout, phases))
+    with run_lock(run_root(str(output), config.run.work_dir)[0]):  # while submitting; the jobs check markers
+        layout, phases = start_run(config, inputs, output, reuse=reuse)
+        return layout, submit_slurm(config, layout, phases + finalize_phases(config, layout, phases))
 
 
 def plan_pipeline(config: Config, inputs: list[str], output: str | Path, reuse: str | Path | None = None) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 from pathlib import Path
 
 from datatrove.data import Document
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
+
+from stages.filters.langid import html_text
 
 
 def make_doc(text: str, url: str = "https://example.com/page", doc_id: str = "doc-0", **metadata) -> Document:
@@ -43,3 +47,20 @@ def write_warc(path: Path, records: list[dict], gzip: bool = True, warcinfo: dic
             )
             writer.write_record(record)
     return path
+
+
+def classifier_examples(corpus: Path, folder: Path, negatives: int = 200) -> tuple[Path, Path]:
+    """Training files for a small quality classifier, from the extraction corpus: the gold article texts of
+    scrapinghub-aeb (positive) against the whole visible text of trafilatura's test pages, menus, footers and
+    all (negative). JSONL with a `text` field, as `ccpipe classifier train` reads."""
+    aeb, traf = corpus / "extraction" / "scrapinghub-aeb", corpus / "extraction" / "trafilatura"
+    positive = [json.loads(line)["gold_text"] for line in (aeb / "manifest.jsonl").read_text().splitlines()]
+    negative = []
+    for line in (traf / "manifest.jsonl").read_text().splitlines()[:negatives]:
+        html = gzip.decompress((traf / json.loads(line)["html_path"]).read_bytes()).decode("utf-8", "replace")
+        negative.append(html_text(html))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "positive.jsonl", folder / "negative.jsonl"
+    for path, texts in zip(paths, (positive, negative)):
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts if t.strip()))
+    return paths

@@ -22,7 +22,7 @@ LAYERS = [
     ("pipeline.plan",),
     ("pipeline.engines",),
     ("pipeline.finalize",),
-    ("pipeline.run", "pipeline.status", "pipeline.audit", "pipeline.release"),
+    ("pipeline.run", "pipeline.status", "pipeline.audit", "pipeline.release", "pipeline.classifier"),
     ("pipeline.train",),
     ("pipeline.cli",),
 ]

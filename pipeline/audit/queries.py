@@ -17,6 +17,7 @@ import duckdb
 import yaml
 
 from pipeline.core.layout import RunLayout
+from pipeline.core.lock import live_writer
 from pipeline.finalize.summary import ledger_counts
 from stages.writers.ledger import PRECHECK_REASON
 
@@ -82,6 +83,20 @@ def language_thresholds(run: str | Path) -> dict[str, float]:
 def run_stages(run: str | Path) -> list[str]:
     """The run's funnel stages, in order, as its steps declared them."""
     return run_resolved(run)["stages"]
+
+
+def unfinished(run: str | Path) -> str | None:
+    """Why the run's ledger is not the whole run ('still being written by host H pid P', 'unfinished: 2 of 3
+    ledger parts, no summary.json'), or None for a finished run: figures read now would be partial."""
+    holder = live_writer(run)
+    if holder is not None:
+        return f"{run}: the run is still being written (by {holder})"
+    layout = RunLayout(Path(run))
+    if layout.summary.is_file() or not layout.resolved_config.is_file():
+        return None  # finished; or no run at all, which the query itself names
+    parts = len(list(layout.ledger.glob("part-*.parquet")))
+    return (f"{run}: the run is unfinished ({parts} of {run_resolved(run).get('tasks', '?')} ledger parts, no "
+            "summary.json): it was stopped before its end; rerun the same command to finish it")
 
 
 # ---- summary ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from pipeline.audit.queries import connect, language_thresholds, rows, run_stages, summary
+from pipeline.audit.curves import curves_html, threshold_curves
+from pipeline.audit.queries import connect, language_thresholds, rows, run_config, run_stages, summary
 from stages.utils.io import write_text_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -150,9 +151,11 @@ table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left
 """
 
 
-def build_report(run: str | Path) -> str:
+def build_report(run: str | Path, partial: str | None = None) -> str:
+    """The page; `partial` (why the run is unfinished) puts a banner on top: its figures are not the run's."""
     counts = summary(run)
     con = connect(run)
+    config = run_config(run)
     stages = run_stages(run)
     # the examples' ids first, from the key columns only (top-3 by hash per reason), then their rows
     picked = [i for (ids,) in con.execute(f"SELECT min_by(id, md5(id), {EXAMPLES_PER_REASON}) FROM ledger "
@@ -178,13 +181,14 @@ def build_report(run: str | Path) -> str:
                       f'<figcaption><b>{esc(name)}</b>: {esc(note)}; records per bin</figcaption></figure>'
                       for name, bins, fmt, note, marker, empty in hists)
     kept_pct = 100 * counts["kept"] / max(counts["records_total"], 1)
+    banner = f'<p class="detail"><b>PARTIAL FIGURES</b>: {esc(partial)}</p>\n' if partial else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>ccpipe report: {esc(Path(run).name)}</title><style>{STYLE}</style></head>
 <body>
 <h1>ccpipe run report: {esc(Path(run).name)}</h1>
-<p>{counts['records_total']:,} records read; <b>{counts['kept']:,} kept</b> ({kept_pct:.1f} %),
+{banner}<p>{counts['records_total']:,} records read; <b>{counts['kept']:,} kept</b> ({kept_pct:.1f} %),
 {counts['dropped_total']:,} dropped; {counts['tokens']:,} tokens.</p>
 <h2>Funnel</h2>
 <p class="legend"><span style="background:{KEPT}"></span> passed &nbsp; <span style="background:{DROPPED}"></span>
@@ -194,6 +198,8 @@ dropped at this stage</p>
 {reasons_table(counts['funnel'], counts['records_total'])}
 <h2>Distributions</h2>
 <div class="hists">{figures}</div>
+<h2>Thresholds</h2>
+{curves_html(threshold_curves(con, config))}
 <h2>Examples</h2>
 <p>Up to {EXAMPLES_PER_REASON} records per (stage, reason), chosen by a hash of their id. Excerpts of records
 dropped before the PII stage are not scrubbed.</p>
@@ -202,5 +208,5 @@ dropped before the PII stage are not scrubbed.</p>
 """
 
 
-def write_report(run: str | Path, output: str | Path) -> None:
-    write_text_atomic(output, build_report(run))
+def write_report(run: str | Path, output: str | Path, partial: str | None = None) -> None:
+    write_text_atomic(output, build_report(run, partial))

@@ -10,12 +10,13 @@ import os
 import sys
 
 import pipeline
+from pipeline.plan.configfile import ConfigFileError, read_config_file
 from stages.utils import patches
 
 # one module per command group, each adding its subcommands through `add_commands(subparsers)`; imported
 # by name once TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in)
 COMMAND_MODULES = ("pipeline.cli.run", "pipeline.cli.audit", "pipeline.cli.blocklist", "pipeline.cli.release",
-                   "pipeline.cli.train")
+                   "pipeline.cli.train", "pipeline.cli.classifier")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,11 +32,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_file_problem(argv: list[str]) -> str | None:
+    """The one-line error of a `--config` file that is no YAML mapping (too large, not UTF-8, an alias bomb,
+    a list), found before the command modules import datatrove, spaCy and the rest: 0.1 s and ~30 MB instead
+    of ~2.3 s and ~140 MB. A file that reads well is validated again, in full, by the command itself."""
+    for i, arg in enumerate(argv):
+        path = arg.partition("=")[2] if arg.startswith("--config=") else (
+            argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+        if path is None:
+            continue
+        try:
+            read_config_file(path)
+        except OSError as exc:
+            return f"{path}: cannot read the config file ({exc.strerror})"
+        except ConfigFileError as exc:
+            return f"{path}: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if (problem := config_file_problem(argv)) is not None:
+        print(f"ccpipe: config error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # a library that sets its own logger to DEBUG (jieba) would
         handler.setLevel(logging.WARNING)  # propagate every record here, in each worker forked from this process
-    if "--no-progress" in (sys.argv[1:] if argv is None else argv):
+    if "--no-progress" in argv:
         # also datatrove's own bars; tqdm reads this when first imported, so before the command modules
         # (which build_parser imports) bring in datatrove
         os.environ["TQDM_DISABLE"] = "1"

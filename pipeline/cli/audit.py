@@ -12,20 +12,35 @@ from pipeline.audit.queries import (
     diff_text,
     explain,
     explain_text,
+    run_config,
     run_resolved,
     sample,
     sample_text,
     summary,
     summary_table,
+    unfinished,
 )
 from pipeline.audit.report import write_report
+from pipeline.audit.whatif import parse_changes, whatif, whatif_text
 from pipeline.cli.common import example, print_json
 
 
 def guard(fn):
-    """An audit error (no ledger, unknown stage, record not found) as one line and exit code 2."""
+    """An audit error (no ledger, unknown stage, record not found) as one line and exit code 2; so is a run
+    that is unfinished or still being written (its ledger is not the whole run), unless `--partial`: then the
+    figures come labelled as partial (`args.partial_label`)."""
     def run(args: argparse.Namespace) -> int:
         try:
+            runs = [getattr(args, name) for name in ("run", "run_a", "run_b") if getattr(args, name, None)]
+            states = [state for state in map(unfinished, runs) if state]
+            if states and not args.partial:
+                print(f"ccpipe: {states[0]}; --partial shows what its ledger holds so far, labelled as partial",
+                      file=sys.stderr)
+                return 2
+            args.partial_label = "; ".join(states) or None
+            if args.partial_label:
+                label = f"PARTIAL FIGURES: {args.partial_label}"
+                print(label, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
             return fn(args) or 0
         except AuditError as exc:
             print(f"ccpipe: {exc}", file=sys.stderr)
@@ -33,11 +48,11 @@ def guard(fn):
     return run
 
 
-
-
 @guard
 def cmd_summary(args):
     counts = summary(args.run)
+    if args.partial_label:
+        counts["partial"] = args.partial_label
     print_json(counts) if args.json else print(summary_table(counts))
 
 
@@ -68,10 +83,18 @@ def cmd_diff(args):
 
 
 @guard
+def cmd_whatif(args):
+    if not args.set:
+        raise AuditError("whatif: give at least one --set KEY=VALUE, e.g. --set langid.threshold=0.8")
+    result = whatif(args.run, parse_changes(run_config(args.run), args.set), args.examples)
+    print_json(result) if args.json else print(whatif_text(result))
+
+
+@guard
 def cmd_report(args):
     out = args.output or str(Path(args.run) / "report.html")
     try:
-        write_report(args.run, out)
+        write_report(args.run, out, args.partial_label)
     except OSError as exc:  # a folder that does not exist or cannot be written
         print(f"ccpipe: {out}: cannot write the report here ({exc.strerror or exc})", file=sys.stderr)
         return 2
@@ -125,6 +148,22 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output, with every changed record id")
     p.set_defaults(func=cmd_diff)
 
+    p = cmds.add_parser("whatif", help="what a threshold change would flip, from the ledger alone (no WARC read)",
+                        description="Re-decides every record with new thresholds from the signals in the ledger "
+                                    "(language_score, the quality map, classifier_score): records kept -> dropped and "
+                                    "dropped -> kept by stage and reason, per language, tokens lost and gained, "
+                                    "examples. A record whose new fate depends on something never measured (a "
+                                    "later check, dedup) is counted as unknown.",
+                        **example("ccpipe audit whatif out/bench --set quality.gopher_quality.min_doc_words=100 "
+                                  "--set langid.threshold=0.8"))
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a threshold and its new value (repeatable): langid.threshold, quality.classifier.threshold, "
+                        "quality.<filter>.<datatrove parameter>")
+    p.add_argument("--examples", type=int, default=5, help="examples each way (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_whatif)
+
     p = cmds.add_parser("report", help="one self-contained HTML report: funnel, reasons, histograms, examples",
                         description="Writes one HTML file with no external resources and no scripts: the funnel "
                                     "as a chart, drops per reason, histograms of language score, document length "
@@ -133,3 +172,6 @@ def add_commands(sub) -> None:
     p.add_argument("run", metavar="RUN")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default RUN/report.html)")
     p.set_defaults(func=cmd_report)
+    for command in cmds.choices.values():
+        command.add_argument("--partial", action="store_true", help="on a run that is unfinished or still being "
+                             "written: what its ledger holds so far, labelled as partial (refused otherwise)")

@@ -9,11 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.core.errors import RunError
+from pipeline.core.errors import Refused, RunError
 from pipeline.engines.local import quiet_console
 from pipeline.plan.config import ConfigError, load_config
 from pipeline.plan.inputs import InputError
-from pipeline.release.build import build_release
+from pipeline.release.build import build_release, check_release_output
 from pipeline.release.card import SPLITS
 from pipeline.release.diff import diff_manifests, format_diff
 from pipeline.release.manifest import ReleaseError, read_manifest
@@ -46,8 +46,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if bool(args.run_dir) == bool(args.input):
         print("ccpipe: release build: give a finished RUN_DIR, or --input (and --config) to run first", file=sys.stderr)
         return 2
-    if Path(args.output).exists():
-        print(f"ccpipe: {args.output}: exists; a release is immutable, build into a new directory", file=sys.stderr)
+    try:
+        check_release_output(args.output)
+    except ReleaseError as exc:
+        print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
     options = {"name": args.name, "version": args.version, "validation_fraction": args.validation_fraction,
                "shard_tokens": args.shard_tokens, "workers": args.workers, "tokenizer": args.tokenizer,
@@ -67,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 run_dir = temporary = tempfile.mkdtemp(prefix=".ccpipe-run-", dir=parent)
             run_pipeline(config, args.input, run_dir, progress=not args.no_progress)
         manifest = build_release(run_dir, args.output, **options)
-    except (ReleaseError, ConfigError, InputError, TokenizerError) as exc:
+    except (ReleaseError, ConfigError, InputError, TokenizerError, Refused) as exc:  # Refused: --keep-run is live
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 2
     except RunError as exc:

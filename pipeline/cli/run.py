@@ -192,6 +192,9 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     quiet_console()
     try:
         summary = finalize_dir(root)
+    except Refused as exc:  # another command writes the run
+        print(f"ccpipe: {exc}", file=sys.stderr)
+        return 2
     except RunError as exc:
         print(f"ccpipe: {exc}", file=sys.stderr)
         return 1

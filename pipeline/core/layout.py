@@ -52,6 +52,10 @@ class RunLayout:
         return self.work / "minhash"
 
     @property
+    def classifier_scores(self) -> Path:  # (language, score) per task, for `quality.classifier.top_fraction`
+        return self.work / "classifier"
+
+    @property
     def base_documents(self) -> Path:  # what the base phase kept, reread by the final phase
         return self.work / "base"
 

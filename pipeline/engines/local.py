@@ -29,6 +29,8 @@ from loguru import logger
 
 from stages.extractors.html import Extractor, close_sandboxes
 from stages.utils import patches
+from stages.utils.io import write_text_atomic
+from stages.utils.lifetime import die_with
 
 DIED = "ERROR    | task process died (SIGKILL, or killed for memory): rerun the same command to redo this task"
 
@@ -71,7 +73,10 @@ class QuietLocalExecutor(LocalPipelineExecutor):
             quiet_console()  # datatrove re-adds its console logger when a task ends
 
 
-def _init_worker() -> None:
+def _init_worker(command: int) -> None:
+    # killed when the command ends, however it ends (kill -9, SIGTERM): no worker lives on under init
+    # writing completion markers into a run that a rerun has taken over
+    die_with(command)
     # a process group per worker, which the children it forks (the extraction sandbox) join: when a worker
     # dies, the pool terminates the others, and their children would otherwise live on as orphans
     os.setpgid(0, 0)
@@ -106,7 +111,7 @@ class _Pool:
     def __init__(self, workers: int, start_method: str):
         self.workers, self.start_method = workers, start_method
         self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method),
-                                            initializer=_init_worker)
+                                            initializer=_init_worker, initargs=(os.getpid(),))
         self.pids: set[int] = set()
         self.broken = False
 
@@ -121,17 +126,32 @@ class _Pool:
 _SHARED_POOL: _Pool | None = None  # inside `worker_pool()`
 
 
+FORK_SAFE_THREADS = ("fsspecIO",)  # fsspec's event loop, idle between calls; fsspec resets it in a forked child
+
+
+def unsafe_threads() -> list[str]:
+    """The threads besides this one that make forking unsafe (a lock one holds would stay held in the child).
+
+    fsspec's IO loop does not count: datatrove's output folders are fsspec file systems, so every run has it
+    before its pool starts, it holds no lock while no fsspec call is waiting on it (this thread would be), and
+    fsspec registers an at-fork hook that gives the child a loop of its own. Counting it sent every CLI run to
+    forkserver: each worker imported trafilatura, spaCy and presidio again (~0.7 s of CPU per worker).
+    """
+    return [t.name for t in threading.enumerate()
+            if t is not threading.current_thread() and t.name not in FORK_SAFE_THREADS]
+
+
 @contextlib.contextmanager
 def worker_pool(workers: int):
     """Around all the phases of a run: their tasks run in the same `workers` processes, started once.
 
-    On Linux, and when no other thread runs here yet (the CLI, before its progress bars), they are forked from
-    this process, so they start with every module the steps need already imported: 0.7 s less than a
-    forkserver worker importing them. Otherwise (a caller with threads, another OS), and for a pool started
+    On Linux, and when no other thread runs here yet but fsspec's (the CLI, before its progress bars), they are
+    forked from this process, so they start with every module the steps need already imported: 0.7 s less
+    than a forkserver worker importing them. Otherwise (a caller with threads, another OS), and for a pool started
     later (after a worker died), datatrove's forkserver, which is safe with threads running.
     """
     global _SHARED_POOL
-    forkable = sys.platform == "linux" and threading.active_count() == 1
+    forkable = sys.platform == "linux" and not unsafe_threads()
     _SHARED_POOL = _Pool(workers, "fork" if forkable else "forkserver")
     if forkable:  # now, before the progress threads: with fork, all workers start at the first submission
         _SHARED_POOL.executor.submit(os.getpid).result()
@@ -185,16 +205,14 @@ class LocalExecutor(QuietLocalExecutor):
                 with open(logfile, "a") as f:
                     f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | {DIED}\n")
             elif rank not in died and not logfile.exists():  # it failed before its log began: the cause there
-                logfile.parent.mkdir(parents=True, exist_ok=True)
                 exc = next(f.exception() for f, r in futures.items() if r == rank)
-                logfile.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | ERROR    | the task failed before "
+                write_text_atomic(logfile, f"{time.strftime('%Y-%m-%d %H:%M:%S')} | ERROR    | the task failed before "
                                    f"it started:\n{''.join(traceback.format_exception(exc))}")
         if failed:
             what = "a task process died" if died else "tasks failed"
             raise RuntimeError(f"{what}: ranks {sorted(failed)} did not complete")
         total = sum(stats, start=PipelineStats())
-        with self.logging_dir.open("stats.json", "wt") as f:
-            total.save_to_disk(f)
+        write_text_atomic(self.logging_dir.resolve_paths("stats.json"), total.to_json())  # the summary reads it
         return total
 
     def _pool(self, tasks: int) -> tuple[_Pool, bool]:

@@ -19,6 +19,7 @@ from pipeline.core.layout import RunLayout
 from pipeline.engines.local import quiet_console
 from pipeline.plan.config import Config, SlurmConfig
 from pipeline.plan.phases import Phase
+from stages.utils.io import write_text_atomic
 
 
 def _sbatch_options(options: tuple[str, ...]) -> dict:
@@ -177,7 +178,8 @@ def submit_slurm(config: Config, layout: RunLayout, phases: list[Phase]) -> dict
         jobs["finalize"] = launch_slurm_job(script, executors[-1].job_id_retriever, *args)
     except subprocess.CalledProcessError as exc:
         raise RunError(f"sbatch failed for the finalize job: {exc}") from exc
-    (layout.logs / "finalize" / "launch_script.slurm").write_text(script)
-    _jobs_file(layout).write_text(json.dumps(jobs, indent=1))
-    (layout.logs / "submitted.json").write_text(json.dumps({"time": time.time()}))
+    # read back by the next submission (jobs still queued?) and by `ccpipe finalize` (the run's start)
+    write_text_atomic(layout.logs / "finalize" / "launch_script.slurm", script)
+    write_text_atomic(_jobs_file(layout), json.dumps(jobs, indent=1))
+    write_text_atomic(layout.logs / "submitted.json", json.dumps({"time": time.time()}))
     return jobs

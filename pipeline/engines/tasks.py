@@ -8,6 +8,7 @@ from datatrove.utils.stats import PipelineStats
 
 from pipeline.core.layout import RunLayout
 from pipeline.plan.phases import Phase
+from stages.utils.io import write_text_atomic
 
 
 def incomplete_tasks(layout: RunLayout, phase: Phase) -> list[int]:
@@ -24,5 +25,4 @@ def merge_stats(layout: RunLayout, phase: Phase) -> None:
     total = PipelineStats()
     for path in sorted((folder / "stats").glob("*.json")):
         total += PipelineStats.from_json(json.loads(path.read_text()))
-    with open(folder / "stats.json", "w") as f:
-        total.save_to_disk(f)
+    write_text_atomic(folder / "stats.json", total.to_json())  # `ccpipe finalize` and the summary read it

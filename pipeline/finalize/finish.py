@@ -17,6 +17,7 @@ import yaml
 
 from pipeline.core.errors import RunError
 from pipeline.core.layout import RunLayout
+from pipeline.core.lock import run_lock
 from pipeline.engines.select import make_executor
 from pipeline.engines.tasks import incomplete_tasks, merge_stats
 from pipeline.finalize.publish import publish_outputs
@@ -26,6 +27,8 @@ from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
 from pipeline.plan.reuse import reuse_of
 from stages.utils.io import write_json_atomic
+
+FINALIZE_LOCK_WAIT = 60.0  # seconds `ccpipe finalize` waits for a live writer of the run before it is refused
 
 
 def finalize_phases(config: Config, layout: RunLayout, phases: list[Phase]) -> list[Phase]:
@@ -47,8 +50,15 @@ def finalize_run(config: Config, layout: RunLayout, phases: list[Phase], elapsed
     seconds = stage_seconds(layout, phases + finalize_phases(config, layout, phases))
     summary = build_summary(layout, stage_order(phases), shards, elapsed, seconds, early_drops(phases))
     write_json_atomic(layout.summary, summary)
-    publish_outputs(layout, config)  # to the --output URL, when there is one
+    if checks_passed(summary, config.run.strict):  # a run that does not add up is never uploaded
+        publish_outputs(layout, config)  # to the --output URL, when there is one
     return summary
+
+
+def checks_passed(summary: dict, strict: bool) -> bool:
+    """What a run must pass to be published: it read something, its books balance, and with `run.strict`
+    no file had an error. The command line says which failed (and exits 1)."""
+    return not summary.get("run_failed") and summary["conservation_ok"] and not (strict and summary["errors"])
 
 
 def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:
@@ -61,7 +71,14 @@ def _run_missing(config: Config, layout: RunLayout, phase: Phase) -> None:
 
 def finalize_dir(root: Path) -> dict:
     """Shards, ledger and summary.json of a run whose phases are all done (on any engine): `ccpipe finalize`."""
-    layout = RunLayout(root)
+    # the Slurm run's last job, or by hand: never beside a live writer of the run (but the command that
+    # submitted that job may still be writing its last files: up to a minute)
+    with run_lock(root, wait_seconds=FINALIZE_LOCK_WAIT):
+        return _finalize_dir(RunLayout(root))
+
+
+def _finalize_dir(layout: RunLayout) -> dict:
+    root = layout.root
     resolved = yaml.safe_load(layout.resolved_config.read_text())
     config = config_from_dict(resolved["config"])
     phases = build_phases(config, resolved["inputs"], root, reuse_of(resolved))  # the steps whose stats were kept

@@ -2,7 +2,8 @@
 
 Tasks write to a run directory on a filesystem (`run.work_dir`; on a cluster it must be shared by every
 node): datatrove's completion markers, logs and intermediate files need renames and appends that object
-stores do not offer. When the run is finished, `finalize_run` publishes the outputs there
+stores do not offer. When the run is finished and has passed its checks (`finish.checks_passed`), `finalize_run`
+publishes the outputs there
 (`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`: those alone, never `work/`, `logs/` or
 a file left in the run directory), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
 
@@ -28,6 +29,7 @@ import yaml
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import write_ledger_part
 from pipeline.plan.config import Config
+from stages.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,7 @@ def _target_file(layout: RunLayout) -> Path:
 
 
 def set_publish_target(layout: RunLayout, url: str) -> None:
-    _target_file(layout).parent.mkdir(parents=True, exist_ok=True)
-    _target_file(layout).write_text(json.dumps({"url": url}))
+    write_text_atomic(_target_file(layout), json.dumps({"url": url}))
 
 
 def publish_target(layout: RunLayout) -> str | None:

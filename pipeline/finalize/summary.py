@@ -117,10 +117,11 @@ def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) ->
 def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elapsed: float,
                   stage_seconds: dict[str, float], early: dict | None = None) -> dict:
     """The ledger's counts, checked against what the reader read and what the final phase wrote."""
-    records_read, files, errors = 0, 0, []
+    records_read, files, errors, unread = 0, 0, [], 0
     for report in _read_json_files(layout.files_report):
         for f in report["files"]:
             records_read, files = records_read + f["responses"], files + 1
+            unread += bool(f.get("error")) and not f["responses"]  # a truncated file read up to its cut was read
             if f.get("error"):
                 # `damaged`: permanent (bytes that do not parse, no usable record); `failed`: transient errors
                 # that outlasted the retries, in a task that failed: rerunning the command redoes it
@@ -134,7 +135,7 @@ def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elap
     shard_tokens = sum(s["tokens"] for s in shards)
     return {
         # a run that read nothing is no finished run, however complete its all-zero funnel looks
-        "run_failed": "no input file could be read" if files and len(errors) == files else None,
+        "run_failed": "no input file could be read" if files and unread == files else None,
         **counts,
         # every record read has exactly one ledger row; the rows' kept/tokens are what was written
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]

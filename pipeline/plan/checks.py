@@ -16,6 +16,7 @@ import fasttext
 from pipeline.plan.config import Config, ConfigError
 from stages.filters.blocklist import PROJECT_LISTS
 from stages.filters.langid import default_model_path
+from stages.filters.quality import FILTERS, params, tunable
 from stages.recipes.profiles import ProfileError, check_overrides
 from stages.tokens.tokenize import BPETokenizer, TokenizerError
 
@@ -27,6 +28,7 @@ def check_config(config: Config) -> None:
         check_overrides(config.langid.languages, config.quality.profiles)
     except ProfileError as exc:
         raise ConfigError(str(exc), key="quality.profiles") from None
+    _check_quality(config)
     if config.blocklist.enabled and config.blocklist.lists_dir is not None:
         check_lists_dir(config.blocklist.lists_dir)
     _check_tokenizer(config.tokenizer.name, config.tokenizer.eot_token)
@@ -48,6 +50,31 @@ def _check_langid(config: Config) -> None:
         sample = ", ".join(sorted(known)[:8])
         raise ConfigError(f"langid.languages: {unknown[0]!r} is not a label of the model {os.path.basename(path)} "
                           f"({len(known)} ISO codes such as {sample})", key="langid.languages")
+
+
+def _check_quality(config: Config) -> None:
+    """The thresholds a filter's mapping changes are that datatrove filter's; the classifier model loads."""
+    for name in FILTERS:
+        allowed = tunable(name)
+        for key in params(getattr(config.quality, name)):
+            if key not in allowed:
+                raise ConfigError(f"quality.{name}: unknown threshold {key!r} (allowed: {', '.join(allowed)})",
+                                  key=f"quality.{name}")
+    c = config.quality.classifier
+    if c.model is None:
+        return
+    if not os.path.isfile(c.model):
+        raise ConfigError(f"quality.classifier.model: {c.model}: no such file (a fastText supervised model; "
+                          "`ccpipe classifier train` makes one)", key="quality.classifier.model")
+    try:
+        labels, _ = fasttext.load_model(c.model).predict("label", k=-1, threshold=-1.0)
+    except (ValueError, RuntimeError, MemoryError) as exc:
+        raise ConfigError(f"quality.classifier.model: {c.model}: not a fastText model "
+                          f"({str(exc).splitlines()[0][:80]})", key="quality.classifier.model") from None
+    known = [label.removeprefix("__label__") for label in labels]
+    if c.label not in known:
+        raise ConfigError(f"quality.classifier.label: {c.label!r} is not a label of {c.model} ({', '.join(known)})",
+                          key="quality.classifier.label")
 
 
 def check_lists_dir(lists_dir: str) -> None:

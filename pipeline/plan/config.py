@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from pipeline.plan.configfile import ConfigFileError, read_config_file
 from stages.pii.scrub import DEFAULT_ENTITIES
 
 
@@ -94,11 +94,29 @@ class LangIdConfig(_Section):
     precheck_threshold: Fraction = 0.01
 
 
+class ClassifierConfig(_Section):
+    """`quality.classifier`: a fastText quality classifier after the four filters (stages/filters/classifier.py);
+    off unless `model` is set. `ccpipe classifier train` makes one."""
+
+    model: str | None = None  # a fastText supervised model (.bin)
+    label: str = "hq"  # the positive label, as DCLM's `__label__hq`
+    threshold: Fraction = 0.5  # keep documents whose probability of `label` is at least this
+    thresholds: dict[str, Fraction] = Field(default_factory=dict)  # per language, where it has its own
+    # instead of a threshold: keep the top share of each language's scored documents (decided after dedup)
+    top_fraction: Annotated[float, Gt(0.0), Le(1.0)] | None = None
+
+
+# a filter's switch: true (FineWeb's thresholds), false (off), or its datatrove parameters to change, e.g.
+# `gopher_quality: {min_doc_words: 100}` (stages/filters/quality.py checks the names)
+FilterSwitch = bool | dict[str, int | float]
+
+
 class QualityConfig(_Section):
-    gopher_repetition: bool = True
-    gopher_quality: bool = True
-    c4: bool = True  # with filter_no_terminal_punct=False, as FineWeb
-    fineweb: bool = True
+    gopher_repetition: FilterSwitch = True
+    gopher_quality: FilterSwitch = True
+    c4: FilterSwitch = True  # with filter_no_terminal_punct=False, as FineWeb
+    fineweb: FilterSwitch = True
+    classifier: ClassifierConfig = ClassifierConfig()
     fast: bool = True  # one pass with the same decisions (stages/filters/quality.py); false: datatrove's four filters
     # per kept language: overrides of its FineWeb-2 profile, {zh: {language_score: 0.5, base: cmn_Hani}}
     # (stages/recipes/profiles, which checks them); English keeps FineWeb's recipe
@@ -251,6 +269,12 @@ def _bounds(loc: tuple) -> str:
     return f">= {low}" if high is None else f"between {low} and {high}"
 
 
+def _shown(value: Any) -> str:
+    """A value as the error shows it: its repr, cut to fit on the line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _message(error: dict) -> str:
     """One pydantic error as `key: expected WHAT, got VALUE` (or `unknown key 'key' (allowed here: ...)`)."""
     loc = error["loc"]
@@ -261,14 +285,14 @@ def _message(error: dict) -> str:
         section = info.annotation if info else Config
         return f"unknown key {key!r} (allowed here: {', '.join(section.model_fields)})"
     if kind == "literal_error":
-        return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {value!r}"
+        return f"{key}: expected one of {error['ctx']['expected'].replace(' or ', ', ')}, got {_shown(value)}"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
-        return f"{key}: expected a value {_bounds(loc)}, got {value!r}"
+        return f"{key}: expected a value {_bounds(loc)}, got {_shown(value)}"
     if key == "" and kind in ("model_type", "dict_type", "model_attributes_type"):
         key = "the config"
     if any(isinstance(part, int) for part in loc):  # an item of a list
         return f"{key}: expected a list of strings, got the item {value!r}"
-    return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {value!r}"
+    return f"{key}: expected {_EXPECTED.get(kind, error['msg'].lower())}, got {_shown(value)}"
 
 
 def config_from_dict(data: dict | None) -> Config:
@@ -292,21 +316,6 @@ def _merge(base: dict, over: dict) -> dict:
     return merged
 
 
-def _check_unique_keys(node: yaml.Node, prefix: str = "") -> None:
-    """PyYAML keeps the last of two equal keys without a word: here a duplicate is an error naming it."""
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            if key in seen:
-                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}", key=key)
-            seen.add(key)
-            _check_unique_keys(value_node, key + ".")
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_unique_keys(item, prefix)
-
-
 def _flat_keys(data: dict, prefix: str = "") -> set[str]:
     keys = set()
     for key, value in data.items():
@@ -321,17 +330,11 @@ def load_config(path: str | Path | None, overrides: dict | None = None, flags: d
     data: dict = {}
     if path is not None:
         try:
-            text = Path(path).read_text()
-            _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader))
-            data = yaml.safe_load(text) or {}
+            data = read_config_file(path)
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
-        except ConfigError as exc:
+        except ConfigFileError as exc:
             raise ConfigError(f"{path}: {exc}", key=exc.key) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}: not valid YAML{where}") from exc
     data = _merge(data, overrides or {})
     try:
         return config_from_dict(data)

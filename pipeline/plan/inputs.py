@@ -36,11 +36,15 @@ def _is_listing(path: str) -> bool:
 def _read_listing(path: str, base_url: str) -> list[str]:
     if is_remote(path):
         with fsspec.open(path, "rb", compression="infer") as f:
-            lines = f.read().decode().splitlines()
+            raw = f.read()
     else:
         opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt") as f:
-            lines = f.read().splitlines()
+        with opener(path, "rb") as f:
+            raw = f.read()
+    try:
+        lines = raw.decode().splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the listing is not UTF-8 text") from None
     entries = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     if not entries:
         raise InputError(f"{path}: the listing names no WARC file")
@@ -98,4 +102,17 @@ def expand_inputs(inputs: list[str], cc_base_url: str = "https://data.commoncraw
     unique = list(dict.fromkeys(files))
     if not unique:
         raise InputError("no input WARC files given")
+    for path in unique:
+        _check_utf8_name(path)
     return unique
+
+
+def _check_utf8_name(path: str) -> None:
+    """A file name is written into every record's `file_path` and the ledger, which hold UTF-8 text: a name
+    whose bytes are not UTF-8 (Python holds them as surrogates, `bad\udcffutf8.warc.gz`) is refused here,
+    instead of failing every task that reads it."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = ascii(os.fsencode(path))[2:-1]  # the bytes as the shell would show them: bad\xffutf8.warc.gz
+        raise InputError(f"{shown}: the file name is not valid UTF-8; rename the file") from None

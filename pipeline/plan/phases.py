@@ -24,6 +24,7 @@ from pipeline.plan.reuse import Reuse
 from stages.dedup.minhash import MinhashDedup
 from stages.extractors.html import Extractor
 from stages.filters.blocklist import URLBlocklist
+from stages.filters.classifier import ClassifierTopFraction, QualityClassifier
 from stages.filters.langid import LanguageID, LanguagePrecheck
 from stages.filters.quality import quality_filters
 from stages.formatters.multilingual import FixEncoding, RemoveTableLines
@@ -150,11 +151,23 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
                          profiles, memo_folder=str(layout.quality_memo),
                          memo_source=str(RunLayout(reuse.source).quality_memo) if reuse and reuse.quality else None),
+        *classifier(config.quality.classifier, ledger, layout),
         TaskFileWriter(str(layout.base_documents)),
     ]
     if config.dedup.enabled:
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
     return base
+
+
+def classifier(c, ledger: str, layout: RunLayout) -> list[PipelineStep]:
+    """The quality classifier after the four filters, when `quality.classifier.model` is set (with a top
+    fraction it only scores here, and `ClassifierTopFraction` decides in the final phase)."""
+    if c.model is None:
+        return []
+    scores = str(layout.classifier_scores) if c.top_fraction is not None else None
+    return [QualityClassifier(c.model, c.threshold, c.label, dict(c.thresholds),
+                              exclusion_writer=DropLedger(ledger, QualityClassifier.stage, part="classifier"),
+                              top_fraction=c.top_fraction, scores_folder=scores)]
 
 
 def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict,
@@ -165,6 +178,9 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
     if config.dedup.enabled:
         final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
+    if config.quality.classifier.model is not None and config.quality.classifier.top_fraction is not None:
+        final.append(ClassifierTopFraction(str(layout.classifier_scores), config.quality.classifier.top_fraction,
+                                           exclusion_writer=DropLedger(ledger, ClassifierTopFraction.stage)))
     if profiles:  # FineWeb-2's final touches, around PII as in its step 6
         final.append(FixEncoding(profiles))
     if config.pii.enabled and config.recipe == "fineweb":

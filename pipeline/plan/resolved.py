@@ -18,6 +18,7 @@ import yaml
 import pipeline
 from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
+from pipeline.core.lock import LOCK_NAME
 from pipeline.plan.config import Config, config_to_dict
 from pipeline.plan.phases import Phase, early_drops, flat_steps, stage_order, task_count
 from pipeline.plan.reuse import stage_keys
@@ -109,7 +110,7 @@ def check_resumable(layout: RunLayout, resolved: dict) -> bool:
                            f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "
                            "--output (or delete it) to start afresh")
         return True
-    if layout.root.exists() and any(layout.root.iterdir()):
+    if layout.root.exists() and any(p.name != LOCK_NAME for p in layout.root.iterdir()):
         raise Refused(f"{layout.root}: exists and is not a ccpipe run directory; choose an empty or new --output")
     return False
 

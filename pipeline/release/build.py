@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from pipeline.core.lock import live_writer
 from pipeline.finalize.shards import write_split_shards
 from pipeline.release.card import SPLITS, render_card
 from pipeline.release.manifest import ReleaseError, _portable, make_manifest
@@ -202,6 +203,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, dict]:
     """A finished run's resolved config and summary, or ReleaseError saying what is missing."""
 
     run_dir = Path(run_dir)
+    if (holder := live_writer(run_dir)) is not None:  # a rerun rewrites what it would package
+        raise ReleaseError(f"{run_dir}: the run is still being written (by {holder}); wait for it to end")
     for name in ("config.resolved.yaml", "summary.json"):
         if not (run_dir / name).is_file():
             raise ReleaseError(f"{run_dir}: not a finished ccpipe run (no {name})")
@@ -274,8 +277,25 @@ def _check_options(output: Path, name: str, version: str, validation_fraction: f
     for option, value in counts:
         if value is not None and value < 1:
             raise ReleaseError(f"{option} {value}: expected at least 1")
+    check_release_output(output)
+
+
+def check_release_output(output: str | Path) -> None:
+    """Refuse, before any work, an `--output` the final rename could not land on: anything that exists, a
+    symbolic link too (a dangling one or a loop `exists()` calls absent), or a parent that is no directory."""
+    output = Path(output)
+    if output.is_symlink():
+        target = os.readlink(output)
+        raise ReleaseError(f"{output}: is a symbolic link (to {target}); a release is built into a new directory")
     if output.exists():
         raise ReleaseError(f"{output}: exists; a release is immutable, build a new version into a new directory")
+    for parent in output.absolute().parents:
+        if parent.is_symlink() and not parent.exists():  # a link loop or a dangling link on the way
+            raise ReleaseError(f"{output}: {parent} is a symbolic link that leads nowhere")
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise ReleaseError(f"{output}: {parent} is not a directory")
+            break
 
 
 def _language_files(staging: Path, lang: str, split_parts: dict[str, list[dict]], validation_fraction: float,

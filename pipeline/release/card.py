@@ -145,7 +145,14 @@ def _ner_entities(pii: dict) -> str:
 
 def _step_values(m: dict) -> dict:
     c, tok = m["config"], m["provenance"].get("tokenizer", {})
-    on = [name for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name)]
+    # a filter is on unless false; a mapping changes its thresholds (`gopher_quality: {min_doc_words: 100}`)
+    on = [name + (f" {c['quality'][name]}" if isinstance(c["quality"].get(name), dict) and c["quality"][name] else "")
+          for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb") if c["quality"].get(name) is not False]
+    classifier = c["quality"].get("classifier") or {}
+    if classifier.get("model"):
+        rule = (f"top {classifier['top_fraction']} per language" if classifier.get("top_fraction")
+                else f"score >= {classifier.get('threshold')}")
+        on.append(f"fastText quality classifier ({rule})")
     # languages with a FineWeb-2 profile were held against its score and filtered by its thresholds
     own = (m["provenance"].get("LanguageID") or {}).get("thresholds") or {}
     threshold = ", ".join(f"{own.get(lang, c['langid']['threshold'])} ({lang})" for lang in c["langid"]["languages"]) \

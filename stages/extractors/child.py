@@ -7,10 +7,15 @@ and from here that is trafilatura and nothing of the pipeline (37 MB; a fork of 
 import logging
 import os
 
+from stages.utils.lifetime import die_with
 
-def serve(conn, extract_fn) -> None:
-    """datatrove's `ExtractorSandbox._worker`: first in line for the OOM killer, a warm-up, "ready", then
-    one extraction per text received until the pipe closes."""
+
+def serve(conn, worker: int) -> None:
+    """datatrove's `ExtractorSandbox._worker`: first in line for the OOM killer, the function to run, a
+    warm-up, "ready", then one extraction per text received until the pipe closes. Killed with its worker
+    (pid `worker`), first thing: a page that hangs trafilatura in C would keep it alive past the pipe's end."""
+    die_with(worker)  # if that worker is gone already, this child goes now
+    extract_fn = conn.recv()
     with open(f"/proc/{os.getpid()}/oom_score_adj", "w") as f:
         f.write("1000\n")
     for name in ("trafilatura", "htmldate", "courlan", "justext"):  # crawled pages are messy: as in the worker

@@ -33,9 +33,11 @@ from stages.writers.ledger import DropLedger, drop
 from stages.writers.reuse import DOC, extraction_cache
 
 _SANDBOXES: dict[tuple, ExtractorSandbox] = {}
-# the child's first lines: this process's import path, then the function, then `serve` (stages/extractors/child.py)
+# the child's first lines: this process's import path, then the function, then `serve` (stages/extractors/child.py),
+# told the worker's pid (argv[2]) to die with it
 _BOOT = ("import sys; from multiprocessing.connection import Connection; conn = Connection(int(sys.argv[1])); "
-         "sys.path[:] = conn.recv(); from stages.extractors.child import serve; serve(conn, conn.recv())")
+         "sys.path[:] = conn.recv(); from stages.extractors.child import serve; "
+         "serve(conn, int(sys.argv[2]))")
 _START_SECONDS = 60.0  # a fresh interpreter importing trafilatura: 0.3 s on a quiet machine
 
 
@@ -81,7 +83,7 @@ class LeanSandbox(ExtractorSandbox):
         self.parent_conn, self.child_conn = Connection(ours.detach()), Connection(theirs.detach())
         fd = self.child_conn.fileno()
         try:
-            self.process = _Child(subprocess.Popen([sys.executable, "-c", _BOOT, str(fd)], pass_fds=(fd,),
+            self.process = _Child(subprocess.Popen([sys.executable, "-c", _BOOT, str(fd), str(os.getpid())], pass_fds=(fd,),
                                                    stdin=subprocess.DEVNULL))
         except OSError as exc:
             raise SandboxStartError(f"cannot start the extraction child: {exc}") from exc

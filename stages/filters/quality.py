@@ -37,6 +37,7 @@ drop it for each (`{"gopher_rep_dup_line_frac": "> 0.3", ...}`); a dropped one g
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 
 from datatrove.data import Document
@@ -55,9 +56,7 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
-from stages.filters.quality_memo import Drop as _Drop
-from stages.filters.quality_memo import ignore as _ignore
-from stages.filters.quality_memo import read_memo, run_part, write_memo
+from stages.filters.quality_memo import Drop, ignore, part_names, read_memo, run_part, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
@@ -91,6 +90,27 @@ C4Quality = _prefixed(C4QualityFilter, "c4_")
 FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
 
 
+# each filter's switch in the config: True (FineWeb's thresholds), False (off), or datatrove parameters to change
+Switch = bool | dict
+FILTERS = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
+           "c4": C4QualityFilter, "fineweb": FineWebQualityFilter}
+
+
+def on(switch: Switch) -> bool:
+    return switch is not False  # `{}` is on, with FineWeb's thresholds
+
+
+def params(switch: Switch) -> dict:
+    return switch if isinstance(switch, dict) else {}
+
+
+def tunable(name: str) -> dict[str, float]:
+    """The numeric thresholds of the filter `name` (a key of FILTERS) and FineWeb's values (datatrove's defaults)."""
+    signature = inspect.signature(FILTERS[name].__init__).parameters.values()
+    return {p.name: p.default for p in signature
+            if type(p.default) in (int, float) and p.name not in ("language", "exclusion_writer")}
+
+
 class QualityFilters(BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
 
@@ -104,17 +124,20 @@ class QualityFilters(BaseFilter):
     name = "✅ Quality (one pass)"
     stage = "quality"
 
-    def __init__(self, gopher_repetition: bool = True, gopher_quality: bool = True, c4: bool = True,
-                 fineweb: bool = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None,
+    def __init__(self, gopher_repetition: Switch = True, gopher_quality: Switch = True, c4: Switch = True,
+                 fineweb: Switch = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None,
                  memo_folder: str | None = None, memo_source: str | None = None):
         super().__init__(exclusion_writer)
         self.memo_folder, self.memo_source = memo_folder, memo_source
         self.memo: dict[bytes, dict] = {}
-        # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults)
-        self.rep = GopherRepetitionFilter() if gopher_repetition else None
-        self.gq = GopherQualityFilter() if gopher_quality else None
-        self.c4 = C4QualityFilter(filter_no_terminal_punct=False) if c4 else None
-        self.fw = FineWebQualityFilter() if fineweb else None
+        # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults, `params` change them)
+        self.rep = GopherRepetitionFilter(**params(gopher_repetition)) if on(gopher_repetition) else None
+        self.gq = GopherQualityFilter(**params(gopher_quality)) if on(gopher_quality) else None
+        self.c4 = C4QualityFilter(filter_no_terminal_punct=False, **params(c4)) if on(c4) else None
+        self.fw = FineWebQualityFilter(**params(fineweb)) if on(fineweb) else None
+        given = (gopher_repetition, gopher_quality, c4, fineweb)
+        self.parts = part_names({name: params(s) for name, s in zip(FILTERS, given)}, self.c4 is not None)
+        gopher_repetition, gopher_quality, fineweb = on(gopher_repetition), on(gopher_quality), on(fineweb)
         # label -> (profile, repetition, FineWeb, Gopher quality), each None when switched off
         self.profiles = {}
         for label, profile in (profiles or {}).items():
@@ -128,8 +151,7 @@ class QualityFilters(BaseFilter):
         return shared_words()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        """With `memo_source`, each part's result on a text it already judged is replayed from there; with
-        `memo_folder`, this task's results (replayed, computed, and the source's others) are kept there."""
+        """Replays from `memo_source` each filter's result on a text it judged; keeps all in `memo_folder`."""
         self.memo = read_memo(self.memo_source, rank) if self.memo_source else {}
         yield from super().run(data, rank, world_size)
         if self.memo_folder:
@@ -147,7 +169,7 @@ class QualityFilters(BaseFilter):
             if op:
                 thresholds[prefix + name] = f"{op} {threshold}"
             if bad:
-                raise _Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
+                raise Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
 
         entry = self.profiles.get(doc.metadata.get("language"))
         try:
@@ -160,17 +182,17 @@ class QualityFilters(BaseFilter):
             part = functools.partial(run_part, memo, signals, thresholds, check)
             words = None
             if self.rep is not None:
-                words = part("gopher_repetition", lambda c: self._repetition(doc.text, c))
+                words = part(self.parts["gopher_repetition"], lambda c: self._repetition(doc.text, c))
             if self.gq is not None:
-                part("gopher_quality", lambda c: self._gopher_quality(
+                part(self.parts["gopher_quality"], lambda c: self._gopher_quality(
                     doc.text, words if words is not None else self.words(doc.text), c))
             if self.c4 is not None:
-                kept = part("c4", lambda c: self._c4(doc.text, c))
+                kept = part(self.parts["c4"], lambda c: self._c4(doc.text, c))
                 # replayed: the kept lines again, without the sentence count (it passed)
-                doc.text = kept if kept is not None else self._c4(doc.text, _ignore, sentences=False)
+                doc.text = kept if kept is not None else self._c4(doc.text, ignore, sentences=False)
             if self.fw is not None:  # its input is C4's text when C4 ran: another result
-                part("fineweb" if self.c4 is None else "fineweb_after_c4", lambda c: self._fineweb(doc.text, c))
-        except _Drop as drop:
+                part(self.parts["fineweb"], lambda c: self._fineweb(doc.text, c))
+        except Drop as drop:
             doc.metadata["drop_detail"] = drop.detail + (f" ({entry[0].label})" if entry is not None else "")
             return False, drop.reason
         return True
@@ -197,7 +219,7 @@ class QualityFilters(BaseFilter):
     def _repetition(self, text: str, check, f=None, split=None) -> list[str] | None:
         f, p = f or self.rep, "gopher_rep_"
         if not text:
-            raise _Drop(p + "empty", "empty text")
+            raise Drop(p + "empty", "empty text")
         paragraphs = _PARAGRAPHS.split(text.strip())
         dups, chars = find_duplicates(paragraphs)
         if f.dup_para_frac:
@@ -238,15 +260,15 @@ class QualityFilters(BaseFilter):
         signals_only = lambda name, value: check(p, name, value, False, "", "")
         signals_only("word_count", n)
         if f.min_doc_words and n < f.min_doc_words:
-            raise _Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
+            raise Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
         if f.max_doc_words and n > f.max_doc_words:
-            raise _Drop(p + "long_doc", f"word_count {n} > {f.max_doc_words}")
+            raise Drop(p + "long_doc", f"word_count {n} > {f.max_doc_words}")
         mean = sum(lengths) / n  # np.mean of these ints gives the same float: both sums are exact
         signals_only("mean_word_length", mean)
         if f.min_avg_word_length and mean < f.min_avg_word_length:
-            raise _Drop(p + "below_avg_threshold", f"mean_word_length {mean:.4g} < {f.min_avg_word_length}")
+            raise Drop(p + "below_avg_threshold", f"mean_word_length {mean:.4g} < {f.min_avg_word_length}")
         if f.max_avg_word_length and mean > f.max_avg_word_length:
-            raise _Drop(p + "above_avg_threshold", f"mean_word_length {mean:.4g} > {f.max_avg_word_length}")
+            raise Drop(p + "above_avg_threshold", f"mean_word_length {mean:.4g} > {f.max_avg_word_length}")
         r = f.max_symbol_word_ratio
         if r:
             value = text.count("#") / n_words
@@ -286,12 +308,12 @@ class QualityFilters(BaseFilter):
                 continue
             low = line.lower()
             if f.filter_lorem_ipsum and "lorem ipsum" in low:
-                raise _Drop(p + "lorem_ipsum", "'lorem ipsum' in a line")
+                raise Drop(p + "lorem_ipsum", "'lorem ipsum' in a line")
             if f.filter_javascript and "javascript" in low:
                 removed += 1
                 continue
             if f.filter_curly_bracket and "{" in line:
-                raise _Drop(p + "curly_bracket", "'{' in a line")
+                raise Drop(p + "curly_bracket", "'{' in a line")
             if f.filter_policy and any(s in low for s in POLICY_SUBSTRINGS):
                 removed += 1
                 continue
@@ -311,7 +333,7 @@ class QualityFilters(BaseFilter):
         f, p = f or self.fw, "fineweb_"
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
-            raise _Drop(p + "empty", "no non-blank line")
+            raise Drop(p + "empty", "no non-blank line")
         value = sum(1 for line in lines if line.endswith(f.stop_chars)) / len(lines)
         check(p, "line_punct_ratio", value, value < f.line_punct_thr and not (value == 0 and f.line_punct_exclude_zero),
               "<", f.line_punct_thr)
@@ -342,25 +364,26 @@ def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | No
     its own file in the quality stage's ledger; languages with a profile get FineWeb-2's three instead.
     `config` is the `quality` section of the run's config; `memo_folder`, `memo_source`: the one pass's
     results kept there, replayed from there (stages/filters/quality_memo.py)."""
-    switches = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
+    given = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
+    switches = tuple(on(s) for s in given)
     if getattr(config, "fast", True):
         if not any(switches):
             return []
-        return [QualityFilters(*switches, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles,
+        return [QualityFilters(*given, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles,
                                memo_folder=memo_folder, memo_source=memo_source)]
 
     def ledger(part: str) -> DropLedger:
         return DropLedger(ledger_folder, "quality", part=part)
 
     filters = []
-    if config.gopher_repetition:
-        filters.append(GopherRepetition(exclusion_writer=ledger("gopher_rep")))
-    if config.gopher_quality:
-        filters.append(GopherQuality(exclusion_writer=ledger("gopher")))
-    if config.c4:
-        filters.append(C4Quality(exclusion_writer=ledger("c4"), filter_no_terminal_punct=False))
-    if config.fineweb:
-        filters.append(FineWebQuality(exclusion_writer=ledger("fineweb")))
+    if on(config.gopher_repetition):
+        filters.append(GopherRepetition(exclusion_writer=ledger("gopher_rep"), **params(config.gopher_repetition)))
+    if on(config.gopher_quality):
+        filters.append(GopherQuality(exclusion_writer=ledger("gopher"), **params(config.gopher_quality)))
+    if on(config.c4):
+        filters.append(C4Quality(exclusion_writer=ledger("c4"), filter_no_terminal_punct=False, **params(config.c4)))
+    if on(config.fineweb):
+        filters.append(FineWebQuality(exclusion_writer=ledger("fineweb"), **params(config.fineweb)))
     profiled = {label: p for label, p in (profiles or {}).items() if p is not None}
     if not profiled:
         return filters
@@ -370,8 +393,8 @@ def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | No
         f.exclusion_writer = None
     for label, profile in profiled.items():
         chain = fineweb2_filters(profile, kinds=(GopherRepetition, FineWebQuality, GopherQuality))
-        for f, on, part in zip(chain, (config.gopher_repetition, config.fineweb, config.gopher_quality),
-                               ("gopher_rep", "fineweb", "gopher")):
-            if on:
+        for f, enabled, part in zip(chain, (config.gopher_repetition, config.fineweb, config.gopher_quality),
+                                    ("gopher_rep", "fineweb", "gopher")):
+            if on(enabled):
                 gated.append(OnlyLanguages(f, [label], exclusion_writer=ledger(f"{part}_{label}")))
     return gated

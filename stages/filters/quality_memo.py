@@ -17,7 +17,9 @@ where [name, value, condition] lists take 91 KB (the reuse store itself is 0.90 
 A run with `--reuse` whose quality filters are the same code (pipeline/plan/reuse.py: `quality_memo` key)
 replays a filter's result on a text it has already judged instead of splitting its words again with spaCy,
 so turning a filter off, or back on where it ran before, costs no measuring. FineWeb's filter reads C4's
-output when C4 runs: its two results are kept apart (`fineweb`, `fineweb_after_c4`).
+output when C4 runs: its two results are kept apart (`fineweb`, `fineweb_after_c4`); a filter given other
+thresholds than FineWeb's (`quality.gopher_quality: {min_doc_words: 100}`) has its results under another name
+(`gopher_quality{"min_doc_words": 100}`), measured again.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def run_part(memo: dict, signals: dict, thresholds: dict, check, name: str, comp
         raise
     memo[name] = [seen, None]
     return result
+
+
+def part_names(params: dict[str, dict], c4: bool) -> dict[str, str]:
+    """{filter: the name of its results in the memo}: its thresholds are in the name when they are not
+    FineWeb's (another threshold, another result), and C4's too in FineWeb's when it reads C4's output."""
+    named = {f: f + (json.dumps(p, sort_keys=True) if p else "") for f, p in params.items()}
+    if c4:
+        named["fineweb"] += "_after_" + named["c4"]
+    return named
 
 
 def _compact(value):

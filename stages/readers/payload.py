@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from charset_normalizer import from_bytes
 
+from stages.utils.remote_io import TransientError
+
 SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML standard says the first 1024 bytes; pages are sloppier)
 BINARY_SAMPLE = 8192
 # C0 controls other than \t \n \f \r and ESC (ISO-2022-JP needs ESC): about 10% of random bytes, ~0 in real HTML
@@ -36,6 +38,28 @@ BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs
 META_CHARSET = re.compile(rb"""<meta[^>]{0,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:+-]{1,40})""", re.IGNORECASE)
 
 
+class DamagedRecord(Exception):
+    """A record's bytes do not parse (bad chunking, a broken gzip or brotli body, HTTP headers that are not
+    HTTP): the input's fault, counted as `damaged_record`. Any other exception while a record is judged is a
+    bug of ccpipe's own: the task fails, and a rerun redoes it (once fixed) instead of blaming the input."""
+
+
+def parsed(action, *args):
+    """`action(*args)` (warcio reading a record's bytes), its failures as DamagedRecord; a transient network
+    error (retries exhausted) stays what it is, for the task to fail."""
+    try:
+        return action(*args)
+    except TransientError:
+        raise
+    except Exception as exc:
+        raise DamagedRecord(f"{type(exc).__name__}: {exc}"[:200]) from exc
+
+
+def read_payload(record, limit: int) -> bytes:
+    """At most `limit` bytes of the record's payload, decoded from its transfer and content encodings."""
+    return parsed(lambda: record.content_stream().read(limit))
+
+
 def header_charset(content_type: str | None) -> str | None:
     match = re.search(r"charset\s*=\s*[\"']?([^\"';\s]+)", content_type or "", re.IGNORECASE)
     return match.group(1) if match else None
@@ -47,9 +71,11 @@ def codec_for(label: str | None) -> str | None:
         return None
     label = label.strip().lower()
     try:
-        return codecs.lookup(CHARSET_ALIASES.get(label, label)).name
+        codec = codecs.lookup(CHARSET_ALIASES.get(label, label))
     except LookupError:
         return None
+    # `charset=base64` (or rot13, zlib, hex...) names a bytes-to-bytes codec, which `bytes.decode` refuses
+    return codec.name if codec._is_text_encoding else None
 
 
 def looks_binary(payload: bytes, charset: str | None) -> bool:
@@ -70,19 +96,28 @@ def decode_html(payload: bytes, http_charset: str | None) -> str | None:
     if meta_codec and meta_codec.startswith(("utf-16", "utf-32")):
         meta_codec = "utf-8"  # a meta tag readable as ASCII cannot be UTF-16: the HTML standard reads it as UTF-8
     for codec in (codec_for(http_charset), meta_codec):
-        if codec is None:
-            continue
-        try:
-            return payload.decode(codec)
-        except UnicodeDecodeError:
-            text = payload.decode(codec, errors="replace")
-            if text.count("\ufffd") <= MAX_REPLACED_FRAC * len(text):
-                return text
+        text = _decoded(payload, codec) if codec else None
+        if text is not None:
+            return text
     best = from_bytes(payload, cp_isolation=WEB_CHARSETS).best()
     if best is None:
         return None
     text = str(best)
     return None if looks_binary(text.encode("utf-8"), "utf-8") else text
+
+
+def _decoded(payload: bytes, codec: str) -> str | None:
+    """The payload in `codec`, with the few characters it cannot decode replaced; None when it fails on more
+    than MAX_REPLACED_FRAC of them, or fails outright (punycode, idna and `undefined` ignore `errors=`)."""
+    try:
+        return payload.decode(codec)
+    except UnicodeError:
+        pass
+    try:
+        text = payload.decode(codec, errors="replace")
+    except UnicodeError:
+        return None
+    return text if text.count("\ufffd") <= MAX_REPLACED_FRAC * len(text) else None
 
 
 def valid_url(url: str) -> bool:

@@ -41,7 +41,15 @@ from datatrove.pipeline.base import PipelineStep
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeadersParser
 
-from stages.readers.payload import decode_html, header_charset, looks_binary, valid_url
+from stages.readers.payload import (
+    DamagedRecord,
+    decode_html,
+    header_charset,
+    looks_binary,
+    parsed,
+    read_payload,
+    valid_url,
+)
 from stages.readers.wet import USABLE, is_wet_path, judge_wet, no_usable_records, wet_document
 from stages.utils.io import write_text_atomic
 from stages.utils.remote_io import RetryPolicy, TransientError, open_stream
@@ -170,9 +178,9 @@ class WarcReader(PipelineStep):
                     fate.error, fate.failed = str(exc), True
                     write_report(self.report_folder, rank, fates)
                     raise
-                if fate.error:
+                if fate.error:  # in the reader report; the command line prints it once, at the end of the run
                     self.stat_update("file_errors")
-                    logger.warning("%s", fate.error)
+                    logger.info("%s", fate.error)
         write_report(self.report_folder, rank, fates)
         if self.progress_folder:
             self._report_progress(rank, responses, 1.0)
@@ -215,7 +223,8 @@ class WarcReader(PipelineStep):
                         dump = warcinfo_dump(record)
                 except StopIteration:
                     if iterator.truncated:
-                        fate.error = f"{path}: file ends inside a gzip member (truncated)"
+                        fate.error = (f"{path}: file ends inside a gzip member (truncated; {fate.responses} response "
+                                      "records read before the cut, counted)")
                     elif held and not fate.responses:  # a WAT, or a WARC of requests: never an empty success
                         fate.error = no_usable_records(path, held)
                     return
@@ -245,10 +254,8 @@ class WarcReader(PipelineStep):
         judge = (lambda r: judge_wet(r, self.max_payload_bytes)) if record.rec_type == "conversion" else self._judge
         try:
             text, reason, detail = judge(record)
-        except TransientError:
-            raise
-        except Exception as exc:  # a payload that cannot be read (bad chunking, broken gzip): count it
-            text, reason, detail = None, "damaged_record", f"{type(exc).__name__}: {exc}"[:200]
+        except DamagedRecord as exc:  # bytes that do not parse (bad chunking, broken gzip): count it. Any other
+            text, reason, detail = None, "damaged_record", str(exc)  # exception is ours: it fails the task
         try:
             drain(record.raw_stream)
             offset, damage = iterator.get_record_offset(), None
@@ -263,7 +270,7 @@ class WarcReader(PipelineStep):
 
     def _judge(self, record) -> tuple[str | None, str | None, str | None]:
         """(text, reason, detail) for one response record; reads at most max_payload_bytes + 1 payload bytes."""
-        ensure_http_headers(record)
+        parsed(ensure_http_headers, record)
         url = record.rec_headers.get_header("WARC-Target-URI") or ""
         if not valid_url(url):
             return None, "bad_url", url[:200]
@@ -277,7 +284,7 @@ class WarcReader(PipelineStep):
             return None, "non_html", mime or "missing"
         if record.payload_length > self.max_payload_bytes:  # declared length, before reading a byte
             return None, "too_large", f"declared {record.payload_length} bytes"
-        payload = record.content_stream().read(self.max_payload_bytes + 1)
+        payload = read_payload(record, self.max_payload_bytes + 1)
         if len(payload) > self.max_payload_bytes:  # a lying length, or a Content-Encoding bomb
             return None, "too_large", f"more than {self.max_payload_bytes} bytes"
         if not payload:

@@ -19,7 +19,7 @@ from collections import Counter
 
 from datatrove.data import Document
 
-from stages.readers.payload import MAX_REPLACED_FRAC, looks_binary, valid_url
+from stages.readers.payload import MAX_REPLACED_FRAC, looks_binary, read_payload, valid_url
 
 WET = "wet"  # the value of metadata["text_source"]
 USABLE = ("response", "conversion")  # what ccpipe reads: WARC responses (HTML) and WET conversions (text)
@@ -41,7 +41,7 @@ def judge_wet(record, max_payload_bytes: int) -> tuple[str | None, str | None, s
         return None, "bad_url", url[:200]
     if record.length > max_payload_bytes:
         return None, "too_large", f"declared {record.length} bytes"
-    payload = record.content_stream().read(max_payload_bytes + 1)
+    payload = read_payload(record, max_payload_bytes + 1)
     if len(payload) > max_payload_bytes:
         return None, "too_large", f"more than {max_payload_bytes} bytes"
     if not payload.strip():

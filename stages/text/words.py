@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
+from stages.text.chinese import BlockCut, load_dictionary, supported
 from stages.utils.loading import without_torch
 
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
@@ -111,6 +112,8 @@ def word_tokenizer(key: str, fast: bool = True):
     """
     tokenizer = load_word_tokenizer(key)
     if isinstance(tokenizer, SpaCyTokenizer):
+        if tokenizer.language == "zh":  # jieba's dictionary, before spaCy has jieba load it its own (slower) way
+            load_dictionary()
         with without_torch():  # spaCy's import, and its first pipeline (which imports the spaCy plugins installed)
             nlp = tokenizer.tokenizer
         if fast and getattr(nlp.tokenizer, "segmenter", None) == "jieba":
@@ -124,15 +127,18 @@ class JiebaWords:
     The same words: jieba's cut, aligned with the text as spaCy's `get_words_and_spaces` aligns them (the gaps
     between words become words), stripped, blanks dropped. spaCy then builds a Doc of new lexemes, and its
     alignment copies the rest of the text for every word: half of the quality stage's time on the zh corpus.
-    A text spaCy cannot align goes to datatrove's tokenizer, which raises as it does.
+    jieba's words come from `BlockCut`, which remembers the words of each run of Han characters across the
+    texts it is given (the quality filters' and MinHash's). A text spaCy cannot align goes to datatrove's
+    tokenizer, which raises as it does.
     """
 
     def __init__(self, tokenizer: SpaCyTokenizer):
         self.inner = tokenizer
-        self.jieba = tokenizer.tokenizer.tokenizer.jieba_seg
+        jieba = tokenizer.tokenizer.tokenizer.jieba_seg
+        self.cut = BlockCut() if supported() else (lambda text: list(jieba.cut(text, cut_all=False)))
 
     def word_tokenize(self, text: str) -> list[str]:
-        words = [w for w in self.jieba.cut(text, cut_all=False) if w]
+        words = [w for w in self.cut(text) if w]
         if "".join("".join(words).split()) != "".join(text.split()):
             return self.inner.word_tokenize(text)
         aligned, pos = [], 0

@@ -17,12 +17,14 @@ bytes under `$CCPIPE_CACHE/warc`, least recently used files evicted first (a Com
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import random
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 
@@ -35,6 +37,8 @@ TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}  # timeouts, throttling, 
 TRANSIENT_S3_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
                       "ThrottlingException", "RequestLimitExceeded", "503", "500"}  # fmt: skip
 COPY_CHUNK = 8 << 20  # cache fills in 8 MiB reads
+TMP_MARK = ".tmp-"  # a fetch in progress: NAME.tmp-HOST-PID
+ABANDONED_SECONDS = 24 * 3600  # a partial fetch of another host untouched this long: its task is gone
 
 
 class TransientError(OSError):
@@ -189,14 +193,18 @@ def open_stream(path: str, whole: bool = True, policy: RetryPolicy = RetryPolicy
 
     if path.startswith(("file://", "memory://")):
         return fsspec.open(path, "rb").open()
-    cached = cache_path(path)
-    if whole and cache_bytes > 0 and os.path.exists(cached):
-        os.utime(cached)  # mtime is "last used": eviction goes by it
-        return open(cached, "rb")
+    if whole and cache_bytes > 0:
+        try:  # opened first: a concurrent eviction then unlinks a file we still read (POSIX), never one we are
+            cached = open(cache_path(path), "rb")  # about to open (exists -> open lost the whole file)
+        except FileNotFoundError:
+            pass
+        else:
+            os.utime(cached.fileno())  # mtime is "last used": eviction goes by it
+            return cached
     stream = ResumableStream(path, policy, **storage_options)
     if not (whole and cache_bytes > 0) or stream.size is None or stream.size > cache_bytes:
         return stream
-    return open(cached_copy(stream, cache_bytes), "rb")
+    return cached_copy(stream, cache_bytes)
 
 
 def cache_path(url: str) -> str:
@@ -204,26 +212,56 @@ def cache_path(url: str) -> str:
     return os.path.join(cache_dir(), f"{hashlib.sha256(url.encode()).hexdigest()[:32]}-{os.path.basename(url)[-80:]}")
 
 
-def cached_copy(stream: ResumableStream, cache_bytes: int) -> str:
-    """Fetch `stream`'s file into the cache, first evicting what keeps the cache under `cache_bytes`."""
+def cached_copy(stream: ResumableStream, cache_bytes: int):
+    """Fetch `stream`'s file into the cache, first evicting what keeps the cache under `cache_bytes`; returns
+    it open for reading (opened before it is renamed into place, where another task may evict it at once)."""
     path = cache_path(stream.url)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     evict(folder, cache_bytes - stream.size)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with stream, open(tmp, "wb") as out:
-        shutil.copyfileobj(stream, out, COPY_CHUNK)
-    os.replace(tmp, path)
-    return path
+    tmp = f"{path}{TMP_MARK}{socket.gethostname()}-{os.getpid()}"
+    reader = None
+    try:
+        with stream, open(tmp, "wb") as out:
+            shutil.copyfileobj(stream, out, COPY_CHUNK)
+        reader = open(tmp, "rb")
+        os.replace(tmp, path)
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a failed fetch leaves nothing; a killed one is removed by a later `evict`
+        raise
+    return reader
+
+
+def _abandoned(entry: os.DirEntry) -> bool:
+    """A partial fetch whose writer is gone: a pid of this host that no longer runs, or one untouched for
+    ABANDONED_SECONDS (another host's, whose pid cannot be checked from here)."""
+    host, _, pid = entry.name.rpartition(TMP_MARK)[2].rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return time.time() - entry.stat().st_mtime > ABANDONED_SECONDS
 
 
 def evict(folder: str, keep_bytes: int) -> None:
     """Delete cached files, least recently used first, until they hold at most `keep_bytes`. A file open
-    in another task stays readable there (POSIX unlink), so concurrent tasks need no lock."""
+    in another task stays readable there (POSIX unlink), so concurrent tasks need no lock. Partial fetches
+    of tasks that died (`.tmp-HOST-PID` of a pid gone on this host, or untouched for a day) go first."""
     entries = []
     for entry in os.scandir(folder):
         try:
-            if entry.is_file() and ".tmp-" not in entry.name:
+            if TMP_MARK in entry.name:
+                if _abandoned(entry):
+                    os.remove(entry.path)
+                continue
+            if entry.is_file():
                 stat = entry.stat()
                 entries.append((stat.st_mtime, stat.st_size, entry.path))
         except FileNotFoundError:

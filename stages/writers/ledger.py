@@ -35,6 +35,8 @@ from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
+from stages.utils.io import write_text_atomic
+
 # steps that keep the books rather than decide (`stage` of KeptLedger, TaskTally and the writers): not in the funnel
 BOOKKEEPING = ("ledger", "write")
 EXCERPT_CHARS = 1000  # enough for a reviewer to judge a page; ~0.3 KB a row compressed
@@ -178,6 +180,6 @@ class TaskTally(PipelineStep):
             tokens[lang] += doc.metadata.get("token_count", 0) + 1  # + the <|endoftext|> before each document
             pii.update(doc.metadata.get("pii", {}))
             yield doc
-        folder = get_datafolder(self.output_folder)
-        with folder.open(f"{rank:05d}.json", "wt") as f:
-            json.dump({"kept": dict(docs), "tokens": dict(tokens), "pii": dict(pii)}, f, sort_keys=True)
+        # conservation checks the summary against it: a task killed while writing must leave no half of it
+        write_text_atomic(get_datafolder(self.output_folder).resolve_paths(f"{rank:05d}.json"),
+                          json.dumps({"kept": dict(docs), "tokens": dict(tokens), "pii": dict(pii)}, sort_keys=True))

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.classifier.train import TrainSettings, train
 from pipeline.plan.config import config_from_dict
 from pipeline.run import run_pipeline
+from tests.fixtures import classifier_examples
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,27 @@ def bad_run(corpus, gpt2_tiktoken, tmp_path_factory):
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest process of the run, in KiB
     assert proc.returncode == 0, proc.stderr[-3000:]
     return bad, out, proc, peak_kib
+
+
+@pytest.fixture(scope="session")
+def quality_model(corpus, tmp_path_factory) -> Path:
+    """A small fastText quality classifier trained here (tests/fixtures.py: gold article texts against whole pages)."""
+    folder = tmp_path_factory.mktemp("quality-model")
+    positive, negative = classifier_examples(corpus, folder)
+    train([str(positive)], [str(negative)], folder / "model.bin", TrainSettings(epoch=20, lr=0.5, dim=32, bucket=100_000))
+    return folder / "model.bin"
+
+
+def classified_run(bench_dir, gpt2_tiktoken, model: Path, out: Path, threshold: float = 0.93, **sections) -> Path:
+    """The first 120 records of bench-00000 with the quality classifier: ~40 documents reach the quality stage."""
+    config = config_from_dict({"input": {"max_records": 120}, "tokenizer": {"name": str(gpt2_tiktoken)},
+                               **sections, "quality": {"classifier": {"model": str(model), "threshold": threshold},
+                                                       **sections.get("quality", {})}})
+    run_pipeline(config, [str(bench_dir / "bench-00000.warc.gz")], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def classifier_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory) -> Path:
+    """`classified_run` at threshold 0.93, shared by the classifier and whatif tests."""
+    return classified_run(bench_dir, gpt2_tiktoken, quality_model, tmp_path_factory.mktemp("classified") / "run")

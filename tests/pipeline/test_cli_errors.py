@@ -6,6 +6,7 @@ sample, interrupted and resumed, serves the cases that need a run."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -299,3 +300,46 @@ def test_a_run_that_read_nothing_failed(tmp_path):
     assert "the run failed: no input file could be read" in proc.stderr
     status = ccpipe("status", out)
     assert status.returncode == 1 and "run failed: no input file could be read" in status.stdout
+
+
+# ---- hostile inputs and outputs: one line, before work --------------------------------------------------------
+
+def test_input_file_name_that_is_not_utf8(tmp_path):
+    """Used to pass the pre-flight check, then fail every task (and every rerun) with ~100 traceback lines."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "ccpipe-sample-00001.warc.gz", os.fsdecode(bytes(folder) + b"/bad\xffutf8.warc.gz"))
+    out = tmp_path / "out"
+    refused(ccpipe("run", "--input", folder, "--output", out, "--no-progress"), r"bad\xffutf8.warc.gz",
+            "not valid UTF-8")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling", "below a loop"])
+def test_release_output_onto_a_broken_symlink_is_refused_before_work(sample_run, tmp_path, kind):
+    """Used to build the whole release, then fail at the final rename with a traceback (exit 1)."""
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x")
+    output = {"loop": tmp_path / "loop", "dangling": tmp_path / "dangling", "below a loop": tmp_path / "loop" / "rel"}
+    before = set(tmp_path.iterdir())
+    refused(ccpipe("release", "build", sample_run[0], "--name", "s", "--version", "1.0.0", "--output", output[kind]),
+            str(output[kind]), "symbolic link")
+    assert set(tmp_path.iterdir()) == before  # no staging directory left either
+
+
+def test_truncated_warc_is_one_accurate_line(tmp_path):
+    """A .warc.gz cut inside a record after its first ones: the records before the cut are counted and kept,
+    and the damage is said once (it used to be printed live and again at the end, followed by 'the run
+    failed: no input file could be read', exit 1)."""
+    whole = (SAMPLE / "ccpipe-sample-00001.warc.gz").read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "cut.warc.gz").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    proc = ccpipe("run", "--input", folder, "--output", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cut.warc.gz: file ends inside a gzip member" in lines[0], proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run_failed"] is None and summary["records_total"] > 0 and summary["conservation_ok"]
+    assert f"{summary['records_total']} response records read before the cut" in lines[0]

@@ -52,6 +52,6 @@ def test_histograms_have_a_count_scale_a_threshold_and_examples_their_context(tm
             _row(3, None, text_length=700, language="en", language_score=0.95, token_count=180, dup_cluster=3)]
     page = build_report(_run(tmp_path, rows))
     assert _axis(page, "language-score")[:3] == ["0", "1", "2"]  # 0, half, top: the tallest bin holds 2 (0.93, 0.95)
-    assert 'class="threshold"' in page and "threshold 0.65" in page
+    assert 'class="threshold"' in page and "threshold per kept language: en 0.65" in page
     assert "language de, score 0.970" in page and "language en, score 0.410" in page
     assert 'kept instead: <span class="url">https://example.com/3</span>' in page

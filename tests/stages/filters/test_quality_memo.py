@@ -66,3 +66,11 @@ def test_an_unreadable_memo_is_measured_again(tmp_path):
     (tmp_path / "00000.parquet").write_bytes(b"not parquet")
     assert memo_path(str(tmp_path), 0).endswith("00000.parquet") and read_memo(str(tmp_path), 0) == {}
     assert _run((True,) * 4, memo_source=str(tmp_path)) == _run((True,) * 4)
+
+
+def test_other_thresholds_are_measured_not_replayed(tmp_path):
+    _run((True,) * 4, memo_folder=str(tmp_path))
+    for switches in [(True, {"min_doc_words": 200}, True, True), (True, True, {"min_num_sentences": 9}, True),
+                     (True, True, True, {"line_punct_thr": 0.5}), (True, True, False, {"line_punct_thr": 0.5})]:
+        assert _run(switches, memo_source=str(tmp_path)) == _run(switches), switches
+    assert _run((True, {"min_doc_words": 200}, True, True))[0][0] is False  # GOOD has 164 words: it changed

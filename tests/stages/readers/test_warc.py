@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+import stages.readers.warc
 from stages.readers.warc import REASONS, WarcReader, decode_html
 from tests.fixtures import html_page, write_warc
 
@@ -141,8 +142,6 @@ def test_drop_reason(tmp_path, record, kwargs, reason):
 def test_too_large_is_judged_by_declared_length_before_reading(tmp_path, monkeypatch):
     path = write_warc(tmp_path / "a.warc.gz", [page(body=b"x" * 5000), page("https://example.com/b")])
     reads = []
-    import stages.readers.warc
-
     monkeypatch.setattr(stages.readers.warc, "drain", lambda stream: reads.append(stream.read(1 << 30)))
     docs, _, rows = read(tmp_path, [path], max_payload_bytes=1000)
     assert [r["detail"] for r in rows] == ["declared 5000 bytes"]
@@ -200,6 +199,30 @@ def test_decoding(tmp_path, body, content_type, expected):
     docs, _, rows = one_record(tmp_path, page(body=body, content_type=content_type))
     assert rows == []
     assert docs[0].text == expected
+
+
+@pytest.mark.parametrize("charset", ["base64", "rot13", "zlib", "undefined"])
+def test_charset_labels_of_codecs_that_are_no_text_encodings_fall_back_to_detection(tmp_path, charset):
+    """`bytes.decode` refuses bytes-to-bytes codecs (LookupError); `undefined` (as idna, punycode) fails
+    whatever `errors=` says: these pages used to be `damaged_record`, blamed on the input for an exception of
+    ours."""
+    docs, _, rows = one_record(tmp_path, page(content_type=f"text/html; charset={charset}"))
+    assert rows == [] and docs[0].text == PAGE
+
+
+def test_a_bug_in_our_judging_fails_the_task(tmp_path, monkeypatch):
+    """An exception of ccpipe's own while judging a record is no damage of the input: it used to be counted
+    as `damaged_record`, and the run passed. Now the task fails (a rerun redoes it); only bytes that do not
+    parse are `damaged_record` (test_lying_content_length_is_a_damaged_record_and_the_file_goes_on)."""
+    path = write_warc(tmp_path / "a.warc.gz", [page("https://example.com/a"), page("https://example.com/b")])
+    assert len(read(tmp_path / "ok", [path])[0]) == 2
+
+    def bug(payload, charset):
+        raise ZeroDivisionError("a bug in ccpipe")
+
+    monkeypatch.setattr(stages.readers.warc, "decode_html", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug in ccpipe"):
+        read(tmp_path / "bug", [path])
 
 
 def test_a_few_bad_bytes_keep_the_declared_charset():

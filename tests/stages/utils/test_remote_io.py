@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
 
 import pytest
 
+from stages.utils import remote_io
 from stages.utils.remote_io import (
     ResumableStream,
     RetryPolicy,
@@ -97,3 +100,50 @@ def test_cache_is_off_by_default_and_bounded_when_on(files, tmp_path, monkeypatc
         with open_stream(a, policy=FAST, cache_bytes=100_000, **SMALL) as f:  # larger than the cache: streamed
             assert f.read() == (files / "a.warc.gz").read_bytes()
         assert sorted(p.stat().st_size for p in cache.iterdir()) == [150_000]
+
+
+def test_a_cached_file_evicted_at_the_worst_moment_is_still_read_whole(files, tmp_path, monkeypatch):
+    """Another task's eviction lands between finding a cached file and opening it, or between renaming a
+    fetched file into place and opening it: the whole file used to be lost as 'cannot open' (a counted file
+    error, exit 0). Opened first, the file stays readable however soon it is unlinked."""
+    monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "warc"
+    whole = (files / "a.warc.gz").read_bytes()
+    replace, utime = os.replace, os.utime
+
+    def replace_then_evict(src, dst):
+        replace(src, dst)
+        remote_io.evict(str(cache), 0)
+
+    def evict_then_utime(path, *args, **kwargs):
+        remote_io.evict(str(cache), 0)
+        return utime(path, *args, **kwargs)
+
+    with FaultyFileServer(files, rate=0.0) as server:
+        a = f"{server.url}/a.warc.gz"
+        monkeypatch.setattr(os, "replace", replace_then_evict)  # fetched, renamed, evicted before it is read
+        with open_stream(a, policy=FAST, cache_bytes=300_000, **SMALL) as f:
+            assert f.read() == whole
+        monkeypatch.setattr(os, "replace", replace)
+        with open_stream(a, policy=FAST, cache_bytes=300_000, **SMALL) as f:
+            assert f.read() == whole
+        requests = server.faults.requests
+        monkeypatch.setattr(os, "utime", evict_then_utime)  # found in the cache, evicted before it is opened
+        with open_stream(a, policy=FAST, cache_bytes=300_000, **SMALL) as f:
+            assert f.read() == whole
+        assert server.faults.requests == requests and list(cache.iterdir()) == []
+
+
+def test_partial_fetches_of_dead_tasks_are_evicted(tmp_path):
+    """A task killed mid-fetch left its `.tmp-PID` file in the cache forever: eviction skipped every such
+    file, and the cache grew past `input.cache_gb` by one partial WARC (~1 GB) per killed task."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    names = {"dead": f"x.warc.gz.tmp-{host}-{gone.pid}", "live": f"y.warc.gz.tmp-{host}-{os.getpid()}",
+             "old": "z.warc.gz.tmp-elsewhere-1", "recent": "w.warc.gz.tmp-elsewhere-2"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    os.utime(tmp_path / names["old"], (1, 1))  # untouched since 1970: another host's task that died
+    remote_io.evict(str(tmp_path), 1 << 30)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["recent"]])

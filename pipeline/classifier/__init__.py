@@ -1,0 +1,1 @@
+"""A trained quality classifier: `ccpipe classifier train` (fastText, DCLM-style)."""
