@@ -144,3 +144,13 @@ def test_reuse_of_a_directory_that_is_no_run_is_refused(inputs, tmp_path):
     with pytest.raises(Refused, match="--reuse .*not a ccpipe run directory"):
         run_pipeline(config_from_dict(_config()), inputs, tmp_path / "out", reuse=tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_reused_run_is_reused_in_turn(source, tmp_path):
+    """source -> FineWeb's filter off -> on again: the second reuse replays the results the first carried over
+    from the source (per-text quality results and PII findings), and gives the source's bytes."""
+    run_pipeline(config_from_dict(_config(quality={"fineweb": False})), [], tmp_path / "off", reuse=source)
+    run_pipeline(config_from_dict(_config()), [], tmp_path / "on", reuse=tmp_path / "off")
+    assert _outputs(tmp_path / "on") == _outputs(source)
+    assert _reused(tmp_path / "on")["stages"] == REPLAYED
