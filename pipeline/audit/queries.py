@@ -235,7 +235,21 @@ def explain(run: str | Path, key: str, show_pii: bool = False) -> list[dict]:
     resolved = run_resolved(run)
     # with the language ID's own thresholds per language (stages/recipes/profiles), from the run's provenance
     config = {**resolved["config"], "provenance": resolved.get("provenance")}
-    return [{**row, "trail": trail(con, row, config, resolved["stages"], show_pii)} for row in found]
+    return [{**row, "trail": trail(con, row, config, resolved["stages"], show_pii), "published": published(run, row)}
+            for row in found]
+
+
+def published(run: str | Path, row: dict) -> dict:
+    """The url and detail of `row` as the public ledger has them (pipeline/finalize/public.py), where PII
+    scrubbing changed them: {"url": ..., "detail": ...}, or {} when nothing was changed."""
+    parts = RunLayout(Path(run)).work / "publish" / "ledger"
+    if not any(parts.glob("part-*.parquet")):
+        return {}
+    public = duckdb.connect().execute(f"SELECT url, detail FROM read_parquet('{parts}/part-*.parquet') "
+                                      "WHERE id = ? LIMIT 1", [row["id"]]).fetchone()
+    if public is None:
+        return {}
+    return {k: v for k, v in zip(("url", "detail"), public) if v != row.get(k)}
 
 
 def explain_text(found: list[dict]) -> str:
@@ -244,6 +258,8 @@ def explain_text(found: list[dict]) -> str:
         fate = "KEPT" if row["decision"] == "kept" else f"DROPPED at {row['stage']}: {row['reason']}"
         lines = [f"record   {row['id']}", f"url      {row['url']}", f"warc     {row['warc']} @ {row['offset']}",
                  f"fate     {fate}", ""]
+        for name, value in row.get("published", {}).items():  # summary.json's pii_in_urls / pii_in_details
+            lines.insert(-1, f"published {name} scrubbed of PII (the raw value stays in this run's ledger): {value}")
         for stage, state, why in row["trail"]:
             head, _, measured = why.partition("measured: ")
             head = head.rstrip("; ") or ("measured:" if measured else "")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.utils.io import atomic_path
+from stages.utils.io import PRIVATE_FILE, atomic_path, make_private
 
 
 def _sort_key(row: dict):
@@ -23,7 +23,10 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def write_ledger_part(table: pa.Table, path: Path) -> None:
-    """One ledger file, atomically; fixed settings, so the same rows give the same bytes."""
-    with atomic_path(path) as tmp:
+def write_ledger_part(table: pa.Table, path: Path, private: bool = True) -> None:
+    """One ledger file, atomically; fixed settings, so the same rows give the same bytes. The run's own ledger
+    holds raw values: `private` makes it 0600 in a 0700 folder."""
+    if private:
+        make_private([], [path.parent])
+    with atomic_path(path, PRIVATE_FILE if private else 0o644) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=100_000)

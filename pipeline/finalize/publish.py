@@ -7,9 +7,10 @@ publishes the outputs there
 (`parquet/`, `bin/`, `ledger/`, `summary.json`, `config.resolved.yaml`: those alone, never `work/`, `logs/` or
 a file left in the run directory), 16 files at a time, each with retries, `summary.json` last: a reader that sees it sees a complete run.
 
-Nothing private is published unless asked: the ledger goes out without the PII values of `pii_spans` (type
-and offsets stay) and without the excerpts of records dropped before the PII stage (unscrubbed text). The
-full ledger stays in the run directory; `output.publish_full_ledger: true` publishes it.
+Nothing private is published unless asked: the ledger goes out as its public copy (pipeline/finalize/public.py:
+URLs, details and excerpts scrubbed of PII, `pii_spans` without values, no excerpt of a record dropped before
+the PII stage, input paths relative to the input root). The full ledger stays in the run directory;
+`output.publish_full_ledger: true` publishes it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fsspec
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import yaml
 
 from pipeline.core.layout import RunLayout
-from pipeline.finalize.consolidate import write_ledger_part
+from pipeline.finalize.public import public_folder, write_public_part
 from pipeline.plan.config import Config
 from stages.utils.io import write_text_atomic
 
@@ -64,42 +61,16 @@ def with_retries(action, what: str, tries: int = RETRIES):
             time.sleep(2**attempt)
 
 
-def _without_values(spans: str | None) -> str | None:
-    """`[[type, start, end, value], ...]` -> `[[type, start, end], ...]`."""
-    return None if spans is None else json.dumps([s[:3] for s in json.loads(spans)], ensure_ascii=False)
-
-
-def public_ledger_part(src: Path, dest: Path, unscrubbed: list[str]) -> None:
-    """`src` without PII values and without the excerpts of rows dropped at an `unscrubbed` stage; one
-    part in memory at a time (one task's rows)."""
-    table = pq.read_table(src)
-    spans = pa.array([_without_values(v) for v in table["pii_spans"].to_pylist()], pa.string())
-    hide = pc.fill_null(pc.is_in(table["stage"], pa.array(unscrubbed, pa.string())), False)
-    excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"])
-    for name, column in (("pii_spans", spans), ("excerpt", excerpt)):
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, table.schema.field(i), column)
-    write_ledger_part(table, dest)
-
-
-def unscrubbed_stages(layout: RunLayout) -> list[str]:
-    """The stages before PII's in the run's funnel: their drops' excerpts are raw text (all, without PII)."""
-    stages = yaml.safe_load(layout.resolved_config.read_text())["stages"]
-    return stages[:stages.index("pii")] if "pii" in stages else stages
-
-
 def _published_files(layout: RunLayout, full_ledger: bool) -> list[tuple[Path, str]]:
     """(local file, path under the URL) for everything published; the public ledger is written here."""
-    public = layout.work / "publish" / "ledger"
-    unscrubbed = None if full_ledger else unscrubbed_stages(layout)
+    public = public_folder(layout) / "ledger"
     files = []
     # work/ and logs/ hold millions of files on a dump: not even walked
     tops = [p for p in layout.root.iterdir() if p.name in PUBLISHED]
     for path in sorted(f for top in tops for f in ([top] if top.is_file() else top.rglob("*")) if f.is_file()):
         rel = path.relative_to(layout.root)
-        if rel.parts[0] == "ledger" and unscrubbed is not None:
-            public_ledger_part(path, public / path.name, unscrubbed)
-            path = public / path.name
+        if rel.parts[0] == "ledger" and not full_ledger:  # the copy the finalize task wrote (pipeline/finalize/public.py)
+            path = public / path.name if (public / path.name).exists() else write_public_part(layout, path)
         files.append((path, rel.as_posix()))
     files.sort(key=lambda f: f[1] == "summary.json")  # last: its presence means the rest is there
     return files
@@ -114,6 +85,8 @@ def publish_outputs(layout: RunLayout, config: Config | None = None) -> str | No
     files = _published_files(layout, config is not None and config.output.publish_full_ledger)
 
     def put(src: Path, rel: str) -> None:
+        if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):  # object stores need none
+            fs.makedirs(f"{base}/{rel}".rsplit("/", 1)[0], exist_ok=True)
         with_retries(lambda: fs.put_file(str(src), f"{base}/{rel}"), f"publishing {rel} to {url}")
 
     *rest, last = files

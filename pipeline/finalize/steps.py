@@ -31,6 +31,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import sort_rows, write_ledger_part
+from pipeline.finalize.public import public_folder, read_resolved, write_public_part
 from pipeline.finalize.shards import HEADER_BYTES, shard_name, validation_tokens
 from stages.tokens import binformat
 from stages.utils.io import atomic_path, write_json_atomic
@@ -232,8 +233,12 @@ class FinalizeParts(PipelineStep):
             layout.ledger.mkdir(parents=True, exist_ok=True)
             # opened at the first lookup (30 ms): a part without duplicates needs none
             connect = functools.cache(lambda: _duckdb(layout))
+            resolved = read_resolved(layout)
             for part in range(rank, self.parts, world_size):
                 consolidate_part(layout, part, plan["decision_files"], connect)
+                path = layout.ledger / f"part-{part:05d}.parquet"
+                if path.exists() and not (public_folder(layout) / "ledger" / path.name).exists():
+                    write_public_part(layout, path, resolved)  # what publishing uploads, PII scrubbed
                 self.stat_update("ledger_parts")
             if plan["languages"]:
                 layout.bin.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import duckdb
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
 from pipeline.core.layout import RunLayout
+from pipeline.finalize.public import public_counts
 from pipeline.plan.phases import Phase, stage_of
 
 COUNT_BATCH = 1000  # ledger parts per DuckDB scan
@@ -141,6 +142,8 @@ def build_summary(layout: RunLayout, stages: list[str], shards: list[dict], elap
         "conservation_ok": (records_read == counts["records_total"] == counts["kept"] + counts["dropped_total"]
                             and tally_kept == counts["kept"] and tally_tokens == counts["tokens"] == shard_tokens),
         "records_read": records_read,
+        # ledger rows whose URL / detail held PII: scrubbed in the published ledger (pipeline/finalize/public.py)
+        **public_counts(layout),
         "files": files,
         "errors": errors,
         "damaged": sum(1 for e in errors if e["kind"] == "damaged"),

@@ -56,6 +56,8 @@ class RetryConfig(_Section):
     attempts: Count = 8  # waits up to 1 + 2 + 4 + ... + 60 s: rides out a throttled bucket (~3 min)
     backoff_seconds: Annotated[float, Ge(0.0)] = 1.0
     max_backoff_seconds: Annotated[float, Ge(0.0)] = 60.0
+    # a stalled connection (accepted, then silent) is a transient error after this long without a byte
+    read_timeout_seconds: Annotated[float, Ge(0.001)] = 60.0
 
 
 class InputConfig(_Section):
@@ -213,6 +215,9 @@ class RunConfig(_Section):
     # logs and intermediate files when --output is a URL (s3://...): must be shared by every node of a
     # cluster; None: $CCPIPE_CACHE/runs/<output URL> on this machine
     work_dir: str | None = None
+    # seconds one record may spend in one stage but extraction (`extract.timeout`): over it, the record is
+    # dropped under that stage as `timeout` (stages/utils/deadline.py); generous, as extraction's
+    record_timeout: Annotated[float, Ge(0.001)] = 60.0
     strict: bool = False  # any file error (damaged, unusable) fails the run with exit 1
     finalize_tasks: Count | None = None  # tasks writing the ledger parts and shards; None: one per base task
     slurm: SlurmConfig = SlurmConfig()

@@ -33,6 +33,7 @@ from stages.readers.warc import WarcReader
 from stages.recipes.fineweb import FineWebPII, FineWebURLFilter
 from stages.recipes.profiles import resolve_profiles
 from stages.tokens.tokenize import BPETokenizer, Tokenize
+from stages.utils.deadline import BoundedFilter
 from stages.utils.remote_io import RetryPolicy
 from stages.writers.ledger import BOOKKEEPING, DropLedger, KeptLedger, TaskTally
 from stages.writers.output import FineWebParquet, TaskFileReader, TaskFileWriter
@@ -124,7 +125,8 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
         WarcReader(files, ledger_folder=ledger, report_folder=str(layout.files_report),
                    max_payload_bytes=config.input.max_payload_bytes, max_records=config.input.max_records,
                    dump=config.input.dump, progress_folder=str(layout.progress),
-                   retry=RetryPolicy(**config.input.retry.model_dump()), cache_bytes=int(config.input.cache_gb * 1e9)),
+                   retry=RetryPolicy(**config.input.retry.model_dump()), cache_bytes=int(config.input.cache_gb * 1e9),
+                   record_timeout=config.run.record_timeout),
     ]
     if config.blocklist.enabled and fineweb:
         base.append(FineWebURLFilter(config.blocklist.soft_word_threshold,
@@ -154,6 +156,9 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
         *classifier(config.quality.classifier, ledger, layout),
         TaskFileWriter(str(layout.base_documents)),
     ]
+    for step in base:  # the time bound per record of every stage but extraction (stages/utils/deadline.py)
+        if isinstance(step, BoundedFilter):
+            step.record_timeout = config.run.record_timeout
     if config.dedup.enabled:
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
     return base
@@ -188,7 +193,8 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
     elif config.pii.enabled:
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
                                  fast=config.pii.fast, ner_model=config.pii.ner.model,
-                                 ner_entities=config.pii.ner.entities, memo_folder=str(layout.pii_memo),
+                                 ner_entities=config.pii.ner.entities, exclusion_writer=DropLedger(ledger, "pii"),
+                                 record_timeout=config.run.record_timeout, memo_folder=str(layout.pii_memo),
                                  memo_source=str(RunLayout(reuse.source).pii_memo) if reuse and reuse.pii else None))
     if profiles:
         final.append(RemoveTableLines(profiles))

@@ -37,6 +37,7 @@ from tldextract import TLDExtract
 
 import blocklists
 from stages.utils import io
+from stages.utils.deadline import BoundedFilter
 from stages.utils.io import atomic_path, sha256_file
 from stages.utils.loading import load_once
 
@@ -132,7 +133,7 @@ class _HashSet:
         return i < len(self.array) and self.array[i] == h
 
 
-class URLBlocklist(BaseFilter):
+class URLBlocklist(BoundedFilter, BaseFilter):
     """FineWeb's URL filter (UT1 adult domains/URLs, banned words) with an allowlist, project lists and
     host-name word rules. Drop reasons and details: see the module docstring."""
 

@@ -60,6 +60,7 @@ from stages.filters.quality_memo import Drop, ignore, part_names, read_memo, run
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
+from stages.utils.deadline import BoundedFilter
 from stages.utils.loading import without_torch
 from stages.utils.memo import text_key
 from stages.writers.ledger import DropLedger
@@ -111,7 +112,7 @@ def tunable(name: str) -> dict[str, float]:
             if type(p.default) in (int, float) and p.name not in ("language", "exclusion_writer")}
 
 
-class QualityFilters(BaseFilter):
+class QualityFilters(BoundedFilter, BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
 
     A document whose language has a profile (`profiles`: label -> stages.recipes.profiles.Profile) gets FineWeb-2's
@@ -135,8 +136,8 @@ class QualityFilters(BaseFilter):
         self.gq = GopherQualityFilter(**params(gopher_quality)) if on(gopher_quality) else None
         self.c4 = C4QualityFilter(filter_no_terminal_punct=False, **params(c4)) if on(c4) else None
         self.fw = FineWebQualityFilter(**params(fineweb)) if on(fineweb) else None
-        given = (gopher_repetition, gopher_quality, c4, fineweb)
-        self.parts = part_names({name: params(s) for name, s in zip(FILTERS, given)}, self.c4 is not None)
+        self.parts = part_names(dict(zip(FILTERS, map(params, (gopher_repetition, gopher_quality, c4, fineweb)))),
+                                self.c4 is not None)  # their names in the memo (stages/filters/quality_memo.py)
         gopher_repetition, gopher_quality, fineweb = on(gopher_repetition), on(gopher_quality), on(fineweb)
         # label -> (profile, repetition, FineWeb, Gopher quality), each None when switched off
         self.profiles = {}
@@ -177,7 +178,6 @@ class QualityFilters(BaseFilter):
                 thresholds["profile"] = entry[0].label
                 self._fineweb2(doc.text, entry, check)
                 return True
-            # without a memo folder, nothing kept: a text filtered twice is measured twice (benches)
             memo = self.memo.setdefault(text_key(doc.text), {}) if self.memo_folder or self.memo_source else {}
             part = functools.partial(run_part, memo, signals, thresholds, check)
             words = None

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from charset_normalizer import from_bytes
 
+from stages.utils.deadline import RecordTimeout
 from stages.utils.remote_io import TransientError
 
 SNIFF_BYTES = 4096  # where <meta charset> must appear (the HTML standard says the first 1024 bytes; pages are sloppier)
@@ -26,6 +27,10 @@ CHARSET_ALIASES = {
     "shift_jis": "cp932", "sjis": "cp932", "x-sjis": "cp932", "euc-kr": "cp949", "tis-620": "cp874",
     "iso-8859-9": "cp1254", "big5": "big5hkscs",
 }  # fmt: skip
+# Python codecs that no web page is written in, refused as a label as a browser refuses an unknown one (then
+# <meta charset>, then detection): punycode's decoder is quadratic (a 1 MB page labelled `punycode` took 83 s),
+# the escape codecs and idna are transforms of text, not charsets; `undefined` fails on every byte
+NOT_WEB_CODECS = {"punycode", "idna", "unicode_escape", "raw_unicode_escape", "undefined"}
 # what detection may guess: the HTML standard's encodings, less the Mac ones that tie with windows-125x
 # on short pages (charset_normalizer reads a 400-byte windows-1251 page as mac_cyrillic otherwise)
 WEB_CHARSETS = ["utf_8", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
@@ -46,10 +51,11 @@ class DamagedRecord(Exception):
 
 def parsed(action, *args):
     """`action(*args)` (warcio reading a record's bytes), its failures as DamagedRecord; a transient network
-    error (retries exhausted) stays what it is, for the task to fail."""
+    error (retries exhausted) stays what it is, for the task to fail, and so does the record's time running out
+    (`run.record_timeout`: a `timeout` drop, not the input's damage)."""
     try:
         return action(*args)
-    except TransientError:
+    except (TransientError, RecordTimeout):
         raise
     except Exception as exc:
         raise DamagedRecord(f"{type(exc).__name__}: {exc}"[:200]) from exc
@@ -71,11 +77,13 @@ def codec_for(label: str | None) -> str | None:
         return None
     label = label.strip().lower()
     try:
-        codec = codecs.lookup(CHARSET_ALIASES.get(label, label))
+        info = codecs.lookup(CHARSET_ALIASES.get(label, label))
     except LookupError:
         return None
-    # `charset=base64` (or rot13, zlib, hex...) names a bytes-to-bytes codec, which `bytes.decode` refuses
-    return codec.name if codec._is_text_encoding else None
+    # bytes-to-bytes and str-to-str codecs (base64, zlib, uu, rot13) are no text encodings at all
+    if info.name.replace("-", "_") in NOT_WEB_CODECS or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
 
 
 def looks_binary(payload: bytes, charset: str | None) -> bool:

@@ -38,9 +38,8 @@ from typing import Iterator
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
-from warcio.archiveiterator import ArchiveIterator
-from warcio.statusandheaders import StatusAndHeadersParser
 
+from stages.readers.headers import HEADER_CAP, BoundedParser, OversizedHeaders, bounded_iterator
 from stages.readers.payload import (
     DamagedRecord,
     decode_html,
@@ -51,6 +50,7 @@ from stages.readers.payload import (
     valid_url,
 )
 from stages.readers.wet import USABLE, is_wet_path, judge_wet, no_usable_records, wet_document
+from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import write_text_atomic
 from stages.utils.remote_io import RetryPolicy, TransientError, open_stream
 from stages.writers.ledger import DropLedger, drop
@@ -61,11 +61,12 @@ REASONS = (
     "bad_url",  # no http(s) scheme or host, or unparseable (`http://[::1/x`)
     "http_status",  # not HTTP 200
     "non_html",  # payload type is not text/html or application/xhtml+xml
-    "too_large",  # payload over max_payload_bytes, declared or read
+    "too_large",  # payload over max_payload_bytes, declared or read; HTTP headers over HEADER_CAP
     "damaged_record",  # payload unreadable, shorter than declared, or no HTTP headers
     "binary",  # control bytes in a payload that claims to be HTML (or WET text)
     "decode_error",  # no charset decodes it
     "empty",  # zero-byte payload
+    "timeout",  # judging the record took over record_timeout seconds (stages/utils/deadline.py)
 )
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 DRAIN_CHUNK = 1 << 20  # skip unread payloads 1 MiB at a time (warcio's own drain reads 16 KiB)
@@ -111,6 +112,7 @@ class WarcReader(PipelineStep):
         progress_folder: str | None = None,
         retry: RetryPolicy | None = None,  # None: RetryPolicy()'s defaults
         cache_bytes: int = 0,
+        record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
     ):
         super().__init__()
         if isinstance(paths, str):
@@ -128,6 +130,7 @@ class WarcReader(PipelineStep):
         self.progress_folder = progress_folder
         self.retry = retry or RetryPolicy()
         self.cache_bytes = cache_bytes
+        self.record_timeout = record_timeout
 
     def _report_progress(self, rank: int, responses: int, done: float | None) -> None:
         """`{responses} {done}` in `progress_folder/{rank}`, for the command line's progress bar: responses read
@@ -253,7 +256,10 @@ class WarcReader(PipelineStep):
         is the exception when the file itself broke under this record."""
         judge = (lambda r: judge_wet(r, self.max_payload_bytes)) if record.rec_type == "conversion" else self._judge
         try:
-            text, reason, detail = judge(record)
+            with record_deadline(self.record_timeout):
+                text, reason, detail = judge(record)
+        except RecordTimeout as exc:
+            text, reason, detail = None, "timeout", str(exc)
         except DamagedRecord as exc:  # bytes that do not parse (bad chunking, broken gzip): count it. Any other
             text, reason, detail = None, "damaged_record", str(exc)  # exception is ours: it fails the task
         try:
@@ -276,6 +282,8 @@ class WarcReader(PipelineStep):
             return None, "bad_url", url[:200]
         if record.http_headers is None:
             return None, "damaged_record", "response record without HTTP headers"
+        if isinstance(record.http_headers, OversizedHeaders):
+            return None, "too_large", f"HTTP headers over {HEADER_CAP} bytes"
         status = record.http_headers.get_statuscode()
         if status != "200":
             return None, "http_status", status
@@ -300,8 +308,9 @@ class WarcReader(PipelineStep):
 
 @functools.cache
 def truncation_aware_iterator() -> type:
-    """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member."""
-    class TruncationAwareIterator(ArchiveIterator):
+    """warcio's ArchiveIterator, noticing what it lets pass quietly: a file that ends inside a gzip member;
+    headers read with a bound (stages/readers/headers.py)."""
+    class TruncationAwareIterator(bounded_iterator()):
         truncated = False
 
         def close(self):
@@ -334,7 +343,8 @@ def ensure_http_headers(record) -> None:
     if not record.length:
         return
     start = record.raw_stream.tell()
-    record.http_headers = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(record.raw_stream)
+    record.http_headers = BoundedParser(["HTTP/1.0", "HTTP/1.1"], verify=False, oversized_ok=True).parse(
+        record.raw_stream)
     record.payload_length = record.length - (record.raw_stream.tell() - start)
 
 

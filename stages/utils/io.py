@@ -25,7 +25,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 @contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, mode: int = 0o644):
     """Yields a temporary path beside `path`; renamed onto `path` when the block ends without an error.
 
     A reader never sees a half-written file, and concurrent writers of identical bytes are harmless: the
@@ -36,7 +36,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; workers of other users may share a cache
+        os.chmod(tmp, mode)  # mkstemp creates 0600; workers of other users may share a cache
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -56,3 +56,16 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data) -> None:
     """Indented, keys sorted, newline-terminated: the same data gives the same bytes."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# files holding raw values (the ledger's PII values, URLs, unscrubbed excerpts): the owner's alone
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
+
+
+def make_private(files: list[str | Path], folders: list[str | Path]) -> None:
+    """`files` 0600 and `folders` 0700 (created if missing)."""
+    for folder in folders:
+        os.makedirs(folder, mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR)
+    for path in files:
+        os.chmod(path, PRIVATE_FILE)

@@ -54,6 +54,9 @@ class RetryPolicy:
     attempts: int = 8  # tries per read; 1 + 2 + ... + 60 s of backoff rides out a throttled bucket (~3 min)
     backoff_seconds: float = 1.0  # the first wait's ceiling; doubled each try
     max_backoff_seconds: float = 60.0
+    # a connection that goes silent (the server accepts, then sends nothing) counts as transient after this
+    # many seconds without a byte; aiohttp's own default is 300 s for the whole request
+    read_timeout_seconds: float = 60.0
 
     def wait(self, attempt: int) -> float:
         """Full jitter (uniform in 0..ceiling): thousands of tasks throttled together do not retry together."""
@@ -120,7 +123,7 @@ class ResumableStream(io.RawIOBase):
 
         super().__init__()
         self.url, self.policy, self.pos, self._file = url, policy, 0, None
-        self.fs, self._path = fsspec.core.url_to_fs(url, **storage_options)
+        self.fs, self._path = fsspec.core.url_to_fs(url, **timeouts(url, policy.read_timeout_seconds), **storage_options)
         self.size = retrying(self._size, f"{url}: cannot open", policy)
 
     def _size(self) -> int | None:
@@ -177,6 +180,18 @@ class ResumableStream(io.RawIOBase):
     def close(self) -> None:
         self._drop_file()
         super().close()
+
+
+def timeouts(url: str, seconds: float) -> dict:
+    """fsspec storage options bounding connect and each socket read to `seconds`, for HTTP(S) and S3 URLs."""
+    if url.startswith(("http://", "https://")):
+        import aiohttp  # fsspec's HTTP filesystem is built on it
+
+        return {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=None, sock_connect=seconds,
+                                                                   sock_read=seconds)}}
+    if url.startswith(("s3://", "s3a://")):
+        return {"config_kwargs": {"connect_timeout": seconds, "read_timeout": seconds}}
+    return {}
 
 
 def cache_dir() -> str:

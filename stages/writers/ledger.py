@@ -26,6 +26,7 @@ byte-identical whatever the number of workers. `summary.json` is counted from th
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 
@@ -35,7 +36,7 @@ from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 
-from stages.utils.io import write_text_atomic
+from stages.utils.io import make_private, write_text_atomic
 
 # steps that keep the books rather than decide (`stage` of KeptLedger, TaskTally and the writers): not in the funnel
 BOOKKEEPING = ("ledger", "write")
@@ -87,7 +88,7 @@ def ledger_row(doc: Document, stage: str | None, reason: str | None = None) -> d
     cluster = meta.get("minhash_cluster_id")
     return {
         "id": doc.id,
-        "url": meta.get("url"),
+        "url": meta.get("raw_url", meta.get("url")),  # as read: the PII stage scrubs `url` for the parquet
         "warc": meta.get("file_path"),
         "offset": meta.get("offset"),
         "decision": "dropped" if stage else "kept",
@@ -110,7 +111,33 @@ def ledger_row(doc: Document, stage: str | None, reason: str | None = None) -> d
     }
 
 
-class DropLedger(JsonlWriter):
+class PrivateJsonl(JsonlWriter):
+    """A JsonlWriter whose files (ledger rows: raw URLs, PII values, unscrubbed excerpts) end 0600 in 0700
+    folders on a local filesystem; a folder is made private before its first file is opened."""
+
+    def write(self, document: Document, rank: int = 0, **kwargs):
+        if not self.output_mg.get_open_files():
+            self._private([], rank)
+        super().write(document, rank, **kwargs)
+
+    def close(self):
+        names = list(self.output_mg.get_open_files())
+        super().close()
+        self._private(names)
+
+    def _private(self, names: list[str], rank: int | None = None) -> None:
+        folder = self.output_folder
+        if "file" not in (folder.fs.protocol if isinstance(folder.fs.protocol, tuple) else (folder.fs.protocol,)):
+            return
+        if rank is not None:  # before the first file: its folder and the folders above it up to ours
+            name = self.output_filename.substitute(rank=str(rank).zfill(5))
+            parts = os.path.dirname(name).split("/") if os.path.dirname(name) else []
+            make_private([], [folder.path] + [os.path.join(folder.path, *parts[:i + 1]) for i in range(len(parts))])
+            return
+        make_private([os.path.join(folder.path, n) for n in names], [])
+
+
+class DropLedger(PrivateJsonl):
     """Records the documents a stage drops under `{stage}/[{part}-]{rank}.jsonl`.
 
     Pass it as the `exclusion_writer` of a datatrove filter (the filter stamps `filter_reason` on the
@@ -153,7 +180,7 @@ class KeptLedger(PipelineStep):
         self.output_folder = output_folder
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        with JsonlWriter(self.output_folder, output_filename="kept/${rank}.jsonl", compression=None,
+        with PrivateJsonl(self.output_folder, output_filename="kept/${rank}.jsonl", compression=None,
                          adapter=lambda _w, doc: ledger_row(doc, None)) as writer:
             for doc in data:
                 with self.track_time():

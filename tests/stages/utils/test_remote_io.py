@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import random
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -147,3 +151,46 @@ def test_partial_fetches_of_dead_tasks_are_evicted(tmp_path):
     os.utime(tmp_path / names["old"], (1, 1))  # untouched since 1970: another host's task that died
     remote_io.evict(str(tmp_path), 1 << 30)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["recent"]])
+
+
+class _StallFirst(http.server.SimpleHTTPRequestHandler):
+    """Serves files; the first request of each method is accepted and read, then answered with silence."""
+
+    stalled: set = set()
+    release = threading.Event()
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _stall(self) -> bool:
+        if self.command in self.stalled:
+            return False
+        self.stalled.add(self.command)
+        self.release.wait(120)  # holds the connection open, sending nothing, until the test ends
+        return True
+
+    def do_HEAD(self):
+        if not self._stall():
+            super().do_HEAD()
+
+    def do_GET(self):
+        if not self._stall():
+            super().do_GET()
+
+
+def test_a_stalled_connection_is_retried_after_the_read_timeout(files):
+    handler = type("Handler", (_StallFirst,), {"stalled": set(), "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(files)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    policy = RetryPolicy(attempts=3, backoff_seconds=0.001, max_backoff_seconds=0.01, read_timeout_seconds=1.0)
+    started = time.monotonic()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.warc.gz"
+        with ResumableStream(url, policy, skip_instance_cache=True) as stream:
+            assert stream.read() == (files / "a.warc.gz").read_bytes()
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+    assert handler.stalled == {"HEAD", "GET"}  # both the size and the body met a silent server once
+    assert time.monotonic() - started < 20  # two 1 s stalls and a retry each, not aiohttp's 300 s

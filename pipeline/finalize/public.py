@@ -1,0 +1,127 @@
+"""The public copy of a ledger part: what `publish` uploads in place of the run's own ledger.
+
+Written by each finalize task beside its ledger part, `work/publish/ledger/part-{rank}.parquet`, with
+`work/publish/counts/part-{rank}.json` saying how many rows had PII in their URL and detail (summary.json's
+`pii_in_urls`, `pii_in_details`). The run's own ledger keeps the raw values, for audits (`ccpipe audit explain`).
+In the public copy:
+
+- `url`, `duplicate_of_url`, `detail` and `excerpt` go through the run's PII scrubbing (stages/pii/fields.py):
+  a URL `https://www.example.com/contact?email=jane.roe@example.org` leaves as `...?email=email@example.com`;
+- `pii_spans` keep type and offsets, not the values;
+- the excerpts of rows dropped before the PII stage (raw text) are left out;
+- `warc` is relative to the run's input root (the common folder of its local inputs): no local path leaves.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from pipeline.core.layout import RunLayout
+from pipeline.finalize.consolidate import write_ledger_part
+from stages.pii.fields import scrub_text, scrub_url
+from stages.pii.scrub import PIIScrubber
+from stages.utils.io import write_text_atomic
+
+
+def public_folder(layout: RunLayout) -> Path:
+    return layout.work / "publish"
+
+
+@functools.cache
+def _scrubber(entities: tuple[str, ...], replacement: str) -> PIIScrubber:
+    return PIIScrubber(entities=list(entities), replacement=replacement)
+
+
+def run_scrubber(resolved: dict) -> PIIScrubber | None:
+    """The run's PII scrubber (its entities and replacement style), or None when the run scrubs no PII."""
+    pii = resolved["config"].get("pii", {})
+    if not pii.get("enabled", True):
+        return None
+    return _scrubber(tuple(pii["entities"]), pii["replacement"])
+
+
+def input_root(inputs: list[str]) -> str | None:
+    """The common folder of the run's local inputs (URLs are published as they are), or None if none is local."""
+    local = [os.path.dirname(os.path.abspath(p)) for p in inputs if "://" not in p]
+    return os.path.commonpath(local) if local else None
+
+
+def relative_warc(path: str | None, root: str | None) -> str | None:
+    if path is None or root is None or "://" in path:
+        return path
+    return os.path.relpath(os.path.abspath(path), root)
+
+
+def _unscrubbed(stages: list[str]) -> list[str]:
+    """The stages up to PII's in the run's funnel: their drops' excerpts are raw text (all, without PII)."""
+    return stages[:stages.index("pii") + 1] if "pii" in stages else stages
+
+
+def _without_values(spans: str | None) -> str | None:
+    """`[[type, start, end, value], ...]` -> `[[type, start, end], ...]`."""
+    return None if spans is None else json.dumps([s[:3] for s in json.loads(spans)], ensure_ascii=False)
+
+
+def public_table(table: pa.Table, resolved: dict) -> tuple[pa.Table, dict[str, int]]:
+    """The public copy of one ledger part (one task's rows), and how many rows had PII in url and detail."""
+    scrubber = run_scrubber(resolved)
+    root = input_root(resolved.get("inputs", []))
+    counts = {"pii_in_urls": 0, "pii_in_details": 0}
+
+    def scrubbed(values: list, scrub, count: str | None = None) -> pa.Array:
+        out = []
+        for value in values:
+            clean, found = scrub(scrubber, value) if scrubber is not None else (value, 0)
+            out.append(clean)
+            if count and found:
+                counts[count] += 1
+        return pa.array(out, pa.string())
+
+    hide = pc.fill_null(pc.is_in(table["stage"], pa.array(_unscrubbed(resolved["stages"]), pa.string())), False)
+    # excerpts after the PII stage are scrubbed text already: scrubbing them again only guards
+    excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"]).to_pylist()
+    columns = {
+        "url": scrubbed(table["url"].to_pylist(), scrub_url, "pii_in_urls"),
+        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), scrub_url),
+        "detail": scrubbed(table["detail"].to_pylist(), scrub_text, "pii_in_details"),
+        "excerpt": scrubbed(excerpt, scrub_text),
+        "warc": pa.array([relative_warc(v, root) for v in table["warc"].to_pylist()], pa.string()),
+        "pii_spans": pa.array([_without_values(v) for v in table["pii_spans"].to_pylist()], pa.string()),
+    }
+    for name, column in columns.items():
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), column)
+    return table, counts
+
+
+def read_resolved(layout: RunLayout) -> dict:
+    return yaml.safe_load(layout.resolved_config.read_text())
+
+
+def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = None) -> Path:
+    """The public copy of ledger part `part` and its counts, under work/publish/; returns the copy's path."""
+    resolved = resolved or read_resolved(layout)
+    dest = public_folder(layout) / "ledger" / part.name
+    table, counts = public_table(pq.read_table(part), resolved)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_ledger_part(table, dest, private=False)
+    write_text_atomic(public_folder(layout) / "counts" / f"{part.stem}.json", json.dumps(counts, sort_keys=True))
+    return dest
+
+
+def public_counts(layout: RunLayout) -> dict[str, int]:
+    """summary.json's `pii_in_urls` and `pii_in_details`: the sums over the public parts."""
+    total = {"pii_in_urls": 0, "pii_in_details": 0}
+    folder = public_folder(layout) / "counts"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        for key, n in json.loads(path.read_text()).items():
+            total[key] = total.get(key, 0) + n
+    return total

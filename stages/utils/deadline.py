@@ -1,0 +1,83 @@
+"""A time bound per record and stage, as extraction has its own (`extract.timeout`, in a child process).
+
+The reader's judging of a record, the blocklist, the language pre-check and ID, the quality filters and the
+PII stage each give one record at most `record_timeout` seconds (`run.record_timeout`, 60 by default); a
+record that takes longer is dropped under that stage with reason `timeout` and the task goes on. Generous on
+purpose: no normal page comes near it (the slowest bench page takes ~0.1 s in any of them), so output never
+depends on the machine's speed; it bounds what a root-cause fix missed (tests/hostile_corpus.py).
+
+An interval timer (SIGALRM) interrupts Python code at the deadline; C code that holds the interpreter is
+interrupted when it returns, and the record is dropped all the same. Outside a process's main thread (no
+signals there) the time is checked when the stage returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import threading
+import time
+
+DEFAULT_RECORD_TIMEOUT = 60.0
+_active = False  # a bound is running in this process
+
+
+class RecordTimeout(Exception):
+    """A record over its time in one stage."""
+
+
+def _expired(seconds: float):
+    def handler(_signum, _frame):
+        raise RecordTimeout(f"over {seconds:g} s")
+
+    return handler
+
+
+@contextlib.contextmanager
+def record_deadline(seconds: float | None):
+    """Raises RecordTimeout in the block once it has run `seconds` (None: no bound)."""
+    global _active
+    if not seconds or _active:  # a bound inside a bound: the outer one holds
+        yield
+        return
+    started = time.monotonic()
+    armed = threading.current_thread() is threading.main_thread()
+    _active = True
+    if armed:
+        previous = signal.signal(signal.SIGALRM, _expired(seconds))
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        _active = False
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    if time.monotonic() - started > seconds:
+        raise RecordTimeout(f"over {seconds:g} s")
+
+
+class BoundedFilter:
+    """Base of a datatrove filter (before BaseFilter): its `filter(doc)` (a subclass's own, wrapped when the
+    class is made) runs within `record_timeout`, else gives `(False, "timeout")`."""
+
+    record_timeout: float | None = DEFAULT_RECORD_TIMEOUT
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "filter" in cls.__dict__:
+            cls.filter = _bounded(cls.__dict__["filter"])
+
+
+def _bounded(filter_fn):
+    @functools.wraps(filter_fn)
+    def filter(self, doc):
+        try:
+            with record_deadline(self.record_timeout):
+                return filter_fn(self, doc)
+        except RecordTimeout as exc:
+            doc.metadata["drop_detail"] = str(exc)
+            return False, "timeout"
+
+    return filter

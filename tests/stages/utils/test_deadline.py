@@ -1,0 +1,59 @@
+"""The time bound per record outside extraction (`run.record_timeout`): a record over it is dropped under its
+stage as `timeout`, counted, and the stage goes on with the next record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.plan.config import ConfigError, config_from_dict
+from stages.filters.langid import LanguagePrecheck
+from stages.pii.scrub import PIIScrubber
+from stages.utils.deadline import RecordTimeout, record_deadline
+from stages.writers.ledger import DropLedger
+from tests.fixtures import html_page, make_doc, write_warc
+from tests.stages.readers.test_warc import assert_conserved, read
+
+pytestmark = pytest.mark.timeout(60)
+
+SLOW = 0.0001  # seconds: any real work on a large page outlasts it
+BIG_PAGE = html_page("Big", *["Balconies grow tomatoes, basil and beans in summer. " * 40] * 400)
+
+
+def test_the_deadline_interrupts_python_code():
+    with pytest.raises(RecordTimeout, match="over 0.05 s"):
+        with record_deadline(0.05):
+            while True:
+                pass
+    with record_deadline(None):
+        pass
+
+
+def test_a_record_over_the_bound_in_the_reader_is_a_counted_timeout(tmp_path):
+    path = write_warc(tmp_path / "a.warc.gz", [{"url": "https://example.com/big", "body": BIG_PAGE.encode(),
+                                                "content_type": "text/html"}])  # no charset: detection
+    docs, files, rows = read(tmp_path, [path], record_timeout=SLOW)
+    assert docs == [] and [(r["reason"], r["detail"]) for r in rows] == [("timeout", f"over {SLOW:g} s")]
+    assert_conserved(files)
+
+
+def test_a_filter_over_the_bound_drops_the_document_as_timeout():
+    precheck = LanguagePrecheck()
+    precheck.record_timeout = SLOW
+    doc = make_doc(BIG_PAGE)
+    assert precheck.filter(doc) == (False, "timeout") and doc.metadata["drop_detail"] == f"over {SLOW:g} s"
+
+
+def test_a_document_over_the_bound_in_pii_is_dropped_never_kept_unscrubbed(tmp_path):
+    text = "Mail jane.roe@example.org or call +1 212 555 0143.\n" * 3000
+    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"), record_timeout=SLOW)
+    assert list(scrubber.run(iter([make_doc(text)]))) == []
+    rows = [json.loads(line) for line in (tmp_path / "pii" / "00000.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["reason"]) for r in rows] == [("pii", "timeout")]
+
+
+def test_record_timeout_is_validated():
+    assert config_from_dict({"run": {"record_timeout": 5}}).run.record_timeout == 5
+    with pytest.raises(ConfigError, match="run.record_timeout"):
+        config_from_dict({"run": {"record_timeout": 0}})
