@@ -64,6 +64,14 @@ class RunLayout:
         return self.work / "reuse"
 
     @property
+    def quality_memo(self) -> Path:  # the quality filters' results per text (stages/filters/quality_memo.py)
+        return self.reuse_store / "quality"
+
+    @property
+    def pii_memo(self) -> Path:  # the PII scrubber's findings per text (stages/utils/memo.py)
+        return self.reuse_store / "pii"
+
+    @property
     def parquet(self) -> Path:
         return self.root / "parquet"
 

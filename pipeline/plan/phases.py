@@ -110,7 +110,7 @@ def build_phases(config: Config, files: list[str], out: str | Path, reuse: Reuse
     if config.dedup.enabled:
         phases.append(Phase("dedup_buckets", dedup.bucket_steps(), dedup.config.num_buckets))
         phases.append(Phase("dedup_cluster", dedup.cluster_steps(tasks), 1))
-    phases.append(Phase("final", _final_steps(config, layout, dedup, profiles), tasks))
+    phases.append(Phase("final", _final_steps(config, layout, dedup, profiles, reuse), tasks))
     return phases
 
 
@@ -151,7 +151,8 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
                    exclusion_writer=DropLedger(ledger, LanguageID.stage),
                    thresholds={k: p.language_score for k, p in profiles.items()}),
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
-                         profiles),
+                         profiles, memo_folder=str(layout.quality_memo),
+                         memo_source=str(RunLayout(reuse.source).quality_memo) if reuse and reuse.quality else None),
         *classifier(config.quality.classifier, ledger, layout),
         TaskFileWriter(str(layout.base_documents)),
     ]
@@ -174,8 +175,10 @@ def classifier(c, ledger: str, layout: RunLayout) -> list[PipelineStep]:
                               top_fraction=c.top_fraction, scores_folder=scores)]
 
 
-def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict) -> list:
-    """Reload -> drop duplicates -> (ftfy) -> PII -> (table lines) -> tokenize -> parquet, ledger, tally."""
+def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profiles: dict,
+                 reuse: Reuse | None = None) -> list:
+    """Reload -> drop duplicates -> (ftfy) -> PII -> (table lines) -> tokenize -> parquet, ledger, tally.
+    With `reuse`, PII replays the findings of another run with the same PII settings on the same texts."""
     ledger = str(layout.decisions)
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
     if config.dedup.enabled:
@@ -191,7 +194,8 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
                                  fast=config.pii.fast, ner_model=config.pii.ner.model,
                                  ner_entities=config.pii.ner.entities, exclusion_writer=DropLedger(ledger, "pii"),
-                                 record_timeout=config.run.record_timeout))
+                                 record_timeout=config.run.record_timeout, memo_folder=str(layout.pii_memo),
+                                 memo_source=str(RunLayout(reuse.source).pii_memo) if reuse and reuse.pii else None))
     if profiles:
         final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression

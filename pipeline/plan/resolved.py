@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def _versions() -> dict:
     return {name: version(name) for name in
-            ("datatrove", "trafilatura", "warcio", "presidio-analyzer", "tiktoken", "pyarrow", "fasttext-predict")}
+            ("datatrove", "trafilatura", "warcio", "presidio-analyzer", "tiktoken", "pyarrow", "fasttext-predict", "spacy")}
 
 
 def provenance(phases: list[Phase]) -> dict:

@@ -14,7 +14,10 @@ before it. A new run compares its keys with RUN's:
     none        the reader or extraction changed: everything is recomputed
 
 What comes after (language ID's decisions, quality, dedup, PII, tokenizer, shards) is always recomputed, so
-the output is the from-scratch run's, byte for byte. A base task whose store is missing (a partly deleted
+the output is the from-scratch run's, byte for byte; the quality filters replay RUN's results on the texts
+they already judged when they are the same code (`quality_memo`, stages/filters/quality_memo.py), which
+re-decides, not re-measures, a change of which filters run; PII replays RUN's findings on the texts it
+scrubbed when the PII settings are the same (`pii_memo`). A base task whose store is missing (a partly deleted
 `work/`) is recomputed from the WARC files.
 """
 
@@ -44,6 +47,8 @@ class Reuse:
     mode: str  # "replay" or "extraction"
     scores: bool
     missing: tuple[int, ...] = field(default=())  # base tasks without a store there: recomputed
+    quality: bool = False  # the quality filters' results on its texts hold (same code): replayed
+    pii: bool = False  # its PII findings hold (same PII settings and code): replayed on the same texts
 
 
 def _digest(*parts) -> str:
@@ -59,8 +64,13 @@ def stage_keys(resolved: dict) -> dict[str, str]:
                         found.get("FineWebURLFilter"))
     precheck = _digest(blocklist, found.get("LanguagePrecheck"))  # languages, threshold, model sha256
     extract = _digest(read, config["extract"], versions["trafilatura"])
+    # the quality filters' results on a text: FineWeb's thresholds live in ccpipe's and datatrove's code, the
+    # words in spaCy's (stages/filters/quality_memo.py)
+    quality = _digest(resolved["ccpipe_version"], versions["datatrove"], versions.get("spacy"))
     return {"reader": read, "blocklist": blocklist, "langid_precheck": precheck, "extract": extract,
-            "store": _digest(precheck, extract), "langid_scores": _digest(found.get("LanguageID", {}).get("sha256"))}
+            "store": _digest(precheck, extract), "langid_scores": _digest(found.get("LanguageID", {}).get("sha256")),
+            "quality_memo": quality,
+            "pii_memo": _digest(resolved["ccpipe_version"], config["pii"], found.get("PIIScrubber"))}
 
 
 def _changed(old: dict, new: dict, keys: tuple[str, ...]) -> list[str]:
@@ -92,12 +102,18 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     scores = old["langid_scores"] == new["langid_scores"]
     if scores:
         stages.append("langid_scores")
+    quality = old.get("quality_memo") == new["quality_memo"]
+    if quality:
+        stages.append("quality_signals")
+    pii = old.get("pii_memo") == new["pii_memo"]
+    if pii:
+        stages.append("pii_findings")
     missing = tuple(rank for rank in range(resolved["tasks"])
                     if not (layout.reuse_store / f"{rank:05d}.parquet").is_file())
     entry.update({"mode": mode, "stages": stages})
     if missing:
         entry["tasks_recomputed"] = list(missing)
-    return Reuse(layout.root, layout.reuse_store, mode, scores, missing), entry
+    return Reuse(layout.root, layout.reuse_store, mode, scores, missing, quality, pii), entry
 
 
 def reuse_of(resolved: dict) -> Reuse | None:
@@ -107,4 +123,5 @@ def reuse_of(resolved: dict) -> Reuse | None:
         return None
     source = Path(entry["from"])
     return Reuse(source, RunLayout(source).reuse_store, entry["mode"], "langid_scores" in entry["stages"],
-                 tuple(entry.get("tasks_recomputed", ())))
+                 tuple(entry.get("tasks_recomputed", ())), "quality_signals" in entry["stages"],
+                 "pii_findings" in entry["stages"])

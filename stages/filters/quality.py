@@ -36,6 +36,7 @@ drop it for each (`{"gopher_rep_dup_line_frac": "> 0.3", ...}`); a dropped one g
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 
@@ -55,11 +56,13 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
+from stages.filters.quality_memo import Drop, ignore, part_names, read_memo, run_part, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
 from stages.text.words import SpacyWords, shared_words, word_tokenizer
 from stages.utils.deadline import BoundedFilter
 from stages.utils.loading import without_torch
+from stages.utils.memo import text_key
 from stages.writers.ledger import DropLedger
 
 _NOT_SNAKE = re.compile(r"[^a-z0-9]+")
@@ -109,11 +112,6 @@ def tunable(name: str) -> dict[str, float]:
             if type(p.default) in (int, float) and p.name not in ("language", "exclusion_writer")}
 
 
-class _Drop(Exception):
-    def __init__(self, reason: str, detail: str):
-        self.reason, self.detail = reason, detail
-
-
 class QualityFilters(BoundedFilter, BaseFilter):
     """FineWeb's four quality filters as one step: datatrove's decisions, each document's words computed once.
 
@@ -128,13 +126,18 @@ class QualityFilters(BoundedFilter, BaseFilter):
     stage = "quality"
 
     def __init__(self, gopher_repetition: Switch = True, gopher_quality: Switch = True, c4: Switch = True,
-                 fineweb: Switch = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None):
+                 fineweb: Switch = True, exclusion_writer=None, profiles: dict[str, Profile | None] | None = None,
+                 memo_folder: str | None = None, memo_source: str | None = None):
         super().__init__(exclusion_writer)
+        self.memo_folder, self.memo_source = memo_folder, memo_source
+        self.memo: dict[bytes, dict] = {}
         # datatrove's objects hold the thresholds (FineWeb's are datatrove's defaults, `params` change them)
         self.rep = GopherRepetitionFilter(**params(gopher_repetition)) if on(gopher_repetition) else None
         self.gq = GopherQualityFilter(**params(gopher_quality)) if on(gopher_quality) else None
         self.c4 = C4QualityFilter(filter_no_terminal_punct=False, **params(c4)) if on(c4) else None
         self.fw = FineWebQualityFilter(**params(fineweb)) if on(fineweb) else None
+        self.parts = part_names(dict(zip(FILTERS, map(params, (gopher_repetition, gopher_quality, c4, fineweb)))),
+                                self.c4 is not None)  # their names in the memo (stages/filters/quality_memo.py)
         gopher_repetition, gopher_quality, fineweb = on(gopher_repetition), on(gopher_quality), on(fineweb)
         # label -> (profile, repetition, FineWeb, Gopher quality), each None when switched off
         self.profiles = {}
@@ -148,6 +151,14 @@ class QualityFilters(BoundedFilter, BaseFilter):
     def words(self) -> SpacyWords:
         return shared_words()
 
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        """Replays from `memo_source` each filter's result on a text it judged; keeps all in `memo_folder`."""
+        self.memo = read_memo(self.memo_source, rank) if self.memo_source else {}
+        yield from super().run(data, rank, world_size)
+        if self.memo_folder:
+            with self.track_time():
+                write_memo(self.memo_folder, rank, self.memo)
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         signals: dict[str, float] = {}
         thresholds: dict[str, str] = {}  # what would have dropped it, for `ccpipe audit explain`
@@ -159,7 +170,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
             if op:
                 thresholds[prefix + name] = f"{op} {threshold}"
             if bad:
-                raise _Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
+                raise Drop(prefix + name, f"{name} {value:.4g} {op} {threshold}")
 
         entry = self.profiles.get(doc.metadata.get("language"))
         try:
@@ -167,16 +178,21 @@ class QualityFilters(BoundedFilter, BaseFilter):
                 thresholds["profile"] = entry[0].label
                 self._fineweb2(doc.text, entry, check)
                 return True
+            memo = self.memo.setdefault(text_key(doc.text), {}) if self.memo_folder or self.memo_source else {}
+            part = functools.partial(run_part, memo, signals, thresholds, check)
             words = None
             if self.rep is not None:
-                words = self._repetition(doc.text, check)
+                words = part(self.parts["gopher_repetition"], lambda c: self._repetition(doc.text, c))
             if self.gq is not None:
-                self._gopher_quality(doc.text, words if words is not None else self.words(doc.text), check)
+                part(self.parts["gopher_quality"], lambda c: self._gopher_quality(
+                    doc.text, words if words is not None else self.words(doc.text), c))
             if self.c4 is not None:
-                doc.text = self._c4(doc.text, check)
-            if self.fw is not None:
-                self._fineweb(doc.text, check)
-        except _Drop as drop:
+                kept = part(self.parts["c4"], lambda c: self._c4(doc.text, c))
+                # replayed: the kept lines again, without the sentence count (it passed)
+                doc.text = kept if kept is not None else self._c4(doc.text, ignore, sentences=False)
+            if self.fw is not None:  # its input is C4's text when C4 ran: another result
+                part(self.parts["fineweb"], lambda c: self._fineweb(doc.text, c))
+        except Drop as drop:
             doc.metadata["drop_detail"] = drop.detail + (f" ({entry[0].label})" if entry is not None else "")
             return False, drop.reason
         return True
@@ -203,7 +219,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
     def _repetition(self, text: str, check, f=None, split=None) -> list[str] | None:
         f, p = f or self.rep, "gopher_rep_"
         if not text:
-            raise _Drop(p + "empty", "empty text")
+            raise Drop(p + "empty", "empty text")
         paragraphs = _PARAGRAPHS.split(text.strip())
         dups, chars = find_duplicates(paragraphs)
         if f.dup_para_frac:
@@ -244,15 +260,15 @@ class QualityFilters(BoundedFilter, BaseFilter):
         signals_only = lambda name, value: check(p, name, value, False, "", "")
         signals_only("word_count", n)
         if f.min_doc_words and n < f.min_doc_words:
-            raise _Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
+            raise Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
         if f.max_doc_words and n > f.max_doc_words:
-            raise _Drop(p + "long_doc", f"word_count {n} > {f.max_doc_words}")
+            raise Drop(p + "long_doc", f"word_count {n} > {f.max_doc_words}")
         mean = sum(lengths) / n  # np.mean of these ints gives the same float: both sums are exact
         signals_only("mean_word_length", mean)
         if f.min_avg_word_length and mean < f.min_avg_word_length:
-            raise _Drop(p + "below_avg_threshold", f"mean_word_length {mean:.4g} < {f.min_avg_word_length}")
+            raise Drop(p + "below_avg_threshold", f"mean_word_length {mean:.4g} < {f.min_avg_word_length}")
         if f.max_avg_word_length and mean > f.max_avg_word_length:
-            raise _Drop(p + "above_avg_threshold", f"mean_word_length {mean:.4g} > {f.max_avg_word_length}")
+            raise Drop(p + "above_avg_threshold", f"mean_word_length {mean:.4g} > {f.max_avg_word_length}")
         r = f.max_symbol_word_ratio
         if r:
             value = text.count("#") / n_words
@@ -276,7 +292,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
             value = len(f.stop_words.intersection(words))
             check(p, "enough_stop_words", value, value < f.min_stop_words, "<", f.min_stop_words)
 
-    def _c4(self, text: str, check) -> str:
+    def _c4(self, text: str, check, sentences: bool = True) -> str:
         f, p = self.c4, "c4_"
         kept, removed = [], 0
         for line in text.splitlines():
@@ -292,18 +308,18 @@ class QualityFilters(BoundedFilter, BaseFilter):
                 continue
             low = line.lower()
             if f.filter_lorem_ipsum and "lorem ipsum" in low:
-                raise _Drop(p + "lorem_ipsum", "'lorem ipsum' in a line")
+                raise Drop(p + "lorem_ipsum", "'lorem ipsum' in a line")
             if f.filter_javascript and "javascript" in low:
                 removed += 1
                 continue
             if f.filter_curly_bracket and "{" in line:
-                raise _Drop(p + "curly_bracket", "'{' in a line")
+                raise Drop(p + "curly_bracket", "'{' in a line")
             if f.filter_policy and any(s in low for s in POLICY_SUBSTRINGS):
                 removed += 1
                 continue
             kept.append(line)
         check(p, "removed_lines", removed, False, "", "")
-        if f.min_num_sentences != -1:
+        if f.min_num_sentences != -1 and sentences:
             # every kept line holds at least one sentence: count them only when that may not be enough
             if len(kept) >= f.min_num_sentences:
                 sentences = len(kept)
@@ -317,7 +333,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
         f, p = f or self.fw, "fineweb_"
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
-            raise _Drop(p + "empty", "no non-blank line")
+            raise Drop(p + "empty", "no non-blank line")
         value = sum(1 for line in lines if line.endswith(f.stop_chars)) / len(lines)
         check(p, "line_punct_ratio", value, value < f.line_punct_thr and not (value == 0 and f.line_punct_exclude_zero),
               "<", f.line_punct_thr)
@@ -342,16 +358,19 @@ class OnlyLanguages(BaseFilter):
         return doc.metadata.get("language") not in self.languages or self.inner.filter(doc)
 
 
-def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | None] | None = None) -> list:
+def quality_filters(config, ledger_folder: str, profiles: dict[str, Profile | None] | None = None,
+                    memo_folder: str | None = None, memo_source: str | None = None) -> list:
     """FineWeb's filters in FineWeb's order: one pass (`config.fast`), or datatrove's four filters, each with
     its own file in the quality stage's ledger; languages with a profile get FineWeb-2's three instead.
-    `config` is the `quality` section of the run's config."""
+    `config` is the `quality` section of the run's config; `memo_folder`, `memo_source`: the one pass's
+    results kept there, replayed from there (stages/filters/quality_memo.py)."""
     given = (config.gopher_repetition, config.gopher_quality, config.c4, config.fineweb)
     switches = tuple(on(s) for s in given)
     if getattr(config, "fast", True):
         if not any(switches):
             return []
-        return [QualityFilters(*given, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles)]
+        return [QualityFilters(*given, exclusion_writer=DropLedger(ledger_folder, "quality"), profiles=profiles,
+                               memo_folder=memo_folder, memo_source=memo_source)]
 
     def ledger(part: str) -> DropLedger:
         return DropLedger(ledger_folder, "quality", part=part)

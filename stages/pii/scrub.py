@@ -60,6 +60,7 @@ from stages.pii.zh import (
 )
 from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.loading import without_torch
+from stages.utils.memo import read_memo_file, text_key, write_memo_file
 from stages.writers.ledger import drop
 
 logger = logging.getLogger(__name__)
@@ -183,10 +184,13 @@ class PIIScrubber(PipelineStep):
     def __init__(self, entities: list[str] | tuple[str, ...] = DEFAULT_ENTITIES, replacement: str = "surrogate",
                  language: str = "en", score_threshold: float = 0.3, fast: bool = True,
                  ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",),
-                 exclusion_writer=None, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
+                 exclusion_writer=None, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
+                 memo_folder: str | None = None, memo_source: str | None = None):
         super().__init__()
         # a document over record_timeout is dropped here as `timeout` (never kept unscrubbed): needs the writer
         self.exclusion_writer, self.record_timeout = exclusion_writer, record_timeout
+        # each text's findings kept there, replayed from there (another run with these settings: stages/utils/memo.py)
+        self.memo_folder, self.memo_source = memo_folder, memo_source
         unknown = [e for e in entities if e not in DEFAULT_ENTITIES]
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; allowed: {list(DEFAULT_ENTITIES)}")
@@ -323,13 +327,20 @@ class PIIScrubber(PipelineStep):
         digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
         return choices[int.from_bytes(digest, "big") % len(choices)]
 
-    def scrub(self, text: str, language: str | None = None) -> tuple[str, list[Finding]]:
+    def scrub(self, text: str, language: str | None = None, memo: dict | None = None) -> tuple[str, list[Finding]]:
         """The text with PII replaced, and what was replaced (offsets in the original text). `language`: the
-        document's langid label (Chinese ones get the Chinese recognizers and format-keeping surrogates)."""
+        document's langid label (Chinese ones get the Chinese recognizers and format-keeping surrogates).
+        `memo`: {text digest: findings} of texts scrubbed before with these settings, replayed and added to."""
         lang = self.presidio_language(language)
-        findings = [Finding(r.entity_type, r.start, r.end,
-                            self._replacement_for(r.entity_type, text[r.start:r.end], lang), r.score)
-                    for r in self._resolve(text, self.analyze(text, language))]
+        key = text_key(f"{lang}\x00{text}") if memo is not None else None
+        if key in (memo or {}):
+            findings = [Finding(*f) for f in memo[key]]
+        else:
+            findings = [Finding(r.entity_type, r.start, r.end,
+                                self._replacement_for(r.entity_type, text[r.start:r.end], lang), r.score)
+                        for r in self._resolve(text, self.analyze(text, language))]
+            if memo is not None:
+                memo[key] = [[f.entity_type, f.start, f.end, f.replacement, f.score] for f in findings]
         out = text
         for f in reversed(findings):  # from the end, so earlier offsets stay valid
             out = out[:f.start] + f.replacement + out[f.end:]
@@ -338,17 +349,21 @@ class PIIScrubber(PipelineStep):
     # -------------------------------------------------- pipeline
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        memo = read_memo_file(self.memo_source, rank)[0] if self.memo_source else {}
         with self.exclusion_writer or contextlib.nullcontext() as writer:
-            yield from self._scrub_all(data, rank, writer)
+            yield from self._scrub_all(data, rank, writer, memo if self.memo_folder or self.memo_source else None)
+        if self.memo_folder:
+            with self.track_time():
+                write_memo_file(self.memo_folder, rank, memo)
 
-    def _scrub_all(self, data: DocumentsPipeline, rank: int, writer) -> DocumentsPipeline:
+    def _scrub_all(self, data: DocumentsPipeline, rank: int, writer, memo: dict | None) -> DocumentsPipeline:
         for doc in data:
             self.stat_update("documents")
             with self.track_time():
                 original = doc.text
                 try:
                     with record_deadline(self.record_timeout if writer is not None else None):
-                        doc.text, findings = self.scrub(original, doc.metadata.get("language"))
+                        doc.text, findings = self.scrub(original, doc.metadata.get("language"), memo)
                 except RecordTimeout as exc:
                     doc.text = original
                     self.stat_update("dropped", "dropped_timeout")

@@ -21,7 +21,7 @@ from pipeline.plan.resolved import resolved_config
 from pipeline.run import run_pipeline
 
 MAX_RECORDS = 30
-REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores"]
+REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals", "pii_findings"]
 
 
 def _config(**sections) -> dict:
@@ -60,17 +60,18 @@ CHANGES = {
 }
 
 
-KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores"}
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo", "pii_memo"}
 
 
 @pytest.mark.parametrize("change, changed", [
-    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "pii": {"entities": ["EMAIL_ADDRESS"]},
-      "tokenizer": {"eot_token": "<|endoftext|>!"}, "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "tokenizer": {"eot_token": "<|endoftext|>!"},
+      "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+    ({"pii": {"entities": ["EMAIL_ADDRESS"]}}, {"pii_memo"}),
     ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
     ({"extract": {"favor_precision": False}}, {"extract", "store"}),
-    ({"input": {"max_records": 5}}, KEYS - {"langid_scores"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo"}),
     ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
 ])
 def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
@@ -99,7 +100,9 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
     assert reused["conservation_ok"] and reused["records_total"] > 0
     entry = _reused(tmp_path / "reused")
     assert entry["from"] == str(source) and entry["mode"] == mode
-    assert entry["stages"] == (REPLAYED if mode == "replay" else ["extract", "langid_scores"])
+    stages = REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals", "pii_findings"]
+    # other PII entities: the findings are looked for again
+    assert entry["stages"] == [s for s in stages if not (change == "pii_entities" and s == "pii_findings")]
     if change == "languages":
         assert "zh" in reused["kept_by_language"] and "langid_precheck" in entry["recomputed_because"]
     if change == "pii_entities":  # reused text is the pre-PII text: the PII stage scrubbed it again
@@ -133,11 +136,21 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     assert _reused(tmp_path / "reused")["tasks_recomputed"] == [1]
     assert reused["conservation_ok"]
     # the recomputed task wrote its store again: this run can be reused in turn, whole
-    assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").iterdir()) == ["00000.parquet",
-                                                                                           "00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").glob("*.parquet")) == ["00000.parquet",
+                                                                                                   "00001.parquet"]
 
 
 def test_reuse_of_a_directory_that_is_no_run_is_refused(inputs, tmp_path):
     with pytest.raises(Refused, match="--reuse .*not a ccpipe run directory"):
         run_pipeline(config_from_dict(_config()), inputs, tmp_path / "out", reuse=tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_reused_run_is_reused_in_turn(source, tmp_path):
+    """source -> FineWeb's filter off -> on again: the second reuse replays the results the first carried over
+    from the source (per-text quality results and PII findings), and gives the source's bytes."""
+    run_pipeline(config_from_dict(_config(quality={"fineweb": False})), [], tmp_path / "off", reuse=source)
+    run_pipeline(config_from_dict(_config()), [], tmp_path / "on", reuse=tmp_path / "off")
+    assert _outputs(tmp_path / "on") == _outputs(source)
+    assert _reused(tmp_path / "on")["stages"] == REPLAYED
