@@ -9,8 +9,10 @@ import os
 import numpy as np
 import orjson
 import pyarrow.parquet as pq
+import yaml
 
 from pipeline.core.layout import RunLayout
+from pipeline.finalize.public import public_folder
 from pipeline.finalize.shards import validation_tokens, write_shards
 from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, plan_file
 
@@ -29,6 +31,11 @@ def _write_jsonl(path, rows) -> None:
 
 def _fabricate(root, token_counts: list[int]) -> RunLayout:
     layout = RunLayout(root)
+    # what a run's start writes and the parts' public copies read: its funnel, inputs and PII settings
+    layout.resolved_config.parent.mkdir(parents=True, exist_ok=True)
+    layout.resolved_config.write_text(yaml.safe_dump({
+        "config": {"pii": {"enabled": False}}, "inputs": [str(root / "a.warc.gz")],
+        "stages": ["reader", "blocklist", "extract", "langid", "quality", "dedup", "pii", "tokenize"]}))
     d = layout.decisions
     # rank 0 keeps the survivor of cluster 7; rank 2 drops its duplicate; rank 1 wrote only a quality drop
     _write_jsonl(d / "kept" / "00000.jsonl", [_row("keep-7", None, 10, dup_cluster=7), _row("solo", None, 20)])
@@ -74,6 +81,8 @@ def test_ledger_parts_name_the_kept_twin_and_a_rerun_redoes_only_what_is_missing
     assert [r["id"] for r in dups] == ["dup-9", "dup-7"]  # sorted by offset
     assert dups[1]["duplicate_of"] == "keep-7" and dups[1]["duplicate_of_url"] == "https://example.com/keep-7"
     assert dups[0]["duplicate_of"] is None  # its survivor is in no kept row: said so, not invented
+    public = pq.read_table(public_folder(layout) / "ledger" / "part-00002.parquet").to_pylist()
+    assert [r["id"] for r in public] == ["dup-9", "dup-7"]  # the part's public copy, for publishing
 
     kept_part, first_shard = layout.ledger / "part-00000.parquet", layout.bin / "en_val_000000.bin"
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (kept_part, first_shard)}
