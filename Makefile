@@ -53,10 +53,10 @@ system-deps:
 run: install
 	$(BIN)/ccpipe run --input $(INPUT) --output $(OUTPUT) --max-records $(MAX_RECORDS) --workers $(WORKERS) $(RUN_ARGS)
 
-# the whole suite: ~11 minutes on 2 cores. PYTEST_ARGS picks: PYTEST_ARGS='-m "not slow"' leaves out the runs over
+# the whole suite: ~16 minutes on 2 cores. PYTEST_ARGS picks: PYTEST_ARGS='-m "not slow"' leaves out the runs over
 # the corpus (marked slow), PYTEST_ARGS=tests/pipeline/test_run.py one file, PYTEST_ARGS='-k funnel' by name
 test: $(BIN)/.installed-test system-deps
-	@echo "make: running the test suite (~11 minutes on 2 cores; PYTEST_ARGS='-m \"not slow\"' for the quick part)"
+	@echo "make: running the test suite (~16 minutes on 2 cores; PYTEST_ARGS='-m \"not slow\"' for the quick part)"
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
