@@ -220,20 +220,13 @@ class QualityFilters(BoundedFilter, BaseFilter):
         f, p = f or self.rep, "gopher_rep_"
         if not text:
             raise Drop(p + "empty", "empty text")
-        paragraphs = _PARAGRAPHS.split(text.strip())
-        dups, chars = find_duplicates(paragraphs)
-        if f.dup_para_frac:
-            check(p, "dup_para_frac", dups / len(paragraphs), dups / len(paragraphs) > f.dup_para_frac, ">", f.dup_para_frac)
-        if f.dup_para_char_frac:
-            check(p, "dup_para_char_frac", chars / len(text), chars / len(text) > f.dup_para_char_frac, ">",
-                  f.dup_para_char_frac)
-        lines = _LINES.split(text)
-        dups, chars = find_duplicates(lines)
-        if f.dup_line_frac:
-            check(p, "dup_line_frac", dups / len(lines), dups / len(lines) > f.dup_line_frac, ">", f.dup_line_frac)
-        if f.dup_line_char_frac:
-            check(p, "dup_line_char_frac", chars / len(text), chars / len(text) > f.dup_line_char_frac, ">",
-                  f.dup_line_char_frac)
+        for unit, pieces in (("para", _PARAGRAPHS.split(text.strip())), ("line", _LINES.split(text))):
+            dups, chars = find_duplicates(pieces)
+            frac, char_frac = getattr(f, f"dup_{unit}_frac"), getattr(f, f"dup_{unit}_char_frac")
+            if frac:
+                check(p, f"dup_{unit}_frac", dups / len(pieces), dups / len(pieces) > frac, ">", frac)
+            if char_frac:
+                check(p, f"dup_{unit}_char_frac", chars / len(text), chars / len(text) > char_frac, ">", char_frac)
         words = (split or self.words)(text)
         for n, frac in f.top_n_grams:
             if split is None:
