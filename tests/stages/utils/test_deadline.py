@@ -47,7 +47,7 @@ def test_a_filter_over_the_bound_drops_the_document_as_timeout():
 
 def test_a_document_over_the_bound_in_pii_is_dropped_never_kept_unscrubbed(tmp_path):
     text = "Mail jane.roe@example.org or call +1 212 555 0143.\n" * 3000
-    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"), record_timeout=SLOW)
+    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"), record_timeout=SLOW, max_candidates=None)
     assert list(scrubber.run(iter([make_doc(text)]))) == []
     rows = [json.loads(line) for line in (tmp_path / "pii" / "00000.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["reason"]) for r in rows] == [("pii", "timeout")]
