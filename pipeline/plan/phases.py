@@ -202,7 +202,8 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     return final + [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
-                 str(layout.tokens)),
+                 str(layout.tokens), exclusion_writer=DropLedger(ledger, Tokenize.stage),
+                 record_timeout=config.run.record_timeout),
         FineWebParquet(str(layout.parquet), compression),
         KeptLedger(ledger),
         TaskTally(str(layout.tally)),
