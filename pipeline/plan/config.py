@@ -155,7 +155,7 @@ class PIIConfig(_Section):
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
-    # a document with more candidates (stages/pii/prefilter.py) is dropped as `pii_too_dense`: ~0.7 s of presidio
+    # a document with more candidates (stages/pii/prefilter.py) is dropped as `pii_too_dense`: ~1.5 s of presidio
     # at most on one core; null: no limit
     max_candidates: Count | None = DEFAULT_MAX_CANDIDATES
     ner: NerConfig = NerConfig()  # stages/pii/ner.py

@@ -88,9 +88,11 @@ FORMAT_KEPT = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "CN_RESIDENT_ID", "IBAN_
 # entities from NER (pii.ner): names for names, a tag for the rest
 NER_SURROGATES: dict[str, tuple[str, ...]] = {"PERSON": ("Jane Doe", "John Doe")}
 
-# ~1 s of presidio at most on one core for any mix of entities (bench/bench_hostile.py's dense lines: the
-# costliest candidate, a phone digit group, takes ~XXX ms); real pages hold far fewer (max YYY on the corpus)
-DEFAULT_MAX_CANDIDATES = 2000
+# The costliest candidate, a phone digit group, takes up to ~0.37 ms of CPU (`+1 555 010 0100 ext. 12 `
+# repeated; e-mails ~0.08 ms, IPv6 colons ~0.07): ~1.5 s at the limit on one core, whatever the mix
+# (bench/bench_hostile.py's `pii at the limit`). The densest text in ../shared/corpus has 3,525 (a German page
+# of timetables, 100 KB, 0.96 s): 2,000 would bound the cost at ~0.75 s but drop such pages.
+DEFAULT_MAX_CANDIDATES = 4000
 
 
 class TooDense(Exception):

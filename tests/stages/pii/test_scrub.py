@@ -251,14 +251,15 @@ def test_resolving_overlaps_is_not_quadratic():
 
 def test_a_document_too_dense_with_pii_is_dropped_never_kept_unscrubbed(tmp_path):
     # ~0.3 ms of phonenumbers per phone digit group: a 1 MB line of these took ~60 s; now counted, then dropped
-    dense = "+1 (555) 010-0100 " * 700  # 2,800 candidates (4 digit groups each)
+    units = DEFAULT_MAX_CANDIDATES // 4 + 1
+    dense = "+1 (555) 010-0100 " * units  # 4 candidates each: 4 digit groups
     normal = "Mail jane.roe@example.org or call +1 212 555 0143.\n" * 20
     scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"))
     out = list(scrubber.run(iter([make_doc(dense, doc_id="dense"), make_doc(normal, doc_id="normal")])))
     assert [d.id for d in out] == ["normal"] and "jane.roe" not in out[0].text
     rows = [json.loads(line) for line in (tmp_path / "pii" / "00000.jsonl").read_text().splitlines()]
     assert [(r["id"], r["stage"], r["reason"], r["detail"]) for r in rows] == [
-        ("dense", "pii", "pii_too_dense", f"2800 PII candidates > pii.max_candidates {DEFAULT_MAX_CANDIDATES}")]
+        ("dense", "pii", "pii_too_dense", f"{4 * units} PII candidates > pii.max_candidates {DEFAULT_MAX_CANDIDATES}")]
     assert scrubber.stats["dropped_pii_too_dense"].total == 1
     with pytest.raises(TooDense):  # the same in whole-document mode, and without a ledger
         PIIScrubber(fast=False).scrub(dense)
