@@ -6,6 +6,10 @@ record that takes longer is dropped under that stage with reason `timeout` and t
 purpose: no normal page comes near it (the slowest bench page takes ~0.1 s in any of them), so output never
 depends on the machine's speed; it bounds what a root-cause fix missed (tests/hostile_corpus.py).
 
+MinHash signatures have no bound: that step runs after the task's documents are saved for the final phase,
+so a drop there would have to reach the final phase too. Their cost is linear: ~0.5 s for a 1 MB page
+(bench/bench_hostile.py), since stages/dedup/minhash.py hashes the shingles by blocks.
+
 An interval timer (SIGALRM) interrupts Python code at the deadline; C code that holds the interpreter is
 interrupted when it returns, and the record is dropped all the same. Outside a process's main thread (no
 signals there) the time is checked when the stage returns.
