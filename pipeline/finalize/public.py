@@ -37,7 +37,9 @@ def public_folder(layout: RunLayout) -> Path:
 
 @functools.cache
 def _scrubber(entities: tuple[str, ...], replacement: str) -> PIIScrubber:
-    return PIIScrubber(entities=list(entities), replacement=replacement)
+    # no pii.max_candidates here: a ledger field (URL, detail, excerpt of at most 1,000 characters) is scrubbed
+    # however dense, as it cannot be dropped
+    return PIIScrubber(entities=list(entities), replacement=replacement, max_candidates=None)
 
 
 def run_scrubber(resolved: dict) -> PIIScrubber | None:

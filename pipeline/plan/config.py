@@ -18,7 +18,7 @@ from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from pipeline.plan.configfile import ConfigFileError, read_config_file
-from stages.pii.scrub import DEFAULT_ENTITIES
+from stages.pii.scrub import DEFAULT_ENTITIES, DEFAULT_MAX_CANDIDATES
 
 
 class ConfigError(ValueError):
@@ -155,6 +155,9 @@ class PIIConfig(_Section):
     )
     replacement: Literal["surrogate", "tag"] = "surrogate"
     fast: bool = True  # presidio on the lines that can hold PII only (same findings); false: whole documents
+    # a document with more candidates (stages/pii/prefilter.py) is dropped as `pii_too_dense`: ~1.5 s of presidio
+    # at most on one core; null: no limit
+    max_candidates: Count | None = DEFAULT_MAX_CANDIDATES
     ner: NerConfig = NerConfig()  # stages/pii/ner.py
 
 

@@ -194,14 +194,16 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
         final.append(PIIScrubber(entities=list(config.pii.entities), replacement=config.pii.replacement,
                                  fast=config.pii.fast, ner_model=config.pii.ner.model,
                                  ner_entities=config.pii.ner.entities, exclusion_writer=DropLedger(ledger, "pii"),
-                                 record_timeout=config.run.record_timeout, memo_folder=str(layout.pii_memo),
+                                 record_timeout=config.run.record_timeout, max_candidates=config.pii.max_candidates,
+                                 memo_folder=str(layout.pii_memo),
                                  memo_source=str(RunLayout(reuse.source).pii_memo) if reuse and reuse.pii else None))
     if profiles:
         final.append(RemoveTableLines(profiles))
     compression = None if config.output.parquet_compression == "none" else config.output.parquet_compression
     return final + [
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
-                 str(layout.tokens)),
+                 str(layout.tokens), exclusion_writer=DropLedger(ledger, Tokenize.stage),
+                 record_timeout=config.run.record_timeout),
         FineWebParquet(str(layout.parquet), compression),
         KeptLedger(ledger),
         TaskTally(str(layout.tally)),

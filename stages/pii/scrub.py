@@ -20,7 +20,7 @@ Speed, with findings identical to `AnalyzerEngine.analyze(text, "en")` on the sa
 checks this on real text):
 - No recognizer can match across a newline (none of their patterns allows one, and phonenumbers' candidate
   pattern does not either), and each entity's patterns need something a cheap regex finds in the line
-  (`_LINE_NEEDS`): `@` for email, four dotted digit groups or a colon for IP, `ddd-dd-dddd` for the one
+  (`LINE_NEEDS` in stages/pii/prefilter.py): `@` for email, four dotted digit groups or a colon for IP, `ddd-dd-dddd` for the one
   SSN pattern that can score >= 0.3, two letters and two digits for an IBAN, 17 digits for a CN id, 4+3
   digits for a card. Phones need a run of phone characters with 5+ digits, or a 4-digit string some
   region validates (`phone_possible`). So we analyze only the lines that pass, asking only for the
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -43,13 +42,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 
-import regex
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from stages.pii.analyzer import DEFAULT_ENTITIES, shared_analyzer
 from stages.pii.fields import scrub_url
 from stages.pii.ner import check_model, ner_provenance
+from stages.pii.prefilter import line_windows, phone_possible
 from stages.pii.zh import (
     PHONE_LINE_NEED,
     PHONE_REGIONS,
@@ -65,7 +64,7 @@ from stages.writers.ledger import drop
 
 logger = logging.getLogger(__name__)
 
-PII_SCRUBBER_VERSION = 2  # bump when findings or replacements change for the same input (not for speed-ups)
+PII_SCRUBBER_VERSION = 3  # bump when findings or replacements change for the same input (not for speed-ups)
 
 REPLACEMENT_STYLES = ("surrogate", "tag")
 
@@ -89,66 +88,15 @@ FORMAT_KEPT = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "CN_RESIDENT_ID", "IBAN_
 # entities from NER (pii.ner): names for names, a tag for the rest
 NER_SURROGATES: dict[str, tuple[str, ...]] = {"PERSON": ("Jane Doe", "John Doe")}
 
-# What each entity's patterns cannot match without, as a regex over one line: a superset of every match that
-# can score >= 0.3 (see the module docstring). `regex`'s \d is the digit set presidio's patterns use.
-_LINE_NEEDS = {
-    "EMAIL_ADDRESS": regex.compile(r"@"),
-    # IPv4: four dotted [0-9] groups; every IPv6 form (mapped, embedded, unspecified) has a colon
-    "IP_ADDRESS": regex.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:"),
-    # presidio's pattern: 4 digits, then 3-4, 3-4 and 3-5, each optionally after "-" or " "
-    "CREDIT_CARD": regex.compile(r"\d{4}[- ]?\d{3}"),
-    # two letters (any case, any script: a superset of [A-Z] under case folding) and two digits open an IBAN
-    "IBAN_CODE": regex.compile(r"[^\W\d_]{2}[0-9]{2}"),
-    # only "SSN5 (medium)" scores 0.5; the other four score 0.05 and no context can raise them (no lemmas)
-    "US_SSN": regex.compile(r"[0-9]{3}[- .][0-9]{2}[- .][0-9]{4}"),
-    "CN_RESIDENT_ID": regex.compile(r"[0-9]{17}"),
-}
-_TRIGGER_LINE = regex.compile(r"[^\n]*[\d@:][^\n]*")  # a line any entity could need
+# The costliest candidate, a phone digit group, takes up to ~0.37 ms of CPU (`+1 555 010 0100 ext. 12 `
+# repeated; e-mails ~0.08 ms, IPv6 colons ~0.07): ~1.5 s at the limit on one core, whatever the mix
+# (bench/bench_hostile.py's `pii at the limit`). The densest text in ../shared/corpus has 3,525 (a German page
+# of timetables, 100 KB, 0.96 s): 2,000 would bound the cost at ~0.75 s but drop such pages.
+DEFAULT_MAX_CANDIDATES = 4000
 
 
-@functools.cache
-def _phone_rules(regions: tuple[str, ...]) -> tuple:
-    """What a line needs for phonenumbers' matcher to find a valid number in any of `regions`.
-
-    The matcher's candidates (its `_PATTERN`) are digits joined by its punctuation class, after optional
-    opening brackets and plus signs; their extension part does not count towards the number. So every
-    number found lies in a run of those characters, and its digits are that run's (or fewer). A valid number
-    needs at least min(possible lengths) digits in its region, and 6 written internationally ("+" and the
-    country code: Austria's 2 + 4). We list every digit string of up to `short` digits valid in a region
-    (10,000 parses for Germany, whose shortest numbers have 4 digits; ~0.2 s once per process); longer runs
-    always go to the matcher.
-    """
-    # phonenumbers loads its metadata for every region on import (~0.3 s): only when the PII stage runs
-    import phonenumbers
-    from phonenumbers import PhoneMetadata, phonenumbermatcher, phonenumberutil
-
-    run = regex.compile("[\\d" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + "]+")
-    short = 5  # runs of 5+ digits always go to the matcher
-    valid = set()
-    for region in regions:
-        lengths = PhoneMetadata.metadata_for_region(region).general_desc.possible_length
-        for n in range(min(lengths), short):
-            for i in range(10 ** n):
-                digits = str(i).zfill(n)
-                try:
-                    if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
-                        valid.add(digits)
-                except phonenumbers.NumberParseException:
-                    pass
-    return run, short, frozenset(valid)
-
-
-def phone_possible(line: str, regions: tuple[str, ...]) -> bool:
-    """False when no region's matcher can find a valid phone number in `line` (True may still find none)."""
-    run, short, valid = _phone_rules(regions)
-    for m in run.finditer(line):
-        digits = "".join(_DIGITS.findall(m.group()))
-        if len(digits) >= short or digits in valid:
-            return True
-    return False
-
-
-_DIGITS = regex.compile(r"\d")
+class TooDense(Exception):
+    """A document with more PII candidates than `max_candidates`: dropped as `pii_too_dense`."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +118,8 @@ def _is_public_ip(value: str) -> bool:
 
 
 class PIIScrubber(PipelineStep):
-    """Replaces PII found by presidio with surrogates (or `<TYPE>` tags); never drops a document.
+    """Replaces PII found by presidio with surrogates (or `<TYPE>` tags). Never keeps PII unscrubbed: a document
+    over `record_timeout` or `max_candidates` (too dense to scrub in ~1 s) is dropped, as `timeout` or `pii_too_dense`.
 
     score_threshold 0.3 (presidio's default is 0): presidio's "very weak" US_SSN patterns (any 9-digit
     number, ZIP+4 codes) score 0.05 and, with no lemmatizer, context words can never raise them. Every other
@@ -185,8 +134,11 @@ class PIIScrubber(PipelineStep):
                  language: str = "en", score_threshold: float = 0.3, fast: bool = True,
                  ner_model: str | None = None, ner_entities: list[str] | tuple[str, ...] = ("PERSON",),
                  exclusion_writer=None, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
-                 memo_folder: str | None = None, memo_source: str | None = None):
+                 memo_folder: str | None = None, memo_source: str | None = None,
+                 max_candidates: int | None = DEFAULT_MAX_CANDIDATES):
         super().__init__()
+        # a document whose PII candidates (stages/pii/prefilter.py) exceed this is dropped as `pii_too_dense`
+        self.max_candidates = max_candidates
         # a document over record_timeout is dropped here as `timeout` (never kept unscrubbed): needs the writer
         self.exclusion_writer, self.record_timeout = exclusion_writer, record_timeout
         # each text's findings kept there, replayed from there (another run with these settings: stages/utils/memo.py)
@@ -246,19 +198,11 @@ class PIIScrubber(PipelineStep):
         return list(self.entities) + (list(self.ner[1]) if self.ner and lang == self.language else [])
 
     def _windows(self, text: str, lang: str):
-        """(start, end, entities) for runs of adjacent lines that some entity could match in."""
-        windows = []
-        needs = [(e, _LINE_NEEDS.get(e)) for e in self.entities]
-        for m in _TRIGGER_LINE.finditer(text):
-            line = m.group()
-            ents = frozenset(e for e, need in needs
-                             if (need.search(line) if need is not None else self._phone_possible(line, lang)))
-            if not ents:
-                continue
-            if windows and windows[-1][1] + 1 == m.start() and windows[-1][2] == ents:
-                windows[-1] = (windows[-1][0], m.end(), ents)
-            else:
-                windows.append((m.start(), m.end(), ents))
+        """(start, end, entities) for runs of adjacent lines that some entity could match in (stages/pii/prefilter.py).
+        Raises TooDense when they hold over `max_candidates` candidates."""
+        windows, candidates = line_windows(text, self.entities, lambda line: self._phone_possible(line, lang))
+        if self.max_candidates is not None and candidates > self.max_candidates:
+            raise TooDense(f"{candidates} PII candidates > pii.max_candidates {self.max_candidates}")
         return windows
 
     def _phone_possible(self, line: str, lang: str) -> bool:
@@ -279,9 +223,9 @@ class PIIScrubber(PipelineStep):
         lang = self.presidio_language(language)
         masked = mask_unspaced(text)
         entities = self._entities_for(lang)
+        windows = self._windows(masked, lang)  # raises TooDense, in either mode
         if not self.fast:
             return self._analyze_whole(text, masked, lang, entities)
-        windows = self._windows(masked, lang)
         if not windows and not (self.ner and lang == self.language):
             return []  # nothing any recognizer could match: presidio (and the engine build) skipped
         artifacts = self._empty_artifacts[lang]
@@ -341,10 +285,12 @@ class PIIScrubber(PipelineStep):
                         for r in self._resolve(text, self.analyze(text, language))]
             if memo is not None:
                 memo[key] = [[f.entity_type, f.start, f.end, f.replacement, f.score] for f in findings]
-        out = text
-        for f in reversed(findings):  # from the end, so earlier offsets stay valid
-            out = out[:f.start] + f.replacement + out[f.end:]
-        return out, findings
+        parts, at = [], 0  # one join: slicing the whole text once per finding was quadratic
+        for f in findings:
+            parts += [text[at:f.start], f.replacement]
+            at = f.end
+        parts.append(text[at:])
+        return "".join(parts), findings
 
     # -------------------------------------------------- pipeline
 
@@ -364,10 +310,15 @@ class PIIScrubber(PipelineStep):
                 try:
                     with record_deadline(self.record_timeout if writer is not None else None):
                         doc.text, findings = self.scrub(original, doc.metadata.get("language"), memo)
-                except RecordTimeout as exc:
+                        # the URL goes into the parquet: scrubbed the same way (stages/pii/fields.py); the ledger
+                        # keeps it raw
+                        url, found = scrub_url(self, doc.metadata.get("url"))
+                except (RecordTimeout, TooDense) as exc:
                     doc.text = original
-                    self.stat_update("dropped", "dropped_timeout")
-                    drop(writer, doc, rank, "timeout", str(exc))
+                    reason = "timeout" if isinstance(exc, RecordTimeout) else "pii_too_dense"
+                    self.stat_update("dropped", f"dropped_{reason}")
+                    if writer is not None:
+                        drop(writer, doc, rank, reason, str(exc))
                     continue
             counts: dict[str, int] = {}
             for f in findings:
@@ -375,8 +326,6 @@ class PIIScrubber(PipelineStep):
             doc.metadata["pii"] = counts
             # the values go to the decision ledger only (for `ccpipe audit explain --show-pii`), never to the output
             doc.metadata["pii_spans"] = [[f.entity_type, f.start, f.end, original[f.start:f.end]] for f in findings]
-            # the URL goes into the parquet: scrubbed the same way (stages/pii/fields.py); the ledger keeps it raw
-            url, found = scrub_url(self, doc.metadata.get("url"))
             if found:
                 doc.metadata["raw_url"], doc.metadata["url"] = doc.metadata["url"], url
                 self.stat_update("urls_with_pii")
@@ -391,7 +340,7 @@ class PIIScrubber(PipelineStep):
                 "presidio_analyzer": version("presidio-analyzer"), "phonenumbers": version("phonenumbers"),
                 "tldextract": version("tldextract"), "spacy": version("spacy") + " (blank pipeline)",
                 "entities": list(self.entities), "replacement": self.replacement, "language": self.language,
-                "score_threshold": self.score_threshold}
+                "score_threshold": self.score_threshold, "max_candidates": self.max_candidates}
         if self.ner:
             info["ner"] = ner_provenance(self.ner[0], self.ner[1])
         return info

@@ -8,13 +8,16 @@ choice), so it is the default path. Each task writes its documents' tokens, each
 vocabulary has more than 65,536 ids: stages/tokens/binformat.py), in document order; the run's last step
 concatenates them in rank order into llm.c `.bin` shards (`pipeline/finalize/shards.py`).
 
-`token_count` on the document is the number of BPE tokens of its text (without the separator).
+`token_count` on the document is the number of BPE tokens of its text (without the separator). A document
+whose encoding takes over `record_timeout` seconds (`run.record_timeout`: stages/utils/deadline.py) is dropped
+under `tokenize` as `timeout`, as every stage after the reader does.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import gzip
 import hashlib
 import os
@@ -29,8 +32,10 @@ from datatrove.utils.batching import batched
 
 from stages.tokens import binformat
 from stages.tokens.vocabularies import NAMED, PUBLISHED, locate
+from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import sha256_file
 from stages.utils.loading import load_once
+from stages.writers.ledger import drop
 
 # the pre-tokenizer regex of GPT-2 (tiktoken's r50k_base / gpt2 encodings)
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
@@ -165,6 +170,12 @@ class BPETokenizer:
         encode = self._impl.encode_ordinary
         return [encode(text) for text in texts]
 
+    def encode(self, text: str) -> list[int]:
+        """The tokens of one text, as `encode_batch([text])[0]`."""
+        if self.kind == "huggingface":
+            return self._impl.encode(text, add_special_tokens=False).ids
+        return self._impl.encode_ordinary(text)
+
     def decode(self, ids) -> str:
         ids = [int(i) for i in ids]
         if self.kind == "huggingface":
@@ -190,11 +201,14 @@ class Tokenize(PipelineStep):
     stage = "tokenize"
     type = "🔢 - TOKENIZER"
 
-    def __init__(self, tokenizer: BPETokenizer, output_folder: str, batch_size: int = 256):
+    def __init__(self, tokenizer: BPETokenizer, output_folder: str, batch_size: int = 256, exclusion_writer=None,
+                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
         super().__init__()
         self.tokenizer = tokenizer
         self.output_folder = get_datafolder(output_folder)
         self.batch_size = batch_size
+        # a document over record_timeout is dropped as `timeout` (needs the writer: without one, no bound)
+        self.exclusion_writer, self.record_timeout = exclusion_writer, record_timeout
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         tok = self.tokenizer
@@ -202,13 +216,21 @@ class Tokenize(PipelineStep):
         typecode = "H" if fmt.itemsize == 2 else "I"
         assert array(typecode).itemsize == fmt.itemsize, f"array({typecode!r}) is not {fmt.itemsize} bytes here"
         eot = tok.eot
-        with self.output_folder.get_output_file_manager(mode="wb") as files:
+        with (self.output_folder.get_output_file_manager(mode="wb") as files,
+              self.exclusion_writer or contextlib.nullcontext() as writer):
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
-                    encoded = tok.encode_batch([doc.text for doc in batch])
                     by_language: dict[str, array] = {}  # one write per language per batch, in document order
-                    n_tokens = 0
-                    for doc, ids in zip(batch, encoded):
+                    n_tokens, kept = 0, []
+                    for doc in batch:
+                        try:
+                            with record_deadline(self.record_timeout if writer is not None else None):
+                                ids = tok.encode(doc.text)
+                        except RecordTimeout as exc:
+                            self.stat_update("dropped", "dropped_timeout")
+                            drop(writer, doc, rank, "timeout", str(exc))
+                            continue
+                        kept.append(doc)
                         doc.metadata["token_count"] = len(ids)
                         n_tokens += len(ids) + 1
                         buf = by_language.setdefault(doc.metadata["language"], array(typecode))
@@ -219,4 +241,4 @@ class Tokenize(PipelineStep):
                             buf.byteswap()
                         files.get_file(binformat.token_file_name(f"{language}/{rank:05d}", fmt)).write(buf.tobytes())
                 self.stat_update("tokens", value=n_tokens)
-                yield from batch
+                yield from kept

@@ -67,6 +67,7 @@ KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_sc
     ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "tokenizer": {"eot_token": "<|endoftext|>!"},
       "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
     ({"pii": {"entities": ["EMAIL_ADDRESS"]}}, {"pii_memo"}),
+    ({"pii": {"max_candidates": 10}}, {"pii_memo"}),  # a memo made under another limit holds other documents
     ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),

@@ -10,14 +10,18 @@ import time
 
 import pytest
 
+from stages.pii.prefilter import line_windows, phone_possible
 from stages.pii.scrub import (
     DEFAULT_ENTITIES,
+    DEFAULT_MAX_CANDIDATES,
     EMAIL_SURROGATES,
     IP_SURROGATES,
     SURROGATES,
     PIIScrubber,
+    TooDense,
     cn_resident_id_is_valid,
 )
+from stages.writers.ledger import DropLedger
 from tests.fixtures import make_doc
 
 VALID_CN = "51010719800810192X"  # planted in the bench WARCs; check character X
@@ -214,8 +218,6 @@ def test_fast_path_findings_equal_presidio_s(scrubber):
 
 
 def test_phone_lines_without_a_possible_number_are_skipped():
-    from stages.pii.scrub import phone_possible
-
     regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
     assert not phone_possible("In 2020 we sold 1,234 units at $5.99 (page 12-14).", regions)
     assert phone_possible("Call 030 1234567", regions)
@@ -245,3 +247,25 @@ def test_resolving_overlaps_is_not_quadratic():
     started = time.process_time()
     assert len(scrubber._resolve(text, many)) == 100_000
     assert time.process_time() - started < 5
+
+
+def test_a_document_too_dense_with_pii_is_dropped_never_kept_unscrubbed(tmp_path):
+    # ~0.3 ms of phonenumbers per phone digit group: a 1 MB line of these took ~60 s; now counted, then dropped
+    units = DEFAULT_MAX_CANDIDATES // 4 + 1
+    dense = "+1 (555) 010-0100 " * units  # 4 candidates each: 4 digit groups
+    normal = "Mail jane.roe@example.org or call +1 212 555 0143.\n" * 20
+    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"))
+    out = list(scrubber.run(iter([make_doc(dense, doc_id="dense"), make_doc(normal, doc_id="normal")])))
+    assert [d.id for d in out] == ["normal"] and "jane.roe" not in out[0].text
+    rows = [json.loads(line) for line in (tmp_path / "pii" / "00000.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["stage"], r["reason"], r["detail"]) for r in rows] == [
+        ("dense", "pii", "pii_too_dense", f"{4 * units} PII candidates > pii.max_candidates {DEFAULT_MAX_CANDIDATES}")]
+    assert scrubber.stats["dropped_pii_too_dense"].total == 1
+    with pytest.raises(TooDense):  # the same in whole-document mode, and without a ledger
+        PIIScrubber(fast=False).scrub(dense)
+
+
+def test_candidates_are_counted_per_entity_need_and_phone_digit_group(scrubber):
+    count = line_windows("mail a@b.de, call +49 30 2019433\nno digits here", scrubber.entities,
+                         lambda line: phone_possible(line, scrubber.phone_regions))[1]
+    assert count == 1 + 1 + 3  # e-mail: the "@"; card: "2019433" (4 + 3 digits); phone: 49, 30, 2019433

@@ -10,6 +10,7 @@ import pytest
 from pipeline.plan.config import ConfigError, config_from_dict
 from stages.filters.langid import LanguagePrecheck
 from stages.pii.scrub import PIIScrubber
+from stages.tokens.tokenize import BPETokenizer, Tokenize
 from stages.utils.deadline import RecordTimeout, record_deadline
 from stages.writers.ledger import DropLedger
 from tests.fixtures import html_page, make_doc, write_warc
@@ -47,10 +48,21 @@ def test_a_filter_over_the_bound_drops_the_document_as_timeout():
 
 def test_a_document_over_the_bound_in_pii_is_dropped_never_kept_unscrubbed(tmp_path):
     text = "Mail jane.roe@example.org or call +1 212 555 0143.\n" * 3000
-    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"), record_timeout=SLOW)
+    scrubber = PIIScrubber(exclusion_writer=DropLedger(str(tmp_path), "pii"), record_timeout=SLOW, max_candidates=None)
     assert list(scrubber.run(iter([make_doc(text)]))) == []
     rows = [json.loads(line) for line in (tmp_path / "pii" / "00000.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["reason"]) for r in rows] == [("pii", "timeout")]
+
+
+def test_a_document_over_the_bound_in_tokenize_is_a_counted_timeout(tmp_path):
+    big = make_doc("Balconies grow tomatoes. " * 40_000, doc_id="big", language="en")  # 1 MB: ~0.1 s
+    small = make_doc("Hi.", doc_id="small", language="en")
+    step = Tokenize(BPETokenizer("gpt2"), str(tmp_path / "tokens"), exclusion_writer=DropLedger(str(tmp_path), "tokenize"),
+                    record_timeout=0.01)
+    assert [d.id for d in step.run(iter([big, small]))] == ["small"]
+    rows = [json.loads(line) for line in (tmp_path / "tokenize" / "00000.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["stage"], r["reason"]) for r in rows] == [("big", "tokenize", "timeout")]
+    assert step.stats["dropped_timeout"].total == 1
 
 
 def test_record_timeout_is_validated():
