@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import re
 
 logger = logging.getLogger(__name__)
 
 # the versions each patch was written against (major.minor); another version skips the patch
-TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",)}
+TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "trafilatura": ("2.3",)}
 
 _APPLIED: set[str] = set()
 
@@ -83,16 +84,75 @@ def _minhash_progress_bar() -> bool:
     return True
 
 
+# `re:test(@id|@class, 'pattern')`: EXSLT's regex test on the first of the attributes, with no flags
+_RE_TEST = re.compile(r"re:test\((@[\w-]+(?:\|@[\w-]+)*), '([^']*)'\)")
+_PREDICATES = re.compile(r"\[[^\[\]]*\]")
+_EXSLT_REGEXP = "http://exslt.org/regular-expressions"
+
+
+def _returns_elements(path: str) -> bool:
+    """Whether an XPath's own steps (its predicates aside) can only select elements: no attribute or text."""
+    while _PREDICATES.search(path):
+        path = _PREDICATES.sub("", path)
+    return not any(token in path for token in ("@", "text()", "string(", "::", "re:"))
+
+
+def guarded_xpath(path: str) -> str:
+    """`re:test(@id, P)` -> `((@id) and re:test(@id, P))` where P cannot match "": the same test, but an
+    element without the attribute (half of a page's) is answered in libxml2 instead of by a call into Python."""
+
+    def guard(m: re.Match) -> str:
+        attributes, pattern = m.groups()
+        try:
+            if re.search(pattern, "") is not None:  # true on an absent attribute: the call must run
+                return m.group(0)
+        except re.error:
+            return m.group(0)
+        return f"(({' or '.join(attributes.split('|'))}) and {m.group(0)})"
+
+    return _RE_TEST.sub(guard, path)
+
+
+def _trafilatura_xpath_callbacks() -> bool:
+    """trafilatura prunes each page with XPaths whose `re:test(@class, ...)` calls back into Python for every
+    element they reach, absent attribute or not, each attribute handed over as an lxml "smart string" (a
+    string that knows its parent element). Guarded by the attribute's presence (`guarded_xpath`) and
+    compiled with `smart_strings=False` (the regex sees the same plain string; these XPaths select elements,
+    which the option does not touch), the same elements come back: on the 440 pages of the bench corpus
+    that reach trafilatura, its XPaths took 5.2 s instead of 6.5 s, extraction 8.9 s instead of 9.7 s
+    (the same texts, byte for byte)."""
+    from lxml.etree import XPath
+    from trafilatura import xpaths
+
+    if getattr(xpaths, "REGEXP_NS", None) != _EXSLT_REGEXP:
+        return False
+    patched = 0
+    for value in vars(xpaths).values():  # the lists are shared with the modules that import them: patched in place
+        if not (isinstance(value, list) and value and all(isinstance(x, XPath) for x in value)):
+            continue
+        for i, expression in enumerate(value):
+            if "re:test(" not in expression.path or not _returns_elements(expression.path.strip()):
+                continue
+            value[i] = XPath(guarded_xpath(expression.path), namespaces={"re": _EXSLT_REGEXP}, smart_strings=False)
+            patched += 1
+    return patched > 0
+
+
 PATCHES = {
     "datatrove dependency check": ("datatrove", _datatrove_dependency_check),
     "loguru library folders": ("loguru", _loguru_lib_dirs),
     "datatrove minhash progress bar": ("datatrove", _minhash_progress_bar),
 }
+# applied by the extraction child (stages/extractors/child.py) only: its parent never imports trafilatura
+EXTRACTION_PATCHES = {
+    "trafilatura xpath callbacks": ("trafilatura", _trafilatura_xpath_callbacks),
+}
 
 
-def apply() -> list[str]:
-    """Applies each patch once per process where its library is a tested version; returns the names applied."""
-    for name, (distribution, patch) in PATCHES.items():
+def apply(patches: dict | None = None) -> list[str]:
+    """Applies each patch of `patches` (default `PATCHES`) once per process where its library is a tested
+    version; returns the names applied."""
+    for name, (distribution, patch) in (PATCHES if patches is None else patches).items():
         if name in _APPLIED or not _tested(distribution, name):
             continue
         try:

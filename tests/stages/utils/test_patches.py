@@ -44,3 +44,41 @@ def test_an_untested_version_is_left_unpatched():
     out = run_state("patches.TESTED = {'datatrove': ('0.0',), 'loguru': ('0.0',)}; applied = patches.apply()")
     assert out["applied"] == []
     assert out["after"] == out["before"]
+
+
+def test_guarded_xpath_skips_the_python_call_only_where_its_answer_is_known():
+    path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*')]"
+    # the first test is false on an element with neither attribute: guarded; 'x*' matches "": left as it is
+    assert patches.guarded_xpath(path) == "//*[((@id or @class) and re:test(@id|@class, '^nav|menu')) or re:test(@style, 'x*')]"
+
+
+SELECTIONS = """
+import json
+from lxml import html
+from lxml.etree import XPath
+from trafilatura import xpaths
+from stages.utils import patches
+page = html.fromstring("<html><body><div id='nav-top'>a</div><div class='x menu'>b<p class='byline'>c</p></div>"
+                       "<section style='display:none'>d</section><div>e<span class='share-this'>f</span></div>"
+                       "<div id='comments' class='post-comments'>g<ul class='comment-list'><li>h</li></ul></div>"
+                       "<p aria-hidden='true' id='hidden'>i</p><div class=''>j</div><h1 class='entry-title'>k</h1>"
+                       "<div class='tags'><a href='/t'>l</a></div></body></html>")
+lists = {name: list(v) for name, v in vars(xpaths).items() if isinstance(v, list) and v and all(isinstance(x, XPath) for x in v)}
+def selected(v):
+    return [[page.getroottree().getpath(e) for e in x(page)] for x in v]
+before = {name: selected(v) for name, v in lists.items()}
+applied = patches.apply(patches.EXTRACTION_PATCHES)
+after = {name: selected(getattr(xpaths, name)) for name in lists}
+replaced = sum(a is not b for name, v in lists.items() for a, b in zip(v, getattr(xpaths, name)))
+print(json.dumps({"applied": applied, "same": before == after, "replaced": replaced,
+                  "found": sum(len(s) for v in before.values() for s in v)}))
+"""
+
+
+def test_the_extraction_patch_keeps_what_each_trafilatura_xpath_selects():
+    done = subprocess.run([sys.executable, "-c", SELECTIONS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["applied"] == ["trafilatura xpath callbacks"]
+    assert out["replaced"] >= 10  # OVERALL_DISCARD_XPATH's, the comment XPaths', ...
+    assert out["found"] >= 10 and out["same"]  # the page has what they look for
