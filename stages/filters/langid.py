@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from selectolax.lexbor import LexborHTMLParser
@@ -101,20 +102,19 @@ _SKIPPED = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>|<[^>]*>",
 
 
 def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
-    """How deep start tags nest (end tags close, void elements do not open), counted up to `limit`; a page
-    with fewer tags than `limit` is not scanned (~0.5 ms for 2,000 tags)."""
-    if html.count("<") <= limit:
+    """How deep start tags nest (end tags close, void elements do not open), counted up to `limit` (a deeper
+    page gives `limit + 1`); 0 for a page that cannot nest past `limit`: fewer than `limit` tags, or fewer
+    than `limit` start tags ('<' not followed by '/')."""
+    if html.count("<") <= limit or html.count("<") - html.count("</") <= limit:
         return 0
-    depth = deepest = 0
-    for m in _TAG.finditer(html):
-        if m.group(1):
-            depth = max(depth - 1, 0)
-        elif m.group(2).lower() not in _VOID:
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > limit:
-                break
-    return deepest
+    tags = _TAG.findall(html)  # [("/", "div"), ("", "br"), ...]
+    step = {tag: -1 if tag[0] else int(tag[1].lower() not in _VOID) for tag in set(tags)}
+    # depth after each tag, an end tag never taking it under 0: the running sum minus its lowest point so
+    # far (below 0). In numpy: 0.38 s instead of 0.61 s (a loop over the tags) for the 1,632 pages of
+    # warc/bench, zh and other, 406 of them over 2,048 tags
+    total = np.cumsum(np.fromiter(map(step.__getitem__, tags), dtype=np.int64, count=len(tags)))
+    depth = total - np.minimum(np.minimum.accumulate(total), 0)
+    return min(int(depth.max(initial=0)), limit + 1)
 
 
 def html_text(html: str) -> str:

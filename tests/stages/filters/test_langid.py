@@ -1,7 +1,8 @@
 import pickle
+import re
 import time
 
-from stages.filters.langid import LanguageID, LanguagePrecheck, html_text, nesting_depth
+from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, html_text, nesting_depth
 from tests.fixtures import html_page, make_doc
 
 EN = "The weather was lovely this morning, so we walked along the river and talked about the book we were reading."
@@ -82,3 +83,25 @@ def test_precheck_text_of_a_pathologically_deep_page_is_linear():
     assert html_text(html) == "Gardening on balconies"
     assert time.process_time() - started < 2
     assert nesting_depth("<ul>" + "<li>item<br>" * 5000 + "</ul>") == 1  # implied end tags do not nest
+
+
+def test_nesting_depth_walks_the_tags_as_a_loop_would():
+    def walked(html, limit):  # the tag by tag walk nesting_depth replaces
+        depth = deepest = 0
+        for closing, name in re.findall(r"<(/?)([A-Za-z][A-Za-z0-9]*)", html):
+            if closing:
+                depth = max(depth - 1, 0)
+            elif name.lower() not in _VOID:
+                depth += 1
+                deepest = max(deepest, depth)
+                if depth > limit:
+                    break
+        return deepest
+
+    pages = ["</div></span>" * 3 + "<DIV><b>x</b><br><p>" * 6 + "</div>" * 9 + "<i><li><a>" * 4,
+             "<a><b></b></a>" * 8, "<div>" * 7 + "</div>" * 7 + "<section>" * 5, "x < y </ z <div>" * 8]
+    for html in pages:
+        for limit in (1, 3, 5, 6, 7, 20):
+            assert nesting_depth(html, limit) in (walked(html, limit), 0), (html, limit)
+            if html.count("<") - html.count("</") > limit:  # cannot be ruled out by counting: walked
+                assert nesting_depth(html, limit) == walked(html, limit), (html, limit)
