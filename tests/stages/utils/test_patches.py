@@ -46,10 +46,15 @@ def test_an_untested_version_is_left_unpatched():
     assert out["after"] == out["before"]
 
 
-def test_guarded_xpath_skips_the_python_call_only_where_its_answer_is_known():
-    path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*')]"
-    # the first test is false on an element with neither attribute: guarded; 'x*' matches "": left as it is
-    assert patches.guarded_xpath(path) == "//*[((@id or @class) and re:test(@id|@class, '^nav|menu')) or re:test(@style, 'x*')]"
+def test_rewritten_xpath_skips_the_python_call_only_where_its_answer_is_known():
+    tests = patches.RegexTests()
+    path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*') or re:test(@id, '^nav|menu')]"
+    # the first test is false on an element with neither attribute: guarded; 'x*' matches "": left unguarded
+    assert patches.rewritten_xpath(path, tests) == \
+        "//*[((@id or @class) and cc:test(@id|@class, 0)) or cc:test(@style, 1) or ((@id) and cc:test(@id, 0))]"
+    # EXSLT's answer: re.search in the first value, or in "" (remembered per value)
+    assert [tests(None, v, 0) for v in (["nav-top"], ["x menu", "y"], ["top nav"], [])] == [True, True, False, False]
+    assert tests(None, [], 1) and tests(None, ["nav-top"], 0.0)
 
 
 SELECTIONS = """
