@@ -20,9 +20,11 @@ stage of the new run scrubs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,54 +69,89 @@ def drop_prefixes(steps: list[PipelineStep]) -> list[str]:
 class ReuseStore(PipelineStep):
     """Right after extraction in the base phase: writes the task's reuse store, passing documents through.
 
-    A document's language is read when the task ends: language ID, the next step, has stamped it by then.
-    The rows of a task are held until then: ~5 KB of text per extracted page, ~70 MB for a 1 GB WARC."""
+    Rows go to the file a row group at a time, each of ~`group_chars` characters of text, so that a task
+    holds one group, not all its texts (issue 18: a 1 GB WARC is ~70 MB of text, a hostile one 20 pages of
+    1 MB, held until the task ended). 1 M characters: writing a group of the hostile corpus's texts peaks at
+    +52 MB RSS (zstd 15 on megabyte values), 8 M at +107 MB; bench's tasks are under 1 M each, one group as
+    before, and bench's texts as one task take 4% more bytes in 1 M groups than in one.
+    A document's language is read when its group is written, after this step has been asked for a later
+    document: language ID, the next step, takes one document at a time and has stamped it by then. The file
+    is written under a temporary name and renamed when the task ends: a task that fails leaves no store,
+    and is recomputed by a later `--reuse`."""
 
     name = "🗄 Reuse store"
     type = "💽 - WRITER"
     stage = "write"
 
-    def __init__(self, folder: str, ledger_folder: str, report_folder: str, prefixes: list[str]):
+    def __init__(self, folder: str, ledger_folder: str, report_folder: str, prefixes: list[str],
+                 group_chars: int = 1_000_000):
         super().__init__()
         self.folder, self.ledger_folder, self.report_folder = folder, ledger_folder, report_folder
         self.prefixes = list(prefixes)
+        self.group_chars = group_chars
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        docs = []
-        for doc in data:
-            meta = {k: v for k, v in doc.metadata.items() if k != REUSED_LANGUAGE}
-            docs.append(({"kind": DOC, "id": doc.id, "offset": meta.get("offset"), "text": doc.text,
-                          "metadata": json.dumps(meta, ensure_ascii=False)}, doc.metadata))
-            yield doc
-        with self.track_time():
-            rows = []
-            for row, meta in docs:  # language ID has seen every document now
-                rows.append(row | {"language": meta.get("language"), "language_score": meta.get("language_score")})
-            for prefix in self.prefixes:  # their steps have ended: the files are closed and whole
-                path = os.path.join(self.ledger_folder, f"{prefix}{rank:05d}.jsonl")
-                if os.path.exists(path):
-                    with open(path, encoding="utf-8") as f:
-                        rows += [{"kind": prefix, "row": line.rstrip("\n")} for line in f if line.strip()]
-            with open(os.path.join(self.report_folder, f"{rank:05d}.json"), encoding="utf-8") as f:
-                report = f.read()
-            table = pa.Table.from_pylist(rows, schema=STORE_SCHEMA).replace_schema_metadata({REPORT_KEY: report})
-            # zstd level 15: bench's store 0.96 MB (1.47x its 0.65 MB parquet output) instead of level 1's 1.10 MB,
-            # for 0.3 s of CPU over its 411 texts (level 19: 0.93 MB for 1.0 s; trafilatura takes 9 s); without
-            # min/max statistics (two whole texts a file, never read): 0.90 MB
-            with atomic_path(store_path(self.folder, rank)) as tmp:
-                pq.write_table(table, tmp, compression="zstd", compression_level=15, use_dictionary=["kind", "language"],
-                               row_group_size=10_000, write_statistics=False)
-            self.stat_update("stored", value=len(rows))
+        docs: list[tuple[dict, dict]] = []  # (row, the document's metadata): the group being filled
+        chars = stored = 0
+        with atomic_path(store_path(self.folder, rank)) as tmp, _store_writer(tmp) as writer:
+            for doc in data:
+                if chars >= self.group_chars:  # language ID has seen every document of the group now
+                    with self.track_time():
+                        stored += _write_group(writer, docs)
+                    docs, chars = [], 0
+                meta = {k: v for k, v in doc.metadata.items() if k != REUSED_LANGUAGE}
+                row = {"kind": DOC, "id": doc.id, "offset": meta.get("offset"), "text": doc.text,
+                       "metadata": json.dumps(meta, ensure_ascii=False)}
+                docs.append((row, doc.metadata))
+                chars += len(doc.text) + len(row["metadata"])
+                yield doc
+            with self.track_time():
+                drops = []
+                for prefix in self.prefixes:  # their steps have ended: the files are closed and whole
+                    path = os.path.join(self.ledger_folder, f"{prefix}{rank:05d}.jsonl")
+                    if os.path.exists(path):
+                        with open(path, encoding="utf-8") as f:
+                            drops += [{"kind": prefix, "row": line.rstrip("\n")} for line in f if line.strip()]
+                stored += _write_group(writer, docs, drops)
+                with open(os.path.join(self.report_folder, f"{rank:05d}.json"), encoding="utf-8") as f:
+                    writer.add_key_value_metadata({REPORT_KEY: f.read()})
+        self.stat_update("stored", value=stored)
+
+
+@contextlib.contextmanager
+def _store_writer(path) -> Iterator[pq.ParquetWriter]:
+    # zstd level 15: bench's store 0.96 MB (1.47x its 0.65 MB parquet output) instead of level 1's 1.10 MB,
+    # for 0.3 s of CPU over its 411 texts (level 19: 0.93 MB for 1.0 s; trafilatura takes 9 s); without
+    # min/max statistics (two whole texts a file, never read): 0.90 MB
+    writer = pq.ParquetWriter(str(path), STORE_SCHEMA, compression="zstd", compression_level=15,
+                              use_dictionary=["kind", "language"], write_statistics=False)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _write_group(writer: pq.ParquetWriter, docs: list[tuple[dict, dict]], drops: list[dict] = ()) -> int:
+    """One row group: the documents with their language now, then `drops` (the task's last group)."""
+    rows = [row | {"language": meta.get("language"), "language_score": meta.get("language_score")}
+            for row, meta in docs]
+    rows += drops
+    if rows:
+        writer.write_table(pa.Table.from_pylist(rows, schema=STORE_SCHEMA), row_group_size=len(rows))
+    return len(rows)
 
 
 def read_store(folder: str, rank: int) -> pa.Table | None:
-    """The store of task `rank` under `folder`, or None when it is missing or unreadable (a partly deleted
-    work/): the task is then recomputed."""
+    """The store of task `rank` under `folder`, with the reader's report in its schema's metadata, or None when
+    it is missing or unreadable (a partly deleted work/): the task is then recomputed."""
     path = store_path(folder, rank)
     try:
-        return pq.read_table(path)
+        with pq.ParquetFile(path) as store:
+            table = store.read()
+            report = (store.metadata.metadata or {}).get(REPORT_KEY)  # the file's, added once its rows were written
     except (OSError, pa.ArrowInvalid):
         return None
+    return None if report is None else table.replace_schema_metadata({REPORT_KEY: report})
 
 
 def extraction_cache(folder: str, rank: int) -> dict[tuple, tuple]:

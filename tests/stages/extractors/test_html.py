@@ -60,3 +60,27 @@ def test_a_child_that_cannot_start_fails_the_task_and_drops_nothing(tmp_path, mo
     with pytest.raises(SandboxStartError, match="exited with 3"):
         list(Extractor(str(tmp_path)).run(iter([make_doc(ARTICLE, doc_id="a"), make_doc(ARTICLE, doc_id="b")])))
     assert ledger_rows(tmp_path) == []
+
+
+def test_a_child_over_the_size_limit_is_replaced_between_pages_and_the_texts_stay(tmp_path, monkeypatch):
+    # a huge page leaves the child big (issue 18: 190 MB after the hostile corpus): it is replaced before the
+    # next page, here after every page, and extraction is per page: the same texts
+    pages = [make_doc(ARTICLE, doc_id="a"), make_doc(ARTICLE.replace("quiet", "busy"), doc_id="b")]
+    monkeypatch.setattr(extract, "_SANDBOXES", {})
+    kept = [d.text for d in Extractor(str(tmp_path / "kept")).run(iter(pages))]
+    assert next(iter(extract._SANDBOXES.values())).recycled == 0
+    monkeypatch.setattr(extract, "_SANDBOXES", {})
+    monkeypatch.setattr(extract, "RECYCLE_BYTES", 0)
+    pages = [make_doc(ARTICLE, doc_id="a"), make_doc(ARTICLE.replace("quiet", "busy"), doc_id="b")]
+    assert [d.text for d in Extractor(str(tmp_path / "recycled")).run(iter(pages))] == kept
+    assert next(iter(extract._SANDBOXES.values())).recycled == 2
+    assert kept[0] != kept[1] and "busy" in kept[1]
+
+
+def test_a_page_over_the_trim_size_is_extracted_and_the_child_goes_on(tmp_path):
+    # the child gives the heap back after a page over TRIM_CHARS (stages/extractors/child.py), then serves on
+    big = html_page("A long harbour", *["The harbour was quiet in the early morning, boat number %d rocked." % i
+                                         for i in range(8_000)])
+    assert len(big) > 500_000
+    docs = list(Extractor(str(tmp_path)).run(iter([make_doc(big, doc_id="big"), make_doc(ARTICLE, doc_id="a")])))
+    assert [d.id for d in docs] == ["big", "a"] and "boat number 7999" in docs[0].text
