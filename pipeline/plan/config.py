@@ -85,6 +85,9 @@ class ExtractConfig(_Section):
     # a hard limit per document, in a child process, so a hang in C code cannot stall the task; generous
     # on purpose: a limit near real extraction times would make output depend on machine load
     timeout: Annotated[float, Ge(0.001)] = 30.0
+    # pages with more start tags are dropped as `too_many_elements` before trafilatura (its tree of one costs
+    # ~1.6 KB an element: stages/extractors/html.py); null: no limit
+    max_elements: Annotated[int, Ge(1)] | None = 50_000
 
 
 class LangIdConfig(_Section):

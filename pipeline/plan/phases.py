@@ -141,7 +141,8 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
                                      exclusion_writer=DropLedger(ledger, LanguagePrecheck.stage, part="precheck")))
     cache = str(reuse.store) if reuse and reuse.mode == "extraction" else None
     base.append(Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout,
-                          cache=cache, cached_scores=bool(reuse and reuse.scores)))
+                          cache=cache, cached_scores=bool(reuse and reuse.scores),
+                          max_elements=config.extract.max_elements))
     base.append(ReuseStore(str(layout.reuse_store), ledger, str(layout.files_report), drop_prefixes(base)))
     if reuse and reuse.mode == "replay":
         base = [ReuseReader(str(reuse.store), str(layout.reuse_store), ledger, str(layout.files_report), base,

@@ -7,7 +7,8 @@ deduplication keeps a process-wide cache that makes the output depend on documen
 
 Text from a WET file (already extracted by Common Crawl) passes through untouched.
 
-Drop reasons: `timeout`, `crashed` (the child died, e.g. out of memory), `extract_error`, `empty_text`.
+Drop reasons: `timeout`, `crashed` (the child died, e.g. out of memory), `extract_error`, `empty_text`,
+`too_many_elements` (over `max_elements` start tags: never sent to trafilatura).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -156,6 +158,25 @@ def close_sandboxes() -> None:
             _SANDBOXES.pop(key)._cleanup_process()
 
 
+# trafilatura holds a page's tree twice (the tree and its backup copy for the fallback extractors), ~1.6 KB per
+# element: `"<b>x</b>" * 120_000` (1 MiB) took the child to 234 MB and the worker with it to 432 MB, over the
+# 400 MB a worker may use. The pages of warc/bench, zh, other and cc have at most 10,126 start tags; 50,000 in
+# the 1 MiB Common Crawl keeps of a page is tag soup (~20 bytes an element), and costs the child ~80 MB at most.
+MAX_ELEMENTS = 50_000
+_START_TAG = re.compile(r"<[A-Za-z]")
+
+
+def start_tags(html: str, limit: int) -> int:
+    """The number of start tags in `html`, counted up to `limit + 1`; cheap when it has few '<'."""
+    if html.count("<") <= limit:
+        return html.count("<")
+    count = 0
+    for count, _ in enumerate(_START_TAG.finditer(html), 1):
+        if count > limit:
+            break
+    return count
+
+
 class Extractor(Trafilatura):
     """HTML in `doc.text` -> main text; keeps the HTML's length in `doc.metadata["html_bytes"]`.
 
@@ -168,9 +189,10 @@ class Extractor(Trafilatura):
     stage = "extract"
 
     def __init__(self, ledger_folder: str, favor_precision: bool = True, timeout: float = 30.0,
-                 cache: str | None = None, cached_scores: bool = False):
+                 cache: str | None = None, cached_scores: bool = False, max_elements: int | None = MAX_ELEMENTS):
         super().__init__(favour_precision=favor_precision, timeout=timeout, deduplicate=False)
         self.ledger_folder = ledger_folder
+        self.max_elements = max_elements
         self.cache, self.cached_scores = cache, cached_scores
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -189,11 +211,15 @@ class Extractor(Trafilatura):
                     self.stat_update("wet_text")
                     yield doc
                     continue
-                reason = None
+                reason = detail = None
                 with self.track_time():
                     hit = cached.get((doc.id, doc.metadata.get("offset")))
                     try:
-                        if hit is not None:
+                        if hit is None and self.max_elements and \
+                                start_tags(doc.text, self.max_elements) > self.max_elements:
+                            text, reason = "", "too_many_elements"
+                            detail = f"over {self.max_elements:,} start tags (extract.max_elements)"
+                        elif hit is not None:
                             self.stat_update("reused")
                             text, reason = (hit[1], None) if hit[0] == DOC else ("", hit[1])
                             if hit[0] == DOC and hit[2] is not None and self.cached_scores:
@@ -213,7 +239,7 @@ class Extractor(Trafilatura):
                 if reason is not None:
                     self.stat_update(StatHints.dropped, reason)
                     doc.text = ""
-                    drop(ledger, doc, rank, reason)
+                    drop(ledger, doc, rank, reason, detail)
                     continue
                 doc.text = text
                 self.stat_update(StatHints.forwarded)

@@ -84,3 +84,14 @@ def test_a_page_over_the_trim_size_is_extracted_and_the_child_goes_on(tmp_path):
     assert len(big) > 500_000
     docs = list(Extractor(str(tmp_path)).run(iter([make_doc(big, doc_id="big"), make_doc(ARTICLE, doc_id="a")])))
     assert [d.id for d in docs] == ["big", "a"] and "boat number 7999" in docs[0].text
+
+
+def test_a_page_of_too_many_elements_never_reaches_trafilatura(tmp_path):
+    soup = "<html><body>" + "<b>x</b>" * 120 + "</body></html>"
+    docs = list(Extractor(str(tmp_path), max_elements=100).run(iter([make_doc(soup, doc_id="soup"),
+                                                                     make_doc(ARTICLE, doc_id="article")])))
+    assert [d.id for d in docs] == ["article"]
+    rows = ledger_rows(tmp_path)
+    assert [(r["id"], r["reason"]) for r in rows] == [("soup", "too_many_elements")]
+    assert "100" in rows[0]["detail"]
+    assert extract.start_tags(soup, 100) == 101 and extract.start_tags(ARTICLE, 100) < 100
