@@ -161,7 +161,8 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
         if isinstance(step, BoundedFilter):
             step.record_timeout = config.run.record_timeout
     if config.dedup.enabled:
-        base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()}))
+        base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()},
+                                    record_timeout=config.run.record_timeout))
     return base
 
 
@@ -183,7 +184,8 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
     ledger = str(layout.decisions)
     final: list[PipelineStep] = [TaskFileReader(str(layout.base_documents))]
     if config.dedup.enabled:
-        final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate")))
+        final.append(dedup.filter(DropLedger(ledger, "dedup", reason="near_duplicate"),
+                                  timeouts=DropLedger(ledger, "dedup", part="timeout")))
     if config.quality.classifier.model is not None and config.quality.classifier.top_fraction is not None:
         final.append(ClassifierTopFraction(str(layout.classifier_scores), config.quality.classifier.top_fraction,
                                            exclusion_writer=DropLedger(ledger, ClassifierTopFraction.stage)))

@@ -21,6 +21,11 @@ is mixed into its shingles' hashes: two documents of different languages share n
 a bucket (64-bit hashes: a collision has odds ~1e-19 a pair), which is deduplication within each language.
 English shingles are datatrove's own.
 
+A time bound per record (`run.record_timeout`, stages/utils/deadline.py), as every other stage has: a document
+whose shingles take longer gets no signature (it can meet no other document) and its index in the task goes
+to `signatures/timeouts/{rank}.json`; the final phase's `Filter` drops it there as (dedup, `timeout`). Cutting
+shingles is linear (the worst 1 MB page of tests/hostile_corpus.py: 0.46 s); the bound catches what is not.
+
 `Signature.get_signature` is datatrove's, a block of shingles at a time: datatrove hashes every shingle with
 all 112 functions at once, an (N x 112) uint64 array and its temporaries, ~860 MB for the ~200,000 shingles
 of a 1 MB page (tests/hostile_corpus.py's `many_lines`); by blocks of 4,096 shingles, ~4 MB, same minimums.
@@ -28,6 +33,7 @@ of a 1 MB page (tests/hostile_corpus.py's `many_lines`); by blocks of 4,096 shin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +51,9 @@ from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import ngrams, simplify_text
 
 from stages.text.words import shared_words, word_tokenizer
+from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
+from stages.utils.io import write_json_atomic
+from stages.writers.ledger import drop
 
 SIGNATURE_BLOCK = 4096  # shingles hashed at once: 4,096 x 112 hashes x 8 bytes = 3.7 MB per temporary
 
@@ -54,9 +63,34 @@ class Signature(MinhashDedupSignature):
 
     stage = "dedup"
 
-    def __init__(self, output_folder: str, config: MinhashConfig, fast: bool = True):
+    def __init__(self, output_folder: str, config: MinhashConfig, fast: bool = True,
+                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
         super().__init__(output_folder, config=config)
-        self.fast = fast
+        self.fast, self.record_timeout = fast, record_timeout
+        self.timeouts_folder = str(Path(output_folder) / "timeouts")
+        self._index, self._timeouts = -1, []
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
+        def counted():  # datatrove's loop takes the shingles of each document right after taking it
+            for self._index, doc in enumerate(data):
+                self.before(doc)
+                yield doc
+
+        self._timeouts = []
+        super().run(counted(), rank, world_size)
+        if self._timeouts:
+            write_json_atomic(Path(self.timeouts_folder) / f"{rank:05d}.json", self._timeouts)
+
+    def before(self, doc) -> None:
+        """Called with each document before its shingles are taken."""
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        try:
+            with record_deadline(self.record_timeout):
+                return self.shingles(text)
+        except RecordTimeout:
+            self._timeouts.append(self._index)
+            return np.empty((0, 1), dtype=np.uint64)  # no signature: datatrove signs no empty document
 
     def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
         """datatrove's signature (the minimum of each hash function over the shingles), by blocks."""
@@ -70,9 +104,9 @@ class Signature(MinhashDedupSignature):
             low = block if low is None else np.minimum(low, block)
         return [x.tolist() for x in np.split(low.astype(self.config.hash_config.np_dtype), self.config.num_buckets)]
 
-    def get_shingles(self, text: str) -> np.ndarray:
+    def shingles(self, text: str) -> np.ndarray:
         if not self.fast:
-            return super().get_shingles(text)
+            return MinhashDedupSignature.get_shingles(self, text)
         return self._hashed(shared_words()(simplify_text(text, self.config.norm_config)))
 
     def _hashed(self, words: list[str], prefix: str = "") -> np.ndarray:
@@ -89,23 +123,17 @@ class LanguageSignature(Signature):
     """
 
     def __init__(self, output_folder: str, config: MinhashConfig, segmenters: dict[str, tuple[str, str]],
-                 fast: bool = True):
-        super().__init__(output_folder, config=config, fast=fast)
+                 fast: bool = True, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
+        super().__init__(output_folder, config=config, fast=fast, record_timeout=record_timeout)
         self.segmenters = dict(segmenters)
         self._segmenter: tuple[str, str] | None = None  # the document being signed
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
-        def tracked():
-            # datatrove's loop calls get_shingles(doc.text) right after taking each document
-            for doc in data:
-                self._segmenter = self.segmenters.get(doc.metadata.get("language"))
-                yield doc
+    def before(self, doc) -> None:
+        self._segmenter = self.segmenters.get(doc.metadata.get("language"))
 
-        return super().run(tracked(), rank, world_size)
-
-    def get_shingles(self, text: str) -> np.ndarray:
+    def shingles(self, text: str) -> np.ndarray:
         if self._segmenter is None:
-            return super().get_shingles(text)
+            return super().shingles(text)
         profile, tokenizer = self._segmenter
         words = word_tokenizer(tokenizer, fast=self.fast).word_tokenize(simplify_text(text, self.config.norm_config))
         return self._hashed(words, profile + "\x00")
@@ -122,7 +150,34 @@ class Cluster(MinhashDedupCluster):
 
 
 class Filter(MinhashDedupFilter):
+    """datatrove's filter; first, the documents whose signature ran out of time (`Signature`) are dropped as
+    (dedup, `timeout`) through `timeouts` (a ledger writer without a fixed reason)."""
+
     stage = "dedup"
+
+    def __init__(self, data_folder: str, timeouts_folder: str | None = None, timeouts=None, **kwargs):
+        super().__init__(data_folder, **kwargs)
+        self.timeouts_folder, self.timeouts = timeouts_folder, timeouts
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        path = Path(self.timeouts_folder or "", f"{rank:05d}.json")
+        late = set(json.loads(path.read_text())) if self.timeouts_folder and path.is_file() else set()
+        if not late:
+            yield from super().run(data, rank, world_size)
+            return
+        with self.timeouts as writer:
+            def marked():
+                for idx, doc in enumerate(data):  # datatrove's filter counts the same indices
+                    if idx in late:
+                        doc.metadata["_signature_timeout"] = True
+                    yield doc
+
+            for doc in super().run(marked(), rank, world_size):
+                if doc.metadata.pop("_signature_timeout", False):  # never in a cluster: no signature
+                    self.stat_update("dropped_timeout")
+                    drop(writer, doc, rank, "timeout", "MinHash shingles over run.record_timeout")
+                    continue
+                yield doc
 
 
 class CompleteClusterFiles(PipelineStep):
@@ -162,12 +217,14 @@ class MinhashDedup:
         folder = Path(folder)
         self.signatures, self.buckets, self.clusters = (str(folder / p) for p in ("signatures", "buckets", "clusters"))
 
-    def signature(self, languages: dict[str, tuple[str, str]] | None = None) -> PipelineStep:
+    def signature(self, languages: dict[str, tuple[str, str]] | None = None,
+                  record_timeout: float | None = DEFAULT_RECORD_TIMEOUT) -> PipelineStep:
         """datatrove's signature step; with `languages` ({label: (profile, word tokenizer)}), shingles cut
         by each language's word segmenter, as FineWeb-2 does (stages/formatters/multilingual.py)."""
         if languages:
-            return LanguageSignature(self.signatures, self.config, languages, fast=self.fast)
-        return Signature(self.signatures, config=self.config, fast=self.fast)
+            return LanguageSignature(self.signatures, self.config, languages, fast=self.fast,
+                                     record_timeout=record_timeout)
+        return Signature(self.signatures, config=self.config, fast=self.fast, record_timeout=record_timeout)
 
     def bucket_steps(self) -> list[PipelineStep]:
         return [Buckets(self.signatures, self.buckets, config=self.config)]
@@ -176,5 +233,7 @@ class MinhashDedup:
         return [Cluster(self.buckets, self.clusters, config=self.config, save_cluster_id=True),
                 CompleteClusterFiles(self.clusters, tasks)]
 
-    def filter(self, exclusion_writer) -> PipelineStep:
-        return Filter(self.clusters, load_cluster_ids=True, exclusion_writer=exclusion_writer)
+    def filter(self, exclusion_writer, timeouts=None) -> PipelineStep:
+        """`timeouts`: the ledger writer (no fixed reason) for documents whose signature ran out of time."""
+        return Filter(self.clusters, str(Path(self.signatures) / "timeouts"), timeouts, load_cluster_ids=True,
+                      exclusion_writer=exclusion_writer)

@@ -1,14 +1,11 @@
 """A time bound per record and stage, as extraction has its own (`extract.timeout`, in a child process).
 
-The reader's judging of a record, the blocklist, the language pre-check and ID, the quality filters, the
-PII stage and tokenization each give one record at most `record_timeout` seconds (`run.record_timeout`, 60 by default); a
-record that takes longer is dropped under that stage with reason `timeout` and the task goes on. Generous on
-purpose: no normal page comes near it (the slowest bench page takes ~0.1 s in any of them), so output never
-depends on the machine's speed; it bounds what a root-cause fix missed (tests/hostile_corpus.py).
-
-MinHash signatures have no bound: that step runs after the task's documents are saved for the final phase,
-so a drop there would have to reach the final phase too. Their cost is linear: ~0.5 s for a 1 MB page
-(bench/bench_hostile.py), since stages/dedup/minhash.py hashes the shingles by blocks.
+The reader's judging of a record, the blocklist, the language pre-check and ID, the quality filters, MinHash
+shingles, the PII stage and tokenization each give one record at most `record_timeout` seconds
+(`run.record_timeout`, 60 by default); a record that takes longer is dropped under that stage with reason
+`timeout` and the task goes on (MinHash's in the final phase: stages/dedup/minhash.py). Generous on purpose: no
+normal page comes near it (the slowest bench page takes ~0.1 s in any of them), so output never depends on the
+machine's speed; it bounds what a root-cause fix missed (tests/hostile_corpus.py).
 
 An interval timer (SIGALRM) interrupts Python code at the deadline; C code that holds the interpreter is
 interrupted when it returns, and the record is dropped all the same. Outside a process's main thread (no

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
-from stages.dedup.minhash import SIGNATURE_BLOCK, MinhashDedup, Signature
+from stages.dedup.minhash import SIGNATURE_BLOCK, CompleteClusterFiles, MinhashDedup, Signature
+from stages.writers.ledger import DropLedger
+from tests.fixtures import make_doc
 from tests.stages.filters.test_quality import real_texts
 
 
@@ -41,3 +45,19 @@ def test_signatures_by_blocks_are_datatrove_s(tmp_path):
     for n in (1, SIGNATURE_BLOCK - 1, SIGNATURE_BLOCK, SIGNATURE_BLOCK + 1, 3 * SIGNATURE_BLOCK + 7):
         shingles = rng.integers(0, 2**63, size=(n, 1), dtype=np.uint64)
         assert ours.get_signature(shingles) == peer.get_signature(shingles), n
+
+
+def test_a_document_whose_shingles_run_out_of_time_is_a_counted_dedup_timeout(tmp_path):
+    dedup = MinhashDedup(tmp_path / "minhash")
+    big = make_doc(" ".join(f"word{i}" for i in range(300_000)), doc_id="big", language="en")  # ~0.5 s
+    docs = [make_doc("A short first page about tomatoes.", doc_id="a", language="en"), big,
+            make_doc("A short last page about balconies.", doc_id="b", language="en")]
+    dedup.signature(record_timeout=0.05).run(iter(docs))
+    assert json.loads((tmp_path / "minhash" / "signatures" / "timeouts" / "00000.json").read_text()) == [1]
+    list(CompleteClusterFiles(dedup.clusters, 1).run())
+    ledger = tmp_path / "ledger"
+    kept = dedup.filter(DropLedger(str(ledger), "dedup", reason="near_duplicate"),
+                        timeouts=DropLedger(str(ledger), "dedup", part="timeout")).run(iter(docs))
+    assert [d.id for d in kept] == ["a", "b"]
+    rows = [json.loads(line) for line in (ledger / "dedup" / "timeout-00000.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["stage"], r["reason"]) for r in rows] == [("big", "dedup", "timeout")]
