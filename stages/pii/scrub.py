@@ -312,7 +312,7 @@ class PIIScrubber(PipelineStep):
                         doc.text, findings = self.scrub(original, doc.metadata.get("language"), memo)
                         # the URL goes into the parquet: scrubbed the same way (stages/pii/fields.py); the ledger
                         # keeps it raw
-                        url, found = scrub_url(self, doc.metadata.get("url"))
+                        url, found = scrub_url(self, doc.metadata.get("url"), memo)
                 except (RecordTimeout, TooDense) as exc:
                     doc.text = original
                     reason = "timeout" if isinstance(exc, RecordTimeout) else "pii_too_dense"
