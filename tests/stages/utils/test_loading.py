@@ -1,4 +1,5 @@
-"""`without_torch()`: spaCy imported inside it brings neither PyTorch nor its own command line."""
+"""`without_torch()`: spaCy imported inside it brings neither PyTorch nor its own command line; the shared English
+words build spaCy's tokenizer without the components other packages register."""
 
 import json
 import subprocess
@@ -26,3 +27,21 @@ def test_spacy_imports_without_torch_or_its_command_line():
     found = json.loads(done.stdout)
     assert found == {"words": ["Do", "n't", "stop", ",", "U.S.", "folks", "!"], "left_out": [], "info": True,
                      "cli": True}
+
+
+WORDS = """
+import json, sys
+from stages.text.words import shared_words
+words = shared_words()("Don't stop, U.S. folks! 2019-10 e-mail")
+import spacy
+print(json.dumps({"words": words, "presidio": "presidio_analyzer" in sys.modules,
+                  "plugins": spacy.util.registry._entry_point_factories.entry_points}))
+"""
+
+
+def test_the_shared_english_words_import_no_spacy_plugin():
+    """presidio registers a spaCy component: every new spaCy pipeline would import presidio (0.4 s)."""
+    done = subprocess.run([sys.executable, "-c", WORDS], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"words": ["Do", "n't", "stop", ",", "U.S.", "folks", "!", "2019", "-", "10", "e",
+                                                 "-", "mail"], "presidio": False, "plugins": True}
