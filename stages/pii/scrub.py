@@ -198,7 +198,8 @@ class PIIScrubber(PipelineStep):
     def _empty_artifacts(self) -> dict:
         """Per presidio language: empty NLP artifacts when its pipeline has no lemmatizer and no NER (context
         can never match, no entity comes from spaCy), else None (the whole document goes through spaCy)."""
-        from presidio_analyzer.nlp_engine import NlpArtifacts
+        with without_torch():  # presidio's first import may be this one (its device detector imports torch: 3 s)
+            from presidio_analyzer.nlp_engine import NlpArtifacts
 
         out = {}
         for lang, nlp in self.analyzer.nlp_engine.nlp.items():

@@ -280,8 +280,10 @@ from stages.pii.scrub import PIIScrubber
 scrubber = PIIScrubber()
 text, findings = scrubber.scrub("word_count 87 < 100")  # digits, but no entity's candidate
 imported = "presidio_analyzer" in sys.modules
+phone, _ = scrubber.scrub("call 030 1234567")  # presidio's first import: without PyTorch (stages/utils/loading.py)
+torch = "torch" in sys.modules
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
-print(json.dumps({"text": text, "findings": len(findings), "presidio": imported,
+print(json.dumps({"text": text, "findings": len(findings), "presidio": imported, "phone": phone, "torch": torch,
                   "regions": list(scrubber.phone_regions) == list(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)}))
 """
 
@@ -290,4 +292,5 @@ def test_a_text_no_recognizer_could_match_imports_no_presidio():
     """The phone regions come from presidio's source, not its import (0.45 s of pattern compiling)."""
     done = subprocess.run([sys.executable, "-c", NO_PRESIDIO], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == {"text": "word_count 87 < 100", "findings": 0, "presidio": False, "regions": True}
+    assert json.loads(done.stdout) == {"text": "word_count 87 < 100", "findings": 0, "presidio": False,
+                                       "phone": "call 555-0100", "torch": False, "regions": True}
