@@ -10,6 +10,11 @@ In the public copy:
 - `pii_spans` keep type and offsets, not the values;
 - the excerpts of rows dropped before the PII stage (raw text) are left out;
 - `warc` is relative to the run's input root (the common folder of its local inputs): no local path leaves.
+
+A run made with `--reuse RUN` and RUN's PII settings (pipeline/plan/reuse.py: `pii_findings` replayed) takes
+the scrubbed values of the rows RUN had too from RUN's own ledger part and its public copy, row by row
+(`reused_scrubbing`), instead of scrubbing them again: on bench, 0.57 s -> 0.09 s of CPU for 1,416 rows,
+nearly all the same as RUN's.
 """
 
 from __future__ import annotations
@@ -72,16 +77,52 @@ def _without_values(spans: str | None) -> str | None:
     return None if spans is None else json.dumps([s[:3] for s in json.loads(spans)], ensure_ascii=False)
 
 
-def public_table(table: pa.Table, resolved: dict) -> tuple[pa.Table, dict[str, int]]:
-    """The public copy of one ledger part (one task's rows), and how many rows had PII in url and detail."""
+# the scrubbed columns, and the count (summary.json) of rows whose value had PII
+SCRUBBED = {"url": "pii_in_urls", "duplicate_of_url": None, "detail": "pii_in_details", "excerpt": None}
+
+
+def reused_scrubbing(resolved: dict, part: str) -> dict[str, dict]:
+    """{column: {raw value: (public value, whether it had PII)}} from ledger part `part` of the run this one
+    reuses and its public copy, when that run scrubbed with the same settings (its PII findings are replayed);
+    else {}. A value without PII comes out unchanged, so a changed value had PII; a column whose changed values
+    do not add up to that run's count (a surrogate equal to the value it replaced) is scrubbed again."""
+    entry = resolved.get("reused") or {}
+    if "pii_findings" not in entry.get("stages", []):
+        return {}
+    source = RunLayout(Path(entry["from"]))
+    try:
+        raw = pq.read_table(source.ledger / part, columns=list(SCRUBBED))
+        public = pq.read_table(public_folder(source) / "ledger" / part, columns=list(SCRUBBED))
+        counts = json.loads((public_folder(source) / "counts" / f"{Path(part).stem}.json").read_text())
+    except (OSError, ValueError, pa.ArrowException):  # deleted or partly written since: scrubbed again, as without
+        return {}
+    if raw.num_rows != public.num_rows:
+        return {}
+    memo: dict[str, dict] = {}
+    for column, count in SCRUBBED.items():
+        pairs = [(v, c) for v, c in zip(raw[column].to_pylist(), public[column].to_pylist()) if c is not None]
+        if count is not None and sum(v != c for v, c in pairs) != counts.get(count):
+            continue
+        memo[column] = {v: (c, v != c) for v, c in pairs}
+    return memo
+
+
+def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None = None
+                 ) -> tuple[pa.Table, dict[str, int]]:
+    """The public copy of one ledger part (one task's rows), and how many rows had PII in url and detail.
+    `reused`: the scrubbed values of another run with the same settings (`reused_scrubbing`)."""
     scrubber = run_scrubber(resolved)
     root = input_root(resolved.get("inputs", []))
     counts = {"pii_in_urls": 0, "pii_in_details": 0}
 
-    def scrubbed(values: list, scrub, count: str | None = None) -> pa.Array:
+    def scrubbed(values: list, scrub, count: str | None = None, column: str = "") -> pa.Array:
         out = []
+        known = (reused or {}).get(column, {})
         for value in values:
-            clean, found = scrub(scrubber, value) if scrubber is not None else (value, 0)
+            if value in known:
+                clean, found = known[value]
+            else:
+                clean, found = scrub(scrubber, value) if scrubber is not None else (value, 0)
             out.append(clean)
             if count and found:
                 counts[count] += 1
@@ -91,10 +132,10 @@ def public_table(table: pa.Table, resolved: dict) -> tuple[pa.Table, dict[str, i
     # excerpts after the PII stage are scrubbed text already: scrubbing them again only guards
     excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"]).to_pylist()
     columns = {
-        "url": scrubbed(table["url"].to_pylist(), scrub_url, "pii_in_urls"),
-        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), scrub_url),
-        "detail": scrubbed(table["detail"].to_pylist(), scrub_text, "pii_in_details"),
-        "excerpt": scrubbed(excerpt, scrub_text),
+        "url": scrubbed(table["url"].to_pylist(), scrub_url, "pii_in_urls", "url"),
+        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), scrub_url, column="duplicate_of_url"),
+        "detail": scrubbed(table["detail"].to_pylist(), scrub_text, "pii_in_details", "detail"),
+        "excerpt": scrubbed(excerpt, scrub_text, column="excerpt"),
         "warc": pa.array([relative_warc(v, root) for v in table["warc"].to_pylist()], pa.string()),
         "pii_spans": pa.array([_without_values(v) for v in table["pii_spans"].to_pylist()], pa.string()),
     }
@@ -112,7 +153,7 @@ def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = Non
     """The public copy of ledger part `part` and its counts, under work/publish/; returns the copy's path."""
     resolved = resolved or read_resolved(layout)
     dest = public_folder(layout) / "ledger" / part.name
-    table, counts = public_table(pq.read_table(part), resolved)
+    table, counts = public_table(pq.read_table(part), resolved, reused_scrubbing(resolved, part.name))
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_ledger_part(table, dest, private=False)
     write_text_atomic(public_folder(layout) / "counts" / f"{part.stem}.json", json.dumps(counts, sort_keys=True))

@@ -56,6 +56,7 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
 )
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
 
+from stages.filters.quality_chain import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from stages.filters.quality_memo import Drop, ignore, part_names, read_memo, run_part, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, top_duplicate_chars
@@ -65,30 +66,9 @@ from stages.utils.loading import without_torch
 from stages.utils.memo import text_key
 from stages.writers.ledger import DropLedger
 
-_NOT_SNAKE = re.compile(r"[^a-z0-9]+")
 _PARAGRAPHS = re.compile(r"\n{2,}")  # as GopherRepetitionFilter
 _LINES = re.compile("\n+")
 _PUNCTUATION = "".join(PUNCTUATION_SET)  # single characters: str.strip() takes them as a set
-
-
-def _prefixed(base: type, prefix: str) -> type:
-    """A subclass of a datatrove filter whose drop reasons carry `prefix` and are snake_case."""
-
-    def filter(self, doc: Document):
-        result = base.filter(self, doc)
-        if isinstance(result, tuple) or result is False:
-            reason = result[1] if isinstance(result, tuple) else "dropped"
-            reason = _NOT_SNAKE.sub("_", str(reason).lower()).strip("_")
-            return False, reason if reason.startswith(prefix) else prefix + reason
-        return result
-
-    return type(base.__name__, (base,), {"filter": filter, "__module__": __name__, "stage": "quality"})
-
-
-GopherRepetition = _prefixed(GopherRepetitionFilter, "gopher_rep_")
-GopherQuality = _prefixed(GopherQualityFilter, "gopher_")
-C4Quality = _prefixed(C4QualityFilter, "c4_")
-FineWebQuality = _prefixed(FineWebQualityFilter, "fineweb_")
 
 
 # each filter's switch in the config: True (FineWeb's thresholds), False (off), or datatrove parameters to change
@@ -185,7 +165,8 @@ class QualityFilters(BoundedFilter, BaseFilter):
                 words = part(self.parts["gopher_repetition"], lambda c: self._repetition(doc.text, c))
             if self.gq is not None:
                 part(self.parts["gopher_quality"], lambda c: self._gopher_quality(
-                    doc.text, words if words is not None else self.words(doc.text), c))
+                    doc.text, lambda: words if words is not None else self.words(doc.text), c,
+                    known={k: v for k, v, _ in memo.get("gopher_quality", [()])[0]}))
             if self.c4 is not None:
                 kept = part(self.parts["c4"], lambda c: self._c4(doc.text, c))
                 # replayed: the kept lines again, without the sentence count (it passed)
@@ -214,7 +195,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
         if fw is not None:
             self._fineweb(text, check, fw, split)
         if gq is not None:
-            self._gopher_quality(text, split(text), check, gq)
+            self._gopher_quality(text, lambda: split(text), check, gq)
 
     def _repetition(self, text: str, check, f=None, split=None) -> list[str] | None:
         f, p = f or self.rep, "gopher_rep_"
@@ -243,46 +224,55 @@ class QualityFilters(BoundedFilter, BaseFilter):
             check(p, f"duplicated_{n}_n_grams", value, value > frac, ">", frac)
         return words
 
-    def _gopher_quality(self, text: str, words: list[str], check, f=None) -> None:
-        f, p = f or self.gq, "gopher_"
-        n_words = len(words)
-        distinct = set(words)  # each test below once per distinct word
-        counted = {w for w in distinct if w.strip(_PUNCTUATION)}  # a word with a character not in the set
-        lengths = [len(w) for w in words if w in counted]
-        n = len(lengths)
-        signals_only = lambda name, value: check(p, name, value, False, "", "")
-        signals_only("word_count", n)
+    def _gopher_quality(self, text: str, words, check, f=None, known: dict | None = None) -> None:
+        """`words()`: the text's words. `known`: the signals this text gave with FineWeb's thresholds (none depends
+        on a threshold: `quality.gopher_quality: {min_doc_words: 100}` is re-decided from them, words unsplit)."""
+        f, p, known = f or self.gq, "gopher_", known or {}
+
+        @functools.cache
+        def split():  # (all words, the distinct ones, lengths of those with a character not in the set)
+            ws = words()
+            distinct = set(ws)  # each test below once per distinct word
+            counted = {w for w in distinct if w.strip(_PUNCTUATION)}
+            return ws, distinct, [len(w) for w in ws if w in counted]
+
+        def signal(name: str, compute):
+            return known[p + name] if p + name in known else compute()
+
+        n = signal("word_count", lambda: len(split()[2]))
+        check(p, "word_count", n, False, "", "")
         if f.min_doc_words and n < f.min_doc_words:
             raise Drop(p + "short_doc", f"word_count {n} < {f.min_doc_words}")
         if f.max_doc_words and n > f.max_doc_words:
             raise Drop(p + "long_doc", f"word_count {n} > {f.max_doc_words}")
-        mean = sum(lengths) / n  # np.mean of these ints gives the same float: both sums are exact
-        signals_only("mean_word_length", mean)
+        mean = signal("mean_word_length", lambda: sum(split()[2]) / n)  # np.mean gives the same float: exact sums
+        check(p, "mean_word_length", mean, False, "", "")
         if f.min_avg_word_length and mean < f.min_avg_word_length:
             raise Drop(p + "below_avg_threshold", f"mean_word_length {mean:.4g} < {f.min_avg_word_length}")
         if f.max_avg_word_length and mean > f.max_avg_word_length:
             raise Drop(p + "above_avg_threshold", f"mean_word_length {mean:.4g} > {f.max_avg_word_length}")
         r = f.max_symbol_word_ratio
         if r:
-            value = text.count("#") / n_words
+            value = signal("too_many_hashes", lambda: text.count("#") / len(split()[0]))
             check(p, "too_many_hashes", value, value > r, ">", r)
-            value = (text.count("...") + text.count("…")) / n_words
+            value = signal("too_many_ellipsis", lambda: (text.count("...") + text.count("…")) / len(split()[0]))
             check(p, "too_many_ellipsis", value, value > r, ">", r)
         lines = text.splitlines()
         if f.max_bullet_lines_ratio:
-            value = sum(s.lstrip().startswith("•") or s.lstrip().startswith("-") for s in lines) / len(lines)
+            value = signal("too_many_bullets", lambda: sum(s.lstrip().startswith("•") or s.lstrip().startswith("-")
+                                                           for s in lines) / len(lines))
             check(p, "too_many_bullets", value, value > f.max_bullet_lines_ratio, ">", f.max_bullet_lines_ratio)
         if f.max_ellipsis_lines_ratio:
-            value = sum(s.rstrip().endswith("...") or s.rstrip().endswith("…") for s in lines) / len(lines)
+            value = signal("too_many_end_ellipsis", lambda: sum(s.rstrip().endswith("...") or s.rstrip().endswith("…")
+                                                                for s in lines) / len(lines))
             check(p, "too_many_end_ellipsis", value, value > f.max_ellipsis_lines_ratio, ">",
                   f.max_ellipsis_lines_ratio)
         if f.max_non_alpha_words_ratio:  # datatrove's name: it is the minimum share of words with a letter
-            has_letter = {w: w.isalpha() or any(c.isalpha() for c in w) for w in distinct}
-            value = sum(map(has_letter.__getitem__, words)) / n_words
+            value = signal("below_alpha_threshold", lambda: _letter_share(*split()[:2]))
             check(p, "below_alpha_threshold", value, value < f.max_non_alpha_words_ratio, "<",
                   f.max_non_alpha_words_ratio)
-        if f.min_stop_words:
-            value = len(f.stop_words.intersection(words))
+        if f.min_stop_words:  # datatrove's English stop words: no threshold of ours changes them
+            value = signal("enough_stop_words", lambda: len(f.stop_words.intersection(split()[0])))
             check(p, "enough_stop_words", value, value < f.min_stop_words, "<", f.min_stop_words)
 
     def _c4(self, text: str, check, sentences: bool = True) -> str:
@@ -336,6 +326,11 @@ class QualityFilters(BoundedFilter, BaseFilter):
         check(p, "char_dup_ratio", value, value > f.char_duplicates_ratio, ">", f.char_duplicates_ratio)
         value = text.count("\n") / len((split or self.words)(text))
         check(p, "list_ratio", value, value > f.new_line_ratio, ">", f.new_line_ratio)
+
+
+def _letter_share(words: list[str], distinct: set[str]) -> float:
+    has_letter = {w: w.isalpha() or any(c.isalpha() for c in w) for w in distinct}
+    return sum(map(has_letter.__getitem__, words)) / len(words)
 
 
 class OnlyLanguages(BaseFilter):

@@ -19,7 +19,9 @@ replays a filter's result on a text it has already judged instead of splitting i
 so turning a filter off, or back on where it ran before, costs no measuring. FineWeb's filter reads C4's
 output when C4 runs: its two results are kept apart (`fineweb`, `fineweb_after_c4`); a filter given other
 thresholds than FineWeb's (`quality.gopher_quality: {min_doc_words: 100}`) has its results under another name
-(`gopher_quality{"min_doc_words": 100}`), measured again.
+(`gopher_quality{"min_doc_words": 100}`), measured again; but Gopher quality, whose signals depend on the text
+only, is re-decided from the signals it gave with FineWeb's thresholds while they suffice (a text FineWeb's
+dropped early lacks the later ones): on bench, the quality stage of such a reuse run no longer splits words.
 """
 
 from __future__ import annotations

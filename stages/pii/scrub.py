@@ -33,11 +33,15 @@ checks this on real text):
 
 from __future__ import annotations
 
+import ast
 import bisect
 import contextlib
+import functools
 import hashlib
+import importlib.util
 import ipaddress
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
@@ -97,6 +101,27 @@ DEFAULT_MAX_CANDIDATES = 4000
 
 class TooDense(Exception):
     """A document with more PII candidates than `max_candidates`: dropped as `pii_too_dense`."""
+
+
+@functools.cache
+def presidio_phone_regions() -> tuple[str, ...]:
+    """presidio's `PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS`, read from its source: importing presidio compiles
+    every recognizer's patterns (0.45 s), for a constant. A text with digits asks for it before any recognizer
+    runs, and most need none (a reuse run's public ledger copy of a new detail "word_count 87 < 100")."""
+    spec = importlib.util.find_spec("presidio_analyzer")  # finds the package without importing it
+    if spec is not None and spec.origin:
+        path = os.path.join(os.path.dirname(spec.origin), "predefined_recognizers", "generic", "phone_recognizer.py")
+        try:
+            for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+                if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+                        "DEFAULT_SUPPORTED_REGIONS"]:
+                    return tuple(ast.literal_eval(node.value))
+        except (OSError, SyntaxError, ValueError):
+            pass
+    with without_torch():  # another presidio: imported
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    return tuple(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)
 
 
 @dataclass(frozen=True)
@@ -173,7 +198,8 @@ class PIIScrubber(PipelineStep):
     def _empty_artifacts(self) -> dict:
         """Per presidio language: empty NLP artifacts when its pipeline has no lemmatizer and no NER (context
         can never match, no entity comes from spaCy), else None (the whole document goes through spaCy)."""
-        from presidio_analyzer.nlp_engine import NlpArtifacts
+        with without_torch():  # presidio's first import may be this one (its device detector imports torch: 3 s)
+            from presidio_analyzer.nlp_engine import NlpArtifacts
 
         out = {}
         for lang, nlp in self.analyzer.nlp_engine.nlp.items():
@@ -212,10 +238,7 @@ class PIIScrubber(PipelineStep):
 
     @cached_property
     def phone_regions(self) -> tuple[str, ...]:
-        with without_torch():
-            from presidio_analyzer.predefined_recognizers import PhoneRecognizer
-
-        return tuple(PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS)
+        return presidio_phone_regions()
 
     def analyze(self, text: str, language: str | None = None) -> list:
         """presidio RecognizerResults for `text` (offsets in `text`), equal to analyzer.analyze() of the whole
@@ -312,7 +335,7 @@ class PIIScrubber(PipelineStep):
                         doc.text, findings = self.scrub(original, doc.metadata.get("language"), memo)
                         # the URL goes into the parquet: scrubbed the same way (stages/pii/fields.py); the ledger
                         # keeps it raw
-                        url, found = scrub_url(self, doc.metadata.get("url"))
+                        url, found = scrub_url(self, doc.metadata.get("url"), memo)
                 except (RecordTimeout, TooDense) as exc:
                     doc.text = original
                     reason = "timeout" if isinstance(exc, RecordTimeout) else "pii_too_dense"

@@ -10,11 +10,14 @@ import hashlib
 import json
 import shutil
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from pipeline.core.errors import Refused
+from pipeline.core.layout import RunLayout
+from pipeline.finalize.public import public_folder, reused_scrubbing
 from pipeline.plan.config import config_from_dict
 from pipeline.plan.phases import build_phases
 from pipeline.plan.resolved import resolved_config
@@ -41,8 +44,10 @@ def source(inputs, tmp_path_factory):
 
 
 def _outputs(run) -> dict:
+    # the ledger's public copy too: a reused run takes RUN's scrubbed values (pipeline/finalize/public.py)
     found = {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for folder in ("parquet", "bin", "ledger") for p in sorted((run / folder).rglob("*")) if p.is_file()}
+             for folder in ("parquet", "bin", "ledger", "work/publish") for p in sorted((run / folder).rglob("*"))
+             if p.is_file()}
     summary = json.loads((run / "summary.json").read_text())
     del summary["elapsed_seconds"], summary["seconds_per_stage"]
     return {"files": found, "summary": summary}
@@ -155,3 +160,36 @@ def test_a_reused_run_is_reused_in_turn(source, tmp_path):
     run_pipeline(config_from_dict(_config()), [], tmp_path / "on", reuse=tmp_path / "off")
     assert _outputs(tmp_path / "on") == _outputs(source)
     assert _reused(tmp_path / "on")["stages"] == REPLAYED
+
+
+def _ledger_part(path, rows: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({k: pa.array(v, pa.string()) for k, v in rows.items()}), path)
+
+
+@pytest.mark.parametrize("pii_in_urls, url_replayed", [(1, True), (2, False)])
+def test_the_public_copy_replays_the_scrubbing_of_the_reused_run(pii_in_urls, url_replayed, tmp_path):
+    """A changed value had PII; an unchanged one had none, unless a surrogate equals the value it replaced
+    (`email@example.com` for itself): then the changed values do not add up to RUN's count, and the column is
+    scrubbed again rather than replayed with a wrong count."""
+    layout = RunLayout(tmp_path)
+    raw = {"url": ["https://a.example/?m=jane@x.org", "https://a.example/1", None],
+           "duplicate_of_url": [None, None, None], "detail": ["en 0.0011 < 0.01", None, None],
+           "excerpt": ["Mail jane@x.org", "hidden", None]}
+    public = {**raw, "url": ["https://a.example/?m=email@example.com", "https://a.example/1", None],
+              "excerpt": ["Mail email@example.com", None, None]}
+    _ledger_part(layout.ledger / "part-00000.parquet", raw)
+    _ledger_part(public_folder(layout) / "ledger" / "part-00000.parquet", public)
+    (public_folder(layout) / "counts").mkdir()
+    (public_folder(layout) / "counts" / "part-00000.json").write_text(
+        json.dumps({"pii_in_urls": pii_in_urls, "pii_in_details": 0}))
+    resolved = {"reused": {"from": str(tmp_path), "stages": REPLAYED}}
+    memo = reused_scrubbing(resolved, "part-00000.parquet")
+    assert memo["excerpt"] == {"Mail jane@x.org": ("Mail email@example.com", True)}  # a hidden excerpt: none
+    assert memo["detail"] == {"en 0.0011 < 0.01": ("en 0.0011 < 0.01", False)}
+    assert ("url" in memo) == url_replayed
+    if url_replayed:
+        assert memo["url"] == {raw["url"][0]: (public["url"][0], True), raw["url"][1]: (raw["url"][1], False)}
+    # other PII settings (findings not replayed), or no such part: everything scrubbed again
+    assert reused_scrubbing({"reused": {"from": str(tmp_path), "stages": REPLAYED[:-1]}}, "part-00000.parquet") == {}
+    assert reused_scrubbing(resolved, "part-00001.parquet") == {}

@@ -4,6 +4,7 @@ import itertools
 
 from stages.filters.quality import QualityFilters
 from stages.filters.quality_memo import read_memo, write_memo
+from stages.text.words import shared_words
 from stages.utils.memo import memo_path, text_key
 from tests.fixtures import make_doc
 from tests.stages.filters.test_quality import GOOD
@@ -74,3 +75,33 @@ def test_other_thresholds_are_measured_not_replayed(tmp_path):
                      (True, True, True, {"line_punct_thr": 0.5}), (True, True, False, {"line_punct_thr": 0.5})]:
         assert _run(switches, memo_source=str(tmp_path)) == _run(switches), switches
     assert _run((True, {"min_doc_words": 200}, True, True))[0][0] is False  # GOOD has 164 words: it changed
+
+
+# texts of words no other test splits, so that the shared word cache shows whether they were split here
+FRESH = [" ".join(f"zq{i}x{j} word" for j in range(n)) + "\nThe end of it is near, and that is fine."
+         for i, n in enumerate((15, 30, 60))]  # 40, 70 and 130 words
+
+
+def _fresh_run(switches, **memo) -> list:
+    docs = [make_doc(text, doc_id=f"fresh-{i}") for i, text in enumerate(FRESH)]
+    kept = {doc.id for doc in QualityFilters(*switches, **memo).run(iter(docs), rank=0)}
+    return [(doc.id in kept, doc.text, doc.metadata) for doc in docs]
+
+
+def test_gopher_quality_with_other_thresholds_is_re_decided_from_fineweb_signals_without_words(tmp_path):
+    """Gopher quality's signals depend on the text only: with other thresholds it is re-decided from those it
+    recorded with FineWeb's, words unsplit, and decides as measuring does (the word counts straddle 50 and 100)."""
+    only_gopher = (False, True, False, False)
+    _fresh_run(only_gopher, memo_folder=str(tmp_path))
+    shared_words().cache.clear()
+    for change in ({"min_doc_words": 100}, {"min_doc_words": 45, "max_doc_words": 100}, {"min_stop_words": 4},
+                   {"max_non_alpha_words_ratio": 0.975}):
+        switches = (False, change, False, False)
+        replayed = _fresh_run(switches, memo_source=str(tmp_path))
+        assert not [c for c in shared_words().cache if c.startswith("zq")], change  # no word split
+        assert replayed == _fresh_run(switches), change
+        shared_words().cache.clear()
+    assert [kept for kept, _, _ in _fresh_run((False, {"min_doc_words": 100}, False, False))] == [False, False, True]
+    # with FineWeb's thresholds, a text dropped for its word count has no later signal: measured (words split)
+    _fresh_run((False, {"min_doc_words": 10}, False, False), memo_source=str(tmp_path))
+    assert [c for c in shared_words().cache if c.startswith("zq")]
