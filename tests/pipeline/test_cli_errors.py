@@ -230,18 +230,24 @@ def test_release_diff_numbers():
 
 # ---- one run of the sample: interrupted, resumed, then audited ---------------------------------------------
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     """`ccpipe run` on the sample with one worker, Ctrl-C once the first task is done, then the same command.
 
-    The second task takes well under a second: where the whole run ended before the signal landed (exit 0, a
-    loaded machine), the scenario did not happen and is played again in a fresh output, three times at most."""
+    The run starts with SIGINT at its default action, as a terminal's foreground job does: a test suite started
+    in the background (`make test &`) hands its children SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler (the run went on to exit 0). The second task takes ~0.5 s: where the whole run
+    ended before the signal landed, the scenario did not happen and is played again, three times at most."""
     for _ in range(3):
         out = tmp_path_factory.mktemp("sample") / "run"
         args = [sys.executable, "-m", "pipeline.cli", *map(str, run_args(None, "--workers", "1", output=out))]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_sigint_default)
         marker = out / "logs" / "base" / "completions" / "00000"
         deadline = time.monotonic() + 240
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
