@@ -22,6 +22,7 @@ import json
 import os
 
 import numpy as np
+import orjson
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 
 
@@ -83,8 +84,8 @@ def _read_json(path: str):
 def _documents(path: str) -> list[tuple[str | None, str]]:
     """(language, text) of each document of a base phase's task file, in order."""
     docs = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
+    with gzip.open(path, "rb") as f:
         for line in f:
-            doc = json.loads(line)
+            doc = orjson.loads(line)  # ~3x json's speed: bench's 355 documents in ~30 ms with json
             docs.append(((doc.get("metadata") or {}).get("language"), doc.get("text", "")))
     return docs
