@@ -4,8 +4,9 @@ A document's signature depends on its text, the MinHash settings and its languag
 else. A run started with `--reuse RUN` whose MinHash settings and segmenters are RUN's (pipeline/plan/reuse.py:
 the `minhash_signatures` key) takes each document's signature from RUN's signature files when RUN signed the
 same text in the same task, and computes the others (texts RUN's filters dropped, or changed: C4's line
-removal): on bench's 355 signed pages, shingles and signatures take ~1.2 s of CPU, spaCy's first pipeline
-(for the words) ~0.5 s more, of a ~4 s reuse run.
+removal). On bench (294 pages signed) the shingles and signatures, spaCy's first pipeline for their words
+included, were ~28% of a ~4 s reuse run (py-spy: ~330 of ~1,190 samples); replayed, a `min_doc_words: 100`
+change signs nothing and loads no spaCy (its run: 4.0 -> 2.7 s of CPU with the other changes of that commit).
 
 RUN's files, per task: `signatures/bucket_{b:03d}/{rank:05d}.minhash.sig` (datatrove's records: the bucket's
 hashes and the document's index among the documents the step saw, sorted), `signatures/timeouts/{rank}.json`
