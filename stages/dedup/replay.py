@@ -6,7 +6,7 @@ the `minhash_signatures` key) takes each document's signature from RUN's signatu
 same text in the same task, and computes the others (texts RUN's filters dropped, or changed: C4's line
 removal). On bench (294 pages signed) the shingles and signatures, spaCy's first pipeline for their words
 included, were ~28% of a ~4 s reuse run (py-spy: ~330 of ~1,190 samples); replayed, a `min_doc_words: 100`
-change signs nothing and loads no spaCy (its run: 4.0 -> 2.7 s of CPU with the other changes of that commit).
+change signs nothing and loads no spaCy (its run, with leaner start-up and finalize: 4.0 -> 2.7 s of CPU).
 
 RUN's files, per task: `signatures/bucket_{b:03d}/{rank:05d}.minhash.sig` (datatrove's records: the bucket's
 hashes and the document's index among the documents the step saw, sorted), `signatures/timeouts/{rank}.json`
