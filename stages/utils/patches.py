@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import os
 import re
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +39,39 @@ def _tested(distribution: str, patch: str) -> bool:
     return False
 
 
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+@functools.cache
+def _distribution_folders() -> frozenset[str]:
+    """The names of the `{name}-{version}.dist-info` / `.egg-info` folders on sys.path: 0.6 ms, where reading
+    every distribution's metadata takes ~0.1 s (186 distributions; 5% of a `--reuse` run's parent process).
+    The same 186 names here."""
+    found = set()
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:  # a zip file, a folder gone
+            continue
+        found.update(_normalized(e.rsplit(".", 1)[0].split("-")[0]) for e in entries
+                     if e.endswith((".dist-info", ".egg-info")))
+    return frozenset(found)
+
+
 @functools.cache
 def _distribution_names() -> frozenset[str]:
-    return frozenset(name.lower() for dist in importlib.metadata.distributions()
+    return frozenset(_normalized(name) for dist in importlib.metadata.distributions()
                      if (name := (dist.metadata or {}).get("Name")))
 
 
 def _is_distribution_available(distribution_name: str) -> bool | None:
     """datatrove's check, from one scan of the installed distributions instead of one per name: each step
     checks its dependencies when it is built, unpickled or copied, and datatrove reads the metadata of every
-    installed distribution for each new name (7 names, 0.45 s per process; one scan, 0.08 s)."""
-    return True if distribution_name in _distribution_names() else None
+    installed distribution for each new name (7 names, 0.45 s per process; one scan, 0.08 s). The folder
+    names first; a name not among them is looked for in the metadata, as datatrove would."""
+    name = _normalized(distribution_name)
+    return True if name in _distribution_folders() or name in _distribution_names() else None
 
 
 def _datatrove_dependency_check() -> bool:

@@ -46,6 +46,13 @@ def test_an_untested_version_is_left_unpatched():
     assert out["after"] == out["before"]
 
 
+def test_the_distribution_folders_name_the_installed_distributions():
+    # the folder names on sys.path, as datatrove's check reads them; names in either spelling
+    assert patches._distribution_folders() == patches._distribution_names()
+    assert patches._is_distribution_available("fasttext_predict") and patches._is_distribution_available("PyArrow")
+    assert patches._is_distribution_available("no-such-distribution-ccpipe") is None
+
+
 def test_rewritten_xpath_skips_the_python_call_only_where_its_answer_is_known():
     tests = patches.RegexTests()
     path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*') or re:test(@id, '^nav|menu')]"
