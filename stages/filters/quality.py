@@ -282,7 +282,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
         for line in text.splitlines():
             line = line.strip()
             words = line.split()
-            if f.max_word_length != -1 and any(len(w) > f.max_word_length for w in words):
+            if f.max_word_length != -1 and max(map(len, words), default=0) > f.max_word_length:
                 removed += 1
                 continue
             if f.remove_citations:
