@@ -13,6 +13,7 @@ from functools import lru_cache
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
 from stages.text.chinese import BlockCut, load_dictionary, supported
+from stages.utils import patches
 from stages.utils.loading import without_torch
 
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
@@ -28,14 +29,8 @@ def blank_english():
     with without_torch():
         import spacy
 
-        plugins = getattr(spacy.util.registry, "_entry_point_factories", None)
-        if plugins is None or not hasattr(plugins, "entry_points"):  # another spaCy: built as it builds it
+        with patches.spacy_without_plugins():  # stages/utils/patches.py
             return spacy.blank("en")
-        before, plugins.entry_points = plugins.entry_points, False
-        try:
-            return spacy.blank("en")
-        finally:
-            plugins.entry_points = before
 
 
 class SpacyWords:

@@ -8,6 +8,7 @@ and the run is slower (the figures below) but still right. None of them changes 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.abc
 import importlib.machinery
@@ -15,15 +16,18 @@ import importlib.metadata
 import logging
 import re
 import sys
+import types
 
 logger = logging.getLogger(__name__)
 
 # the versions each patch was written against (major.minor); another version skips the patch
-TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "presidio-analyzer": ("2.2",), "trafilatura": ("2.3",)}
+TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "presidio-analyzer": ("2.2",), "spacy": ("3.8",),
+          "trafilatura": ("2.3",)}
 
 _APPLIED: set[str] = set()
 
 
+@functools.cache  # the scoped spaCy patches below ask at every use (C4's sentence count: once per document)
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
@@ -237,6 +241,56 @@ def _presidio_pattern_checks() -> bool:
         return False
     sys.meta_path.insert(0, _AfterImport("presidio_analyzer.pattern", _unchecked_builtin_patterns))
     return True
+
+
+# Two scoped patches of spaCy, for the `with` blocks that build its pipelines (stages/utils/loading.py
+# `without_torch`, stages/text/words.py `blank_english`) rather than for the whole process
+
+
+def _spacy_info(*args, **kwargs):
+    """`spacy.info`, imported when called: spaCy's command line, which `spacy_without_cli` left out."""
+    from spacy.cli.info import info
+
+    return info(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def spacy_without_cli():
+    """`import spacy` without `spacy.cli`: spaCy's `__init__` imports `spacy.cli.info` for `spacy.info`, and with
+    it the whole command line (weasel, httpx, typer, rich, jinja2): 0.25-0.4 s of CPU in each process that
+    imports spaCy, for commands a pipeline never runs. Inside the block `spacy.cli.info` is a stand-in whose
+    `info` imports the real one when called; afterwards `import spacy.cli` imports the real command line.
+    Does nothing when spaCy is already imported, or is not a version it was measured on."""
+    if "spacy" in sys.modules or "spacy.cli.info" in sys.modules or not _tested("spacy", "spaCy without its CLI"):
+        yield
+        return
+    stand_in = types.ModuleType("spacy.cli.info")
+    stand_in.info = _spacy_info
+    sys.modules["spacy.cli.info"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("spacy.cli.info") is stand_in:
+            del sys.modules["spacy.cli.info"]
+
+
+@contextlib.contextmanager
+def spacy_without_plugins():
+    """spaCy pipelines made inside the block leave out the pipeline components other packages register with
+    spaCy (entry points): each new pipeline imports them all, and presidio's imports presidio (0.15-0.3 s), for
+    tokenizers that use none. Another spaCy version: its pipelines are built as it builds them. Import spaCy
+    (within `without_torch`) before."""
+    import spacy
+
+    plugins = getattr(spacy.util.registry, "_entry_point_factories", None)
+    if plugins is None or not hasattr(plugins, "entry_points") or not _tested("spacy", "spaCy without plugins"):
+        yield
+        return
+    before, plugins.entry_points = plugins.entry_points, False
+    try:
+        yield
+    finally:
+        plugins.entry_points = before
 
 
 PATCHES = {
