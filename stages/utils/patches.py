@@ -8,21 +8,27 @@ and the run is slower (the figures below) but still right. None of them changes 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.abc
+import importlib.machinery
 import importlib.metadata
 import logging
 import os
 import re
 import sys
+import types
 
 logger = logging.getLogger(__name__)
 
 # the versions each patch was written against (major.minor); another version skips the patch
-TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "trafilatura": ("2.3",)}
+TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "presidio-analyzer": ("2.2",), "spacy": ("3.8",),
+          "trafilatura": ("2.3",)}
 
 _APPLIED: set[str] = set()
 
 
+@functools.cache  # the scoped spaCy patches below ask at every use (C4's sentence count: once per document)
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
@@ -32,7 +38,7 @@ def _version(distribution: str) -> str | None:
 
 def _tested(distribution: str, patch: str) -> bool:
     version = _version(distribution)
-    if version and version.startswith(tuple(v + "." for v in TESTED[distribution])):
+    if version and version.startswith(tuple(v + "." for v in TESTED.get(distribution, ()))):
         return True
     logger.info("%s %s is not a version %s was measured on: left unpatched (slower, not wrong)",
                 distribution, version, patch)
@@ -203,10 +209,118 @@ def _trafilatura_xpath_callbacks() -> bool:
     return patched > 0
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls `patch(module)` as soon as module `name` has run, before any other module imports from it."""
+
+    def __init__(self, name: str, patch):
+        self.name, self.patch = name, patch
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # once
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader, patch = spec.loader, self.patch
+
+        class Patching(importlib.abc.Loader):
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                module.__loader__ = module.__spec__.loader = loader
+                patch(module)
+
+        spec.loader = Patching()
+        return spec
+
+
+_BUILT_IN_RECOGNIZERS = "presidio_analyzer.predefined_recognizers."
+
+
+def _unchecked_builtin_patterns(module) -> None:
+    check = module.Pattern.__dict__.get("_Pattern__validate_regex")
+    if not isinstance(check, staticmethod):
+        logger.info("presidio pattern checks: what it replaces has changed shape: left unpatched (slower, not wrong)")
+        return
+
+    def validate(pattern: str) -> None:  # called by Pattern.__init__, called by the code making the pattern
+        if not sys._getframe(2).f_globals.get("__name__", "").startswith(_BUILT_IN_RECOGNIZERS):
+            check.__func__(pattern)
+
+    module.Pattern._Pattern__validate_regex = staticmethod(validate)
+
+
+def _presidio_pattern_checks() -> bool:
+    """presidio checks every `Pattern` it is given by compiling it (without flags) as it is made, and importing
+    presidio makes the 173 of its own recognizers' class attributes: 0.15 s of the 0.31 s import, in every
+    process that scrubs PII, for patterns that are compiled again (with their flags) when a recognizer runs,
+    and only for the few recognizers a run uses. Those built-in patterns go unchecked; a pattern made anywhere
+    else (ours: stages/pii/zh.py) is checked as before. Applied before presidio is imported (`apply()` runs
+    first in every process), at its `pattern` module's import."""
+    if "presidio_analyzer" in sys.modules or any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        return False
+    sys.meta_path.insert(0, _AfterImport("presidio_analyzer.pattern", _unchecked_builtin_patterns))
+    return True
+
+
+# Two scoped patches of spaCy, for the `with` blocks that build its pipelines (stages/utils/loading.py
+# `without_torch`, stages/text/words.py `blank_english`) rather than for the whole process
+
+
+def _spacy_info(*args, **kwargs):
+    """`spacy.info`, imported when called: spaCy's command line, which `spacy_without_cli` left out."""
+    from spacy.cli.info import info
+
+    return info(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def spacy_without_cli():
+    """`import spacy` without `spacy.cli`: spaCy's `__init__` imports `spacy.cli.info` for `spacy.info`, and with
+    it the whole command line (weasel, httpx, typer, rich, jinja2): 0.25-0.4 s of CPU in each process that
+    imports spaCy, for commands a pipeline never runs. Inside the block `spacy.cli.info` is a stand-in whose
+    `info` imports the real one when called; afterwards `import spacy.cli` imports the real command line.
+    Does nothing when spaCy is already imported, or is not a version it was measured on."""
+    if "spacy" in sys.modules or "spacy.cli.info" in sys.modules or not _tested("spacy", "spaCy without its CLI"):
+        yield
+        return
+    stand_in = types.ModuleType("spacy.cli.info")
+    stand_in.info = _spacy_info
+    sys.modules["spacy.cli.info"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("spacy.cli.info") is stand_in:
+            del sys.modules["spacy.cli.info"]
+
+
+@contextlib.contextmanager
+def spacy_without_plugins():
+    """spaCy pipelines made inside the block leave out the pipeline components other packages register with
+    spaCy (entry points): each new pipeline imports them all, and presidio's imports presidio (0.15-0.3 s), for
+    tokenizers that use none. Another spaCy version: its pipelines are built as it builds them. Import spaCy
+    (within `without_torch`) before."""
+    import spacy
+
+    plugins = getattr(spacy.util.registry, "_entry_point_factories", None)
+    if plugins is None or not hasattr(plugins, "entry_points") or not _tested("spacy", "spaCy without plugins"):
+        yield
+        return
+    before, plugins.entry_points = plugins.entry_points, False
+    try:
+        yield
+    finally:
+        plugins.entry_points = before
+
+
 PATCHES = {
     "datatrove dependency check": ("datatrove", _datatrove_dependency_check),
     "loguru library folders": ("loguru", _loguru_lib_dirs),
     "datatrove minhash progress bar": ("datatrove", _minhash_progress_bar),
+    "presidio pattern checks": ("presidio-analyzer", _presidio_pattern_checks),
 }
 # applied by the extraction child (stages/extractors/child.py) only: its parent never imports trafilatura
 EXTRACTION_PATCHES = {

@@ -14,9 +14,8 @@ from stages.filters.quality import (
     QualityFilters,
     SpacyWords,
     quality_filters,
-    top_duplicate_chars,
 )
-from stages.text.ngrams import repeated_chars
+from stages.text.ngrams import TopDuplicates, repeated_chars, top_duplicate_chars
 from stages.text.words import blank_english
 from tests.fixtures import make_doc
 
@@ -120,6 +119,7 @@ def test_ngram_helpers_equal_datatrove_s():
         assert repeated_chars(words, n) == find_all_duplicate(words, n)
         grams = get_n_grams(words, n)
         assert top_duplicate_chars(words, n) == (find_top_duplicate(grams) if grams else None)
+        assert TopDuplicates(words)(n) == top_duplicate_chars(words, n)
 
 
 def real_texts(corpus, limit: int) -> list[str]:
