@@ -13,6 +13,8 @@ import importlib.metadata
 import logging
 import re
 
+from stages.utils.selectors import Selector, attribute_guard, selector
+
 logger = logging.getLogger(__name__)
 
 # the versions each patch was written against (major.minor); another version skips the patch
@@ -169,12 +171,51 @@ def _trafilatura_xpath_callbacks() -> bool:
     namespaces = {"re": _EXSLT_REGEXP, "cc": _REGEX_TESTS}
     patched = 0
     for value in vars(xpaths).values():  # the lists are shared with the modules that import them: patched in place
-        if not (isinstance(value, list) and value and all(isinstance(x, XPath) for x in value)):
+        if not (isinstance(value, list) and value and all(isinstance(x, (XPath, Selector)) for x in value)):
             continue
         for i, expression in enumerate(value):
-            if "re:test(" not in expression.path or not _returns_elements(expression.path.strip()):
+            if not isinstance(expression, XPath) or "re:test(" not in expression.path \
+                    or not _returns_elements(expression.path.strip()):
                 continue
             value[i] = XPath(rewritten_xpath(expression.path, tests), namespaces=namespaces, smart_strings=False)
+            patched += 1
+    return patched > 0
+
+
+# the lists of XPaths trafilatura calls only as `expression(tree)` (prune_unwanted_nodes, _extract,
+# extract_comments, extract_metainfo): a Selector can stand in for one of them
+_CALLED_XPATHS = ("BODY_XPATH", "COMMENTS_XPATH", "REMOVE_COMMENTS_XPATH", "REMOVE_COMMENTS_AND_LISTS_XPATH",
+                  "RAW_TREE_PRUNE_XPATH", "OVERALL_DISCARD_XPATH", "TEASER_DISCARD_XPATH", "PRECISION_DISCARD_XPATH",
+                  "DISCARD_IMAGE_ELEMENTS", "COMMENTS_DISCARD_XPATH", "AUTHOR_DISCARD_XPATHS")
+
+
+def _trafilatura_python_selectors() -> bool:
+    """trafilatura's `.//*[self::div or ...][test of the attributes]` XPaths, evaluated by a `Selector`
+    (stages/utils/selectors.py): the tags matched in C, the test answered once per distinct (tag,
+    attributes), the same elements in the same order; those over every element (OVERALL_DISCARD_XPATH[1]),
+    where libxml2 stays faster, guarded by the presence of the attributes they read (`attribute_guard`).
+    Applied before `_trafilatura_xpath_callbacks`, which then rewrites the `re:test` calls of those left.
+    Extracting the 355 pages of the English run, page by page against that patch alone in one process,
+    5.86 s of CPU instead of 6.60 s (-11 %; the pruning XPaths of warc/bench + English: 8.7 s instead of
+    12.5 s); the 3,176 pages of warc/bench, zh, other, cc and extraction/: the same texts byte for byte."""
+    from lxml.etree import XPath
+    from trafilatura import xpaths
+
+    lists = [getattr(xpaths, name, None) for name in _CALLED_XPATHS]
+    if getattr(xpaths, "REGEXP_NS", None) != _EXSLT_REGEXP or not all(
+            isinstance(value, list) and all(isinstance(x, (XPath, Selector)) for x in value) for value in lists):
+        return False
+    patched = 0
+    for value in lists:
+        for i, expression in enumerate(value):
+            if not isinstance(expression, XPath):
+                continue
+            if (python := selector(expression)) is not None:
+                value[i] = python
+            elif guarded := attribute_guard(expression.path):
+                value[i] = XPath(guarded, namespaces={"re": _EXSLT_REGEXP})
+            else:
+                continue
             patched += 1
     return patched > 0
 
@@ -186,6 +227,7 @@ PATCHES = {
 }
 # applied by the extraction child (stages/extractors/child.py) only: its parent never imports trafilatura
 EXTRACTION_PATCHES = {
+    "trafilatura python selectors": ("trafilatura", _trafilatura_python_selectors),
     "trafilatura xpath callbacks": ("trafilatura", _trafilatura_xpath_callbacks),
 }
 
