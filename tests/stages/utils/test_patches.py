@@ -91,7 +91,7 @@ def test_the_extraction_patch_keeps_what_each_trafilatura_xpath_selects():
     done = subprocess.run([sys.executable, "-c", SELECTIONS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == ["trafilatura xpath callbacks"]
+    assert out["applied"] == ["trafilatura python selectors", "trafilatura xpath callbacks"]
     assert out["replaced"] >= 10  # OVERALL_DISCARD_XPATH's, the comment XPaths', ...
     assert out["found"] >= 10 and out["same"]  # the page has what they look for
 
