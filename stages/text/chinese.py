@@ -119,7 +119,8 @@ def load_words():
     jieba = _jieba()
     if not _default(jieba, jieba.dt):
         return None
-    path = _cache_folder(jieba) / f"words-utf16-pyahocorasick-{importlib.metadata.version('pyahocorasick')}.pickle"
+    version = importlib.metadata.version("pyahocorasick")  # the pickle holds its nodes as they are laid out
+    path = _cache_folder(jieba) / f"words-reversed-utf16-pyahocorasick-{version}.pickle"
     try:
         with open(path, "rb") as f:
             words, total, count = _AutomatonOnly(f).load()

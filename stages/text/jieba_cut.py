@@ -1,20 +1,20 @@
-"""jieba 0.42.1's `cut(text, cut_all=False)` (HMM on), word for word, at half its cost.
+"""jieba 0.42.1's `cut(text, cut_all=False)` (HMM on), word for word, at under half its cost.
 
 jieba cuts a text into runs of Han characters, letters, digits and `+#&._%-` and segments each run on its own:
 a DAG of the dictionary words found in the run (`get_DAG`), the most probable route through it (`calc`), and
 an HMM (`finalseg`) over the characters the route leaves single and the dictionary does not join. Here:
 
-- the DAG comes from one pass of an Aho-Corasick automaton of the dictionary's words (C, pyahocorasick) instead
-  of a dict lookup per prefix of every position: jieba's scan stops at the first prefix that no word has, and
+- the DAG comes from one pass of an Aho-Corasick automaton of the dictionary's words (C, pyahocorasick) over
+  the run read backwards, instead of a dict lookup per prefix of every position: jieba's scan stops at the first prefix that no word has, and
   its prefix dictionary holds every prefix of every word, so both find the same words. The automaton loads
   from a pickle in 0.06 s (`stages/text/chinese.py`), the 498,113-entry dict in 0.2 s;
 - the route is `calc`'s, with the same floats in the same order (`log(freq) - log(total) + route`) and its ties
   to the longer word, as `max` over `(score, end)` tuples gives them;
-- the HMM is `finalseg.viterbi` with back pointers instead of copied paths, its four states unrolled, the same
-  sums and its ties to the later state letter.
+- the HMM is `finalseg.viterbi` with back pointers instead of copied paths, its four states unrolled, each
+  character's four emissions looked up once, the same sums and its ties to the later state letter.
 
 On the 18,317 distinct runs (183,855 characters) of the 151 texts of warc/zh that reach the quality stage and
-of their simplified forms: 0.59 s of CPU with jieba's `__cut_DAG`, 0.30 s here. `BlockCut` remembers each
+of their simplified forms: 0.62 s of CPU with jieba's `__cut_DAG`, 0.27 s here (least of 3 to 7 runs). `BlockCut` remembers each
 run's words (the quality filters and MinHash segment the same runs: MinHash's simplified text has punctuation
 as spaces). Tests check the words against jieba's on those texts, zh-dev's pages and 100,000 fuzzed strings.
 """
@@ -29,12 +29,13 @@ LENGTH_MASK = (1 << LENGTH_BITS) - 1
 
 
 def key(text: str) -> str:
-    """`text` (characters of the Basic Multilingual Plane, as jieba's runs are) as the automaton reads it: two
-    characters of 0-255 per character, its UTF-16 bytes. pyahocorasick looks a node's children up one by one,
-    and its root has 11,772 (the dictionary's first characters) where it has 81 with two bytes a character: 0.23 s
-    -> 0.10 s for the 184,000 characters of the runs of warc/zh's texts. A match of keys made so ends on a
-    character's second byte, unless it began on a second byte: such matches are no words and are skipped."""
-    return text.encode("utf-16-be").decode("latin-1")
+    """`text` (characters of the Basic Multilingual Plane, as jieba's runs are) as the automaton reads it:
+    backwards, two characters of 0-255 per character (its UTF-16 bytes). pyahocorasick looks a node's children
+    up one by one, and its root has 11,772 (the dictionary's first characters) where it has 81 with two bytes
+    a character: 0.23 s -> 0.10 s for the 184,000 characters of the runs of warc/zh's texts. A match of keys
+    made so ends on a character's second byte, unless it began on a second byte: such matches are no words
+    and are skipped."""
+    return text[::-1].encode("utf-16-be").decode("latin-1")
 
 
 _PREVIOUS = {"B": "ES", "M": "MB", "S": "SE", "E": "BM"}  # finalseg.PrevStatus, which `_viterbi` unrolls
@@ -49,6 +50,8 @@ class BlockCut:
         self.words, self.logtotal = words, log(total)
         self.cache: dict[str, tuple[str, ...]] = {}
         self.cache_size = cache_size
+        self._trans: tuple[float, ...] | None = None  # finalseg's transitions, as `_viterbi` reads them
+        self._emits: dict[str, tuple[float, float, float, float]] = {}  # per character
         fs = self.finalseg
         if fs.PrevStatus != _PREVIOUS or set(fs.start_P) != set("BMES"):
             self._hmm_words = lambda run: list(fs.__dict__["__cut"](run))  # another HMM: jieba's own
@@ -76,31 +79,36 @@ class BlockCut:
 
     def route(self, run: str) -> list[int]:
         """jieba's `calc` over `get_DAG`: for each position, the end (exclusive) of the word the best route
-        takes from there."""
+        takes from there. The automaton reads the run backwards, so its words come by start, last first, as
+        `calc` scores the positions."""
         n, logtotal = len(run), self.logtotal
-        starts: list[list] = [[] for _ in range(n)]
-        for last, value in self.words.iter(key(run)):  # by last character: each start's words shortest first
-            if last & 1:  # a match that starts with a character's second byte is no word of the run
-                stop = (last + 1) >> 1
-                starts[stop - (value & LENGTH_MASK)].append((stop, value >> LENGTH_BITS))
         score = [0.0] * (n + 1)
-        ends = [0] * n
-        for i in range(n - 1, -1, -1):
-            found = starts[i]
-            if not found:  # jieba's DAG holds the character alone, count `FREQ.get(c) or 1`
-                score[i], ends[i] = 0.0 - logtotal + score[i + 1], i + 1
+        ends = list(range(1, n + 1))  # no word of the dictionary: the character alone
+        at, best = n, None  # the position being scored, its best score so far
+        for last, value in self.words.iter(key(run)):
+            if not last & 1:  # a match that starts with a character's second byte is no word of the run
                 continue
-            best, end = None, 0
-            for stop, count in found:
-                s = log(count) - logtotal + score[stop]
-                if best is None or s >= best:  # max((s, x)): an equal score goes to the longer word
-                    best, end = s, stop
-            score[i], ends[i] = best, end
+            start = n - 1 - (last >> 1)
+            if start != at:  # the words from `at` all seen: score the positions down to `start`
+                if best is not None:
+                    score[at] = best
+                for i in range(at - 1, start, -1):  # jieba's DAG: the character alone, count `FREQ.get(c) or 1`
+                    score[i] = 0.0 - logtotal + score[i + 1]
+                at, best = start, None
+            stop = start + (value & LENGTH_MASK)
+            s = log(value >> LENGTH_BITS) - logtotal + score[stop]
+            # max((s, x)) over the words: an equal score goes to the longer word
+            if best is None or s > best or (s == best and stop > ends[start]):
+                best, ends[start] = s, stop
+        if best is not None:
+            score[at] = best
+        for i in range(at - 1, -1, -1):
+            score[i] = 0.0 - logtotal + score[i + 1]
         return ends
 
-    def cut_run(self, run: str):
+    def cut_run(self, run: str) -> list[str]:
         """jieba's `Tokenizer.__cut_DAG(run)`."""
-        ends, words = self.route(run), self.words
+        ends, out = self.route(run), []
         x, n, buf = 0, len(run), ""
         while x < n:
             y = ends[x]
@@ -108,21 +116,22 @@ class BlockCut:
                 buf += run[x]
             else:
                 if buf:
-                    yield from self._single(buf, words)
+                    self._single(buf, out)
                     buf = ""
-                yield run[x:y]
+                out.append(run[x:y])
             x = y
         if buf:
-            yield from self._single(buf, words)
+            self._single(buf, out)
+        return out
 
-    def _single(self, buf: str, words):
+    def _single(self, buf: str, out: list[str]) -> None:
         """Characters the route left alone: one as it is, several through the HMM unless they are a word."""
         if len(buf) == 1:
-            yield buf
-        elif key(buf) not in words:
-            yield from self._hmm(buf)
+            out.append(buf)
+        elif key(buf) not in self.words:
+            out.extend(self._hmm(buf))
         else:
-            yield from buf
+            out.extend(buf)
 
     def _hmm(self, sentence: str):
         """jieba's `finalseg.cut`."""
@@ -159,37 +168,37 @@ class BlockCut:
     def _viterbi(self, obs: str) -> list[str]:
         """`finalseg.viterbi(obs, "BMES", ...)`'s path. Each state's best predecessor is the `max` of
         `(V[y0] + trans[y0][y] + emit, y0)` over its two: an equal sum goes to the later letter."""
-        fs = self.finalseg
-        lo = fs.MIN_FLOAT
-        start, trans, emit = fs.start_P, fs.trans_P, fs.emit_P
-        eB, eM, eE, eS = emit["B"], emit["M"], emit["E"], emit["S"]
-        tEB, tSB = trans["E"].get("B", lo), trans["S"].get("B", lo)
-        tBM, tMM = trans["B"].get("M", lo), trans["M"].get("M", lo)
-        tES, tSS = trans["E"].get("S", lo), trans["S"].get("S", lo)
-        tBE, tME = trans["B"].get("E", lo), trans["M"].get("E", lo)
-        c = obs[0]
-        vB, vM = start["B"] + eB.get(c, lo), start["M"] + eM.get(c, lo)
-        vE, vS = start["E"] + eE.get(c, lo), start["S"] + eS.get(c, lo)
+        if self._trans is None:
+            fs, lo = self.finalseg, self.finalseg.MIN_FLOAT
+            self._trans = tuple(fs.trans_P[a].get(b, lo) for a, b in ("EB", "SB", "BM", "MM", "ES", "SS", "BE", "ME"))
+        tEB, tSB, tBM, tMM, tES, tSS, tBE, tME = self._trans
+        emits = self._emits
+        e = emits.get(obs[0]) or self._emit(obs[0])
+        start = self.finalseg.start_P
+        vB, vM, vE, vS = start["B"] + e[0], start["M"] + e[1], start["E"] + e[2], start["S"] + e[3]
         back = []  # per position after the first: the predecessors of B, M, E, S
         for c in obs[1:]:
-            em = eB.get(c, lo)
-            a, b = vE + tEB + em, vS + tSB + em
+            eB, eM, eE, eS = emits.get(c) or self._emit(c)
+            a, b = vE + tEB + eB, vS + tSB + eB
             nB, pB = (b, "S") if b >= a else (a, "E")
-            em = eM.get(c, lo)
-            a, b = vB + tBM + em, vM + tMM + em
+            a, b = vB + tBM + eM, vM + tMM + eM
             nM, pM = (b, "M") if b >= a else (a, "B")
-            em = eS.get(c, lo)
-            a, b = vE + tES + em, vS + tSS + em
-            nS, pS = (b, "S") if b >= a else (a, "E")
-            em = eE.get(c, lo)
-            a, b = vB + tBE + em, vM + tME + em
+            a, b = vB + tBE + eE, vM + tME + eE
             nE, pE = (b, "M") if b >= a else (a, "B")
+            a, b = vE + tES + eS, vS + tSS + eS
+            nS, pS = (b, "S") if b >= a else (a, "E")
             vB, vM, vE, vS = nB, nM, nE, nS
-            back.append({"B": pB, "M": pM, "E": pE, "S": pS})
+            back.append(pB + pM + pE + pS)
         state = "S" if vS >= vE else "E"
         tags = [state]
         for step in reversed(back):
-            state = step[state]
+            state = step["BMES".index(state)]
             tags.append(state)
         tags.reverse()
         return tags
+
+    def _emit(self, c: str) -> tuple[float, float, float, float]:
+        """The HMM's emission log-probabilities of `c` in states B, M, E, S (`emit_P[y].get(c, MIN_FLOAT)`)."""
+        fs = self.finalseg
+        e = self._emits[c] = tuple(fs.emit_P[y].get(c, fs.MIN_FLOAT) for y in "BMES")
+        return e

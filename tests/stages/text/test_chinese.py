@@ -84,7 +84,7 @@ def test_the_word_automaton_holds_jieba_s_words(tmp_path, monkeypatch):
         assert words_total == total
         found = {}
         for k, value in words.items():
-            word = k.encode("latin-1").decode("utf-16-be")
+            word = k.encode("latin-1").decode("utf-16-be")[::-1]
             assert value & LENGTH_MASK == len(word)
             found[word] = value >> LENGTH_BITS
         assert found == {w: c for w, c in freq.items() if c}
