@@ -5,18 +5,20 @@ a DAG of the dictionary words found in the run (`get_DAG`), the most probable ro
 an HMM (`finalseg`) over the characters the route leaves single and the dictionary does not join. Here:
 
 - the DAG comes from one pass of an Aho-Corasick automaton of the dictionary's words (C, pyahocorasick) over
-  the run read backwards, instead of a dict lookup per prefix of every position: jieba's scan stops at the first prefix that no word has, and
-  its prefix dictionary holds every prefix of every word, so both find the same words. The automaton loads
-  from a pickle in 0.06 s (`stages/text/chinese.py`), the 498,113-entry dict in 0.2 s;
+  the run read backwards, instead of a dict lookup per prefix of every position: jieba's scan stops at the
+  first prefix that no word has, and its prefix dictionary holds every prefix of every word, so both find
+  the same words. The automaton loads from a pickle in 0.06 s (`stages/text/chinese.py`), the 498,113-entry
+  dict in 0.2 s;
 - the route is `calc`'s, with the same floats in the same order (`log(freq) - log(total) + route`) and its ties
   to the longer word, as `max` over `(score, end)` tuples gives them;
 - the HMM is `finalseg.viterbi` with back pointers instead of copied paths, its four states unrolled, each
   character's four emissions looked up once, the same sums and its ties to the later state letter.
 
 On the 18,317 distinct runs (183,855 characters) of the 151 texts of warc/zh that reach the quality stage and
-of their simplified forms: 0.62 s of CPU with jieba's `__cut_DAG`, 0.27 s here (least of 3 to 7 runs). `BlockCut` remembers each
-run's words (the quality filters and MinHash segment the same runs: MinHash's simplified text has punctuation
-as spaces). Tests check the words against jieba's on those texts, zh-dev's pages and 100,000 fuzzed strings.
+of their simplified forms: 0.62 s of CPU with jieba's `__cut_DAG`, 0.27 s here (least of 3 to 7 runs).
+`BlockCut` remembers each run's words (the quality filters and MinHash segment the same runs: MinHash's
+simplified text has punctuation as spaces). Tests check the words against jieba's on those texts, zh-dev's
+pages and 100,000 fuzzed strings.
 """
 
 from __future__ import annotations
