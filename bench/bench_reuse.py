@@ -6,7 +6,8 @@
 First the source run (default config) writes its reuse store (`work/reuse/`); then, `--repeat` times, in
 turn, the changed config from scratch and the changed config with `--reuse SOURCE`, each `ccpipe run
 --workers 1` in its own process pinned to the same core (`taskset -c CORE`); wall time from process start
-to exit. Prints the best of each, their ratio (target <= 0.15), whether the two outputs are byte-identical,
+to exit, and CPU seconds (user + sys, workers included: the figure to compare on a shared core). Prints the
+best of each, their ratio (target <= 0.15), whether the two outputs are byte-identical,
 the size of the source's reuse store against its parquet output (target <= 1.5x), and each run's seconds per
 stage (summary.json), which show where a reuse run's time goes.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,15 +33,16 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 DEFAULT_CHANGE = "quality: {fineweb: false}"
 
 
-def ccpipe(core: int, *args: str) -> float:
-    """Wall seconds of one `ccpipe run` pinned to `core`; fails loudly if the run fails."""
-    started = time.perf_counter()
+def ccpipe(core: int, *args: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + sys of it and its workers) of one `ccpipe run` pinned to `core`; fails
+    loudly if the run fails. CPU seconds are the figure to compare on a core other processes share."""
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(["taskset", "-c", str(core), sys.executable, "-m", "pipeline.cli", "run", "--workers", "1",
                            "--no-progress", *args], capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
+    seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"ccpipe run {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def size(folder: Path) -> int:
@@ -66,10 +69,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_reuse."))
     try:
         source = tmp / "source"
-        source_seconds = ccpipe(args.core, "--input", args.input, "--output", str(source))
+        source_seconds, _ = ccpipe(args.core, "--input", args.input, "--output", str(source))
         config = tmp / "new.yaml"
         config.write_text(yaml.safe_dump(yaml.safe_load(args.change)))
-        scratch, reused = [], []
+        scratch, reused = [], []  # (wall, cpu) seconds
         for i in range(args.repeat):  # in turn, so that a change in machine load hits both sides
             scratch.append(ccpipe(args.core, "--input", args.input, "--config", str(config),
                                   "--output", str(tmp / f"scratch{i}")))
@@ -82,8 +85,11 @@ def main() -> None:
         figures = {
             "input": args.input, "change": args.change, "core": args.core, "repeat": args.repeat,
             "source_run_seconds": round(source_seconds, 2),
-            "scratch_seconds": round(min(scratch), 2), "reuse_seconds": round(min(reused), 2),
-            "ratio": round(min(reused) / min(scratch), 3), "byte_identical": same,
+            "scratch_seconds": round(min(w for w, _ in scratch), 2), "reuse_seconds": round(min(w for w, _ in reused), 2),
+            "ratio": round(min(w for w, _ in reused) / min(w for w, _ in scratch), 3),
+            "scratch_cpu_seconds": round(min(c for _, c in scratch), 2),
+            "reuse_cpu_seconds": round(min(c for _, c in reused), 2),
+            "cpu_ratio": round(min(c for _, c in reused) / min(c for _, c in scratch), 3), "byte_identical": same,
             "store_bytes": store, "parquet_bytes": parquet, "store_over_parquet": round(store / parquet, 2),
             "seconds_per_stage": stages,
             "mode": yaml.safe_load((tmp / "reused0" / "config.resolved.yaml").read_text())["reused"].get("mode"),
@@ -91,9 +97,11 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"change: {args.change} (reuse mode: {figures['mode']})")
-    print(f"from scratch   {figures['scratch_seconds']:7.2f} s wall (best of {args.repeat}, core {args.core})")
-    print(f"with --reuse   {figures['reuse_seconds']:7.2f} s wall")
-    print(f"ratio          {figures['ratio']:7.3f}   (target <= 0.15); byte-identical outputs: {same}")
+    print(f"from scratch   {figures['scratch_seconds']:7.2f} s wall, {figures['scratch_cpu_seconds']:7.2f} s CPU "
+          f"(best of {args.repeat}, core {args.core})")
+    print(f"with --reuse   {figures['reuse_seconds']:7.2f} s wall, {figures['reuse_cpu_seconds']:7.2f} s CPU")
+    print(f"ratio          {figures['ratio']:7.3f}   (target <= 0.15), CPU {figures['cpu_ratio']:.3f}; "
+          f"byte-identical outputs: {same}")
     print(f"reuse store    {store / 1e6:7.2f} MB = {figures['store_over_parquet']:.2f}x the parquet output "
           f"({parquet / 1e6:.2f} MB; target <= 1.5x)")
     print("seconds per stage (first repeat; reuse replays up to extraction, recomputes the rest):")

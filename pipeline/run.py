@@ -60,6 +60,9 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
         elif write and plan.missing:
             print(f"reuse: base tasks {', '.join(map(str, plan.missing))} of {phases[0].tasks} have no store in "
                   f"{plan.store} (work/ partly deleted): recomputed from the WARC files", file=sys.stderr, flush=True)
+        if write and plan is not None and plan.unsigned:
+            print(f"reuse: base tasks {', '.join(map(str, plan.unsigned))} of {phases[0].tasks} have no MinHash "
+                  f"signatures in {plan.source} (work/ partly deleted): computed", file=sys.stderr, flush=True)
     if write:
         prepare_output(layout, resolved)
         if publish_to:

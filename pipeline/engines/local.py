@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import logging
 import multiprocessing
 import os
@@ -81,6 +82,12 @@ def _init_worker(command: int) -> None:
     # dies, the pool terminates the others, and their children would otherwise live on as orphans
     os.setpgid(0, 0)
     patches.apply()
+    # what the worker inherits (every module the run imported before the fork) lives as long as it does: out of
+    # the collector's sight, and fewer young collections. The worker's full collections walked all of it: on
+    # bench's English pages, 0.29 s of gen-2 collections in the worker (5 of them) came down to 0.02 s, its whole
+    # collector time from ~0.40 s to ~0.12 s. Nothing a run writes depends on when garbage is collected.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)  # Python's default is 700 allocations between young collections
 
 
 def _kill_groups(pids: set[int]) -> None:

@@ -65,6 +65,13 @@ def _duckdb(layout: RunLayout, threads: int = 1):
     return con
 
 
+@functools.cache
+def _process_duckdb(root: str, pid: int):
+    """One connection per process (`pid`: never one a forked process inherited), for every finalize task it
+    runs: opening one takes ~30 ms, and a worker ran bench's 8 finalize tasks, each opening its own."""
+    return _duckdb(RunLayout(Path(root)))
+
+
 def build_index(layout: RunLayout, shard_tokens: int, val_tokens: int | None = None, val_fraction: float = 0.1) -> None:
     """`representatives.parquet` and `plan.json`; each written once (a rerun keeps them)."""
     finalize_dir(layout).mkdir(parents=True, exist_ok=True)
@@ -232,7 +239,7 @@ class FinalizeParts(PipelineStep):
         with self.track_time():
             layout.ledger.mkdir(parents=True, exist_ok=True)
             # opened at the first lookup (30 ms): a part without duplicates needs none
-            connect = functools.cache(lambda: _duckdb(layout))
+            connect = functools.partial(_process_duckdb, str(layout.root), os.getpid())
             resolved = read_resolved(layout)
             for part in range(rank, self.parts, world_size):
                 consolidate_part(layout, part, plan["decision_files"], connect)

@@ -161,8 +161,11 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
         if isinstance(step, BoundedFilter):
             step.record_timeout = config.run.record_timeout
     if config.dedup.enabled:
+        source = RunLayout(reuse.source) if reuse and reuse.signatures else None
+        replay = (str(source.minhash / "signatures"), str(source.base_documents),
+                  str(source.completions("base"))) if source else None
         base.append(dedup.signature({k: (p.name, p.word_tokenizer) for k, p in profiles.items()},
-                                    record_timeout=config.run.record_timeout))
+                                    record_timeout=config.run.record_timeout, replay_from=replay))
     return base
 
 

@@ -16,9 +16,11 @@ before it. A new run compares its keys with RUN's:
 What comes after (language ID's decisions, quality, dedup, PII, tokenizer, shards) is always recomputed, so
 the output is the from-scratch run's, byte for byte; the quality filters replay RUN's results on the texts
 they already judged when they are the same code (`quality_memo`, stages/filters/quality_memo.py), which
-re-decides, not re-measures, a change of which filters run; PII replays RUN's findings on the texts it
-scrubbed when the PII settings are the same (`pii_memo`). A base task whose store is missing (a partly deleted
-`work/`) is recomputed from the WARC files.
+re-decides, not re-measures, a change of which filters run; MinHash takes RUN's signatures of the texts it
+signed when the MinHash settings and word segmenters are the same (`minhash_signatures`,
+stages/dedup/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII settings are the same
+(`pii_memo`). A base task whose store is missing (a partly deleted `work/`) is recomputed from the WARC files,
+one whose signature files are missing computes its signatures.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Reuse:
     missing: tuple[int, ...] = field(default=())  # base tasks without a store there: recomputed
     quality: bool = False  # the quality filters' results on its texts hold (same code): replayed
     pii: bool = False  # its PII findings hold (same PII settings and code): replayed on the same texts
+    signatures: bool = False  # its MinHash signatures hold (same settings and segmenters): taken for the same texts
+    unsigned: tuple[int, ...] = field(default=())  # base tasks without signature files there: computed
 
 
 def _digest(*parts) -> str:
@@ -70,7 +74,10 @@ def stage_keys(resolved: dict) -> dict[str, str]:
     return {"reader": read, "blocklist": blocklist, "langid_precheck": precheck, "extract": extract,
             "store": _digest(precheck, extract), "langid_scores": _digest(found.get("LanguageID", {}).get("sha256")),
             "quality_memo": quality,
-            "pii_memo": _digest(resolved["ccpipe_version"], config["pii"], found.get("PIIScrubber"))}
+            "pii_memo": _digest(resolved["ccpipe_version"], config["pii"], found.get("PIIScrubber")),
+            # a signature: the text's words (spaCy's, datatrove's segmenters) hashed with the MinHash settings
+            "minhash_signatures": _digest(resolved["ccpipe_version"], versions["datatrove"], versions.get("spacy"),
+                                          found.get("Signature") or found.get("LanguageSignature"))}
 
 
 def _changed(old: dict, new: dict, keys: tuple[str, ...]) -> list[str]:
@@ -108,12 +115,26 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     pii = old.get("pii_memo") == new["pii_memo"]
     if pii:
         stages.append("pii_findings")
+    signatures = resolved["config"]["dedup"]["enabled"] and old.get("minhash_signatures") == new["minhash_signatures"]
+    if signatures:
+        stages.append("minhash_signatures")
     missing = tuple(rank for rank in range(resolved["tasks"])
                     if not (layout.reuse_store / f"{rank:05d}.parquet").is_file())
     entry.update({"mode": mode, "stages": stages})
     if missing:
         entry["tasks_recomputed"] = list(missing)
-    return Reuse(layout.root, layout.reuse_store, mode, scores, missing, quality, pii), entry
+    buckets = resolved["config"]["dedup"]["buckets"]  # RUN's too: the same key
+    unsigned = tuple(rank for rank in range(resolved["tasks"]) if signatures and not _signed(layout, rank, buckets))
+    if unsigned:
+        entry["signatures_computed"] = list(unsigned)
+    return Reuse(layout.root, layout.reuse_store, mode, scores, missing, quality, pii, signatures, unsigned), entry
+
+
+def _signed(layout: RunLayout, rank: int, buckets: int) -> bool:
+    """Whether the run at `layout` has task `rank`'s signature files (every bucket's) from a completed task."""
+    return (layout.completions("base") / f"{rank:05d}").is_file() and all(
+        (layout.minhash / "signatures" / f"bucket_{b:03d}" / f"{rank:05d}.minhash.sig").is_file()
+        for b in range(buckets))
 
 
 def reuse_of(resolved: dict) -> Reuse | None:
@@ -124,4 +145,5 @@ def reuse_of(resolved: dict) -> Reuse | None:
     source = Path(entry["from"])
     return Reuse(source, RunLayout(source).reuse_store, entry["mode"], "langid_scores" in entry["stages"],
                  tuple(entry.get("tasks_recomputed", ())), "quality_signals" in entry["stages"],
-                 "pii_findings" in entry["stages"])
+                 "pii_findings" in entry["stages"], "minhash_signatures" in entry["stages"],
+                 tuple(entry.get("signatures_computed", ())))

@@ -26,6 +26,8 @@ whose shingles take longer gets no signature (it can meet no other document) and
 to `signatures/timeouts/{rank}.json`; the final phase's `Filter` drops it there as (dedup, `timeout`). Cutting
 shingles is linear (the worst 1 MB page of tests/hostile_corpus.py: 0.46 s); the bound catches what is not.
 
+With `--reuse`, the signatures of texts the reused run signed are taken from its files (stages/dedup/replay.py).
+
 `Signature.get_signature` is datatrove's, a block of shingles at a time: datatrove hashes every shingle with
 all 112 functions at once, an (N x 112) uint64 array and its temporaries, ~860 MB for the ~200,000 shingles
 of a 1 MB page (tests/hostile_corpus.py's `many_lines`); by blocks of 4,096 shingles, ~4 MB, same minimums.
@@ -34,6 +36,7 @@ of a 1 MB page (tests/hostile_corpus.py's `many_lines`); by blocks of 4,096 shin
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +53,16 @@ from datatrove.pipeline.dedup.minhash import (
 from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import ngrams, simplify_text
 
+from stages.dedup.replay import read_signatures, signature_key
 from stages.text.words import shared_words, word_tokenizer
 from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import write_json_atomic
 from stages.writers.ledger import drop
 
 SIGNATURE_BLOCK = 4096  # shingles hashed at once: 4,096 x 112 hashes x 8 bytes = 3.7 MB per temporary
+NOT_REPLAYED = object()  # the document's signature is computed
+NO_SHINGLES, ONE_SHINGLE = np.empty((0, 1), dtype=np.uint64), np.zeros((1, 1), dtype=np.uint64)
+logger = logging.getLogger(__name__)
 
 
 class Signature(MinhashDedupSignature):
@@ -64,11 +71,27 @@ class Signature(MinhashDedupSignature):
     stage = "dedup"
 
     def __init__(self, output_folder: str, config: MinhashConfig, fast: bool = True,
-                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
+                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT, replay_from: tuple[str, str, str] | None = None):
         super().__init__(output_folder, config=config)
         self.fast, self.record_timeout = fast, record_timeout
         self.timeouts_folder = str(Path(output_folder) / "timeouts")
+        # (signatures, base documents, base completions folders) of a run with these settings: its signatures
+        # of the same texts are taken as they are (stages/dedup/replay.py)
+        self.replay_from = replay_from
         self._index, self._timeouts = -1, []
+        self._segmenter: tuple[str, str] | None = None  # the document being signed: its language's, None: English
+        self._replay: dict | None = None
+        self._replayed = NOT_REPLAYED
+
+    def provenance(self) -> dict:
+        """What a signature depends on besides the text (pipeline/plan/reuse.py: `minhash_signatures`)."""
+        c = self.config
+        return {"n_grams": c.n_grams, "buckets": c.num_buckets, "hashes_per_bucket": c.hashes_per_bucket,
+                "seed": c.seed, "precision": c.hash_config.precision, "fast": self.fast,
+                "segmenters": {k: list(v) for k, v in sorted(self.segmenters_by_language().items())}}
+
+    def segmenters_by_language(self) -> dict[str, tuple[str, str]]:
+        return {}
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1):
         def counted():  # datatrove's loop takes the shingles of each document right after taking it
@@ -77,14 +100,32 @@ class Signature(MinhashDedupSignature):
                 yield doc
 
         self._timeouts = []
+        self._replay = None
+        if self.replay_from:
+            with self.track_time():
+                self._replay = read_signatures(*self.replay_from, rank, self.config,
+                                               lambda language: self.segmenters_by_language().get(language))
+            if self._replay is None:
+                self.stat_update("replay_files_unusable")
+                logger.warning("MinHash signatures of task %d: %s's files are missing, incomplete or do not "
+                               "agree: computed", rank, self.replay_from[0])
         super().run(counted(), rank, world_size)
         if self._timeouts:
             write_json_atomic(Path(self.timeouts_folder) / f"{rank:05d}.json", self._timeouts)
 
     def before(self, doc) -> None:
-        """Called with each document before its shingles are taken."""
+        """Called with each document before its shingles are taken: its segmenter, and its replayed signature."""
+        self._segmenter = self.segmenters_by_language().get(doc.metadata.get("language"))
+        self._replayed = NOT_REPLAYED
+        if self._replay is not None:
+            self._replayed = self._replay.get(signature_key(self._segmenter, doc.text), NOT_REPLAYED)
 
     def get_shingles(self, text: str) -> np.ndarray:
+        if self._replayed is not NOT_REPLAYED:  # datatrove's loop signs a document with shingles, and only then
+            self.stat_update("signatures_replayed")
+            return NO_SHINGLES if self._replayed is None else ONE_SHINGLE
+        if self.replay_from:
+            self.stat_update("signatures_computed")
         try:
             with record_deadline(self.record_timeout):
                 return self.shingles(text)
@@ -94,6 +135,8 @@ class Signature(MinhashDedupSignature):
 
     def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
         """datatrove's signature (the minimum of each hash function over the shingles), by blocks."""
+        if self._replayed is not NOT_REPLAYED:
+            return self._replayed
         a, b = self.parameters
         low = None
         for start in range(0, len(shingles), SIGNATURE_BLOCK):
@@ -123,13 +166,14 @@ class LanguageSignature(Signature):
     """
 
     def __init__(self, output_folder: str, config: MinhashConfig, segmenters: dict[str, tuple[str, str]],
-                 fast: bool = True, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT):
-        super().__init__(output_folder, config=config, fast=fast, record_timeout=record_timeout)
-        self.segmenters = dict(segmenters)
-        self._segmenter: tuple[str, str] | None = None  # the document being signed
+                 fast: bool = True, record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
+                 replay_from: tuple[str, str, str] | None = None):
+        super().__init__(output_folder, config=config, fast=fast, record_timeout=record_timeout,
+                         replay_from=replay_from)
+        self.segmenters = {k: tuple(v) for k, v in segmenters.items()}
 
-    def before(self, doc) -> None:
-        self._segmenter = self.segmenters.get(doc.metadata.get("language"))
+    def segmenters_by_language(self) -> dict[str, tuple[str, str]]:
+        return self.segmenters
 
     def shingles(self, text: str) -> np.ndarray:
         if self._segmenter is None:
@@ -218,13 +262,17 @@ class MinhashDedup:
         self.signatures, self.buckets, self.clusters = (str(folder / p) for p in ("signatures", "buckets", "clusters"))
 
     def signature(self, languages: dict[str, tuple[str, str]] | None = None,
-                  record_timeout: float | None = DEFAULT_RECORD_TIMEOUT) -> PipelineStep:
+                  record_timeout: float | None = DEFAULT_RECORD_TIMEOUT,
+                  replay_from: tuple[str, str, str] | None = None) -> PipelineStep:
         """datatrove's signature step; with `languages` ({label: (profile, word tokenizer)}), shingles cut
-        by each language's word segmenter, as FineWeb-2 does (stages/formatters/multilingual.py)."""
+        by each language's word segmenter, as FineWeb-2 does (stages/formatters/multilingual.py).
+        `replay_from`: (signatures, base documents, base completions folders) of a run with the same
+        settings, whose signatures of the same texts are taken (stages/dedup/replay.py)."""
         if languages:
             return LanguageSignature(self.signatures, self.config, languages, fast=self.fast,
-                                     record_timeout=record_timeout)
-        return Signature(self.signatures, config=self.config, fast=self.fast, record_timeout=record_timeout)
+                                     record_timeout=record_timeout, replay_from=replay_from)
+        return Signature(self.signatures, config=self.config, fast=self.fast, record_timeout=record_timeout,
+                         replay_from=replay_from)
 
     def bucket_steps(self) -> list[PipelineStep]:
         return [Buckets(self.signatures, self.buckets, config=self.config)]

@@ -105,7 +105,8 @@ def nesting_depth(html: str, limit: int = MAX_DEPTH) -> int:
     """How deep start tags nest (end tags close, void elements do not open), counted up to `limit` (a deeper
     page gives `limit + 1`); 0 for a page that cannot nest past `limit`: fewer than `limit` tags, or fewer
     than `limit` start tags ('<' not followed by '/')."""
-    if html.count("<") <= limit or html.count("<") - html.count("</") <= limit:
+    opens = html.count("<")  # each count reads the whole page: ~0.02 s over bench's 355 English pages (57 MB)
+    if opens <= limit or opens - html.count("</") <= limit:
         return 0
     tags = _TAG.findall(html)  # [("/", "div"), ("", "br"), ...]
     step = {tag: -1 if tag[0] else int(tag[1].lower() not in _VOID) for tag in set(tags)}

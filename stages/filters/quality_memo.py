@@ -81,6 +81,8 @@ def part_names(params: dict[str, dict], c4: bool) -> dict[str, str]:
 
 def _compact(value):
     if isinstance(value, float):
+        if value.is_integer():  # what limit_denominator gives, without it: half the values (0.0) of bench's pages
+            return [int(value), 1]
         ratio = Fraction(value).limit_denominator(1 << 24)
         if ratio.numerator / ratio.denominator == value:
             return [ratio.numerator, ratio.denominator]

@@ -53,7 +53,11 @@ def _phone_rules(regions: tuple[str, ...]) -> tuple:
     import phonenumbers
     from phonenumbers import PhoneMetadata, phonenumbermatcher, phonenumberutil
 
-    run = regex.compile("[\\d" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + "]+")
+    # the runs that hold a digit (a run without one holds no number), each whole: from a position no run character
+    # precedes, its digitless opening, a digit, the rest. Possessive (`*+`): linear, as a plain `[...]+` over the
+    # line. The 5,210 lines bench's English pages ask about: 0.068 s instead of 0.12 s for every run
+    chars = "[\\d" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + "]"
+    run = regex.compile(f"(?<!{chars})[{chars}--\\d]*+\\d{chars}*+", regex.V1)
     short = 5  # runs of 5+ digits always go to the matcher
     valid = set()
     for region in regions:

@@ -223,6 +223,18 @@ class PIIScrubber(PipelineStep):
     def _entities_for(self, lang: str) -> list[str]:
         return list(self.entities) + (list(self.ner[1]) if self.ner and lang == self.language else [])
 
+    def too_dense(self, text: str, language: str | None = None) -> bool:
+        """Whether `text` holds over `max_candidates` PII candidates in all (a URL scrubbed piece by piece can
+        hold many more than each of its pieces). Each character opens at most one candidate per entity: a text
+        that short is answered without looking."""
+        if self.max_candidates is None or len(text) * len(self._entities_for(self.language)) <= self.max_candidates:
+            return False
+        try:
+            self._windows(mask_unspaced(text), self.presidio_language(language))
+        except TooDense:
+            return True
+        return False
+
     def _windows(self, text: str, lang: str):
         """(start, end, entities) for runs of adjacent lines that some entity could match in (stages/pii/prefilter.py).
         Raises TooDense when they hold over `max_candidates` candidates."""

@@ -4,8 +4,9 @@
 import contextlib
 import os
 import sys
-import types
 from functools import cached_property
+
+from stages.utils import patches
 
 _LOADED: dict = {}
 
@@ -50,9 +51,10 @@ def without_torch():
     thinc (under spaCy) and presidio import torch whenever it is installed (the `train` extra installs it):
     ~200 MB in every worker, for blank tokenizers and regex recognizers that never use it. Inside the block
     `import torch` fails, so they record "no torch"; afterwards torch imports normally again. Does nothing
-    when torch is already imported. spaCy's first import also leaves its command line out (`_without_spacy_cli`).
+    when torch is already imported. spaCy's first import also leaves its command line out
+    (stages/utils/patches.py `spacy_without_cli`).
     """
-    with _without_spacy_cli():
+    with patches.spacy_without_cli():
         if "torch" in sys.modules:
             yield
             return
@@ -62,30 +64,3 @@ def without_torch():
         finally:
             if sys.modules.get("torch", 0) is None:
                 del sys.modules["torch"]
-
-
-def _spacy_info(*args, **kwargs):
-    """`spacy.info`, imported when called: spaCy's command line, which `_without_spacy_cli` left out."""
-    from spacy.cli.info import info
-
-    return info(*args, **kwargs)
-
-
-@contextlib.contextmanager
-def _without_spacy_cli():
-    """`import spacy` without `spacy.cli`: spaCy's `__init__` imports `spacy.cli.info` for `spacy.info`, and with
-    it the whole command line (weasel, httpx, typer, rich, jinja2): 0.25-0.4 s of CPU in each process that
-    imports spaCy, for commands a pipeline never runs. Inside the block `spacy.cli.info` is a stand-in whose
-    `info` imports the real one when called; afterwards `import spacy.cli` imports the real command line.
-    Does nothing when spaCy is already imported."""
-    if "spacy" in sys.modules or "spacy.cli.info" in sys.modules:
-        yield
-        return
-    stand_in = types.ModuleType("spacy.cli.info")
-    stand_in.info = _spacy_info
-    sys.modules["spacy.cli.info"] = stand_in
-    try:
-        yield
-    finally:
-        if sys.modules.get("spacy.cli.info") is stand_in:
-            del sys.modules["spacy.cli.info"]

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.finalize.public import TOO_DENSE, public_table
+from stages.pii.scrub import DEFAULT_ENTITIES
 from stages.tokens.binformat import HEADER_INTS
 from stages.tokens.tokenize import BPETokenizer
+from stages.writers.ledger import LEDGER_SCHEMA
 from tests.fixtures import html_page, write_warc
 from tests.pipeline.clusterkit import ccpipe
 
@@ -108,3 +112,19 @@ def test_no_planted_value_is_published_or_released(tmp_path, gpt2_tiktoken):
         # meaning, the path it was read from, and config.resolved.yaml lists the inputs as given)
         leaked = [value for value in PLANTED + ([str(inputs)] if "ledger/" in name else []) if value in text]
         assert not leaked, f"{name} holds {leaked}"
+
+
+def test_a_ledger_field_too_dense_to_scrub_is_withheld_whole():
+    """A URL of 64 KiB of digit groups holds 21,845 PII candidates (2.7 s of presidio, where a document would be
+    dropped as `pii_too_dense`): its public copy is a tag, counted as PII; a plain URL is scrubbed as before."""
+    dense = "https://www.example.com/" + "555 0100 " * 7282
+    plain = "https://www.example.com/contact?email=jane.roe@example.org"
+    rows = [{"id": "a", "url": dense, "decision": "dropped", "stage": "reader", "reason": "bad_url", "detail": None},
+            {"id": "b", "url": plain, "decision": "dropped", "stage": "reader", "reason": "bad_url", "detail": None}]
+    resolved = {"config": {"pii": {"entities": list(DEFAULT_ENTITIES), "replacement": "surrogate"}},
+                "inputs": [], "stages": ["reader", "extract", "pii"]}
+    public, counts = public_table(pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA), resolved)
+    urls = public["url"].to_pylist()
+    assert urls[0] == TOO_DENSE
+    assert urls[1].startswith("https://www.example.com/contact?email=") and "jane.roe" not in urls[1]
+    assert counts["pii_in_urls"] == 2

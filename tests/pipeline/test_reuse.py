@@ -24,7 +24,8 @@ from pipeline.plan.resolved import resolved_config
 from pipeline.run import run_pipeline
 
 MAX_RECORDS = 30
-REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals", "pii_findings"]
+REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals", "pii_findings",
+            "minhash_signatures"]
 
 
 def _config(**sections) -> dict:
@@ -65,19 +66,23 @@ CHANGES = {
 }
 
 
-KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo", "pii_memo"}
+KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo", "pii_memo",
+        "minhash_signatures"}
 
 
 @pytest.mark.parametrize("change, changed", [
     ({"langid": {"threshold": 0.8}, "quality": {"c4": False}, "tokenizer": {"eot_token": "<|endoftext|>!"},
-      "dedup": {"buckets": 7}, "output": {"shard_tokens": 1000}}, set()),
+      "output": {"shard_tokens": 1000}}, set()),
+    ({"dedup": {"buckets": 7}}, {"minhash_signatures"}),
+    ({"dedup": {"enabled": False}}, {"minhash_signatures"}),
     ({"pii": {"entities": ["EMAIL_ADDRESS"]}}, {"pii_memo"}),
     ({"pii": {"max_candidates": 10}}, {"pii_memo"}),  # a memo made under another limit holds other documents
-    ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store"}),
+    # and Chinese shingles cut by jieba's words (stages/dedup/minhash.py)
+    ({"langid": {"languages": ["en", "zh"]}}, {"langid_precheck", "store", "minhash_signatures"}),
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
     ({"extract": {"favor_precision": False}}, {"extract", "store"}),
-    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo", "minhash_signatures"}),
     ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
 ])
 def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
@@ -106,6 +111,7 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
     assert reused["conservation_ok"] and reused["records_total"] > 0
     entry = _reused(tmp_path / "reused")
     assert entry["from"] == str(source) and entry["mode"] == mode
+    # (extraction: Chinese is kept too, its shingles cut by jieba's words: the signatures are not RUN's)
     stages = REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals", "pii_findings"]
     # other PII entities: the findings are looked for again
     assert entry["stages"] == [s for s in stages if not (change == "pii_entities" and s == "pii_findings")]
@@ -134,12 +140,15 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     partial = tmp_path / "partial"
     shutil.copytree(source, partial)
     (partial / "work" / "reuse" / "00001.parquet").unlink()
+    (partial / "work" / "minhash" / "signatures" / "bucket_005" / "00000.minhash.sig").unlink()
     config = config_from_dict(_config(quality={"c4": False}))
     reused = run_pipeline(config, [], tmp_path / "reused", reuse=partial)
     run_pipeline(config, [], tmp_path / "whole", reuse=source)  # replayed whole: the from-scratch bytes (above)
     assert _outputs(tmp_path / "reused") == _outputs(tmp_path / "whole")
-    assert "base tasks 1 of 2 have no store" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "base tasks 1 of 2 have no store" in err and "base tasks 0 of 2 have no MinHash signatures" in err
     assert _reused(tmp_path / "reused")["tasks_recomputed"] == [1]
+    assert _reused(tmp_path / "reused")["signatures_computed"] == [0]
     assert reused["conservation_ok"]
     # the recomputed task wrote its store again: this run can be reused in turn, whole
     assert sorted(p.name for p in (tmp_path / "reused" / "work" / "reuse").glob("*.parquet")) == ["00000.parquet",
@@ -191,5 +200,6 @@ def test_the_public_copy_replays_the_scrubbing_of_the_reused_run(pii_in_urls, ur
     if url_replayed:
         assert memo["url"] == {raw["url"][0]: (public["url"][0], True), raw["url"][1]: (raw["url"][1], False)}
     # other PII settings (findings not replayed), or no such part: everything scrubbed again
-    assert reused_scrubbing({"reused": {"from": str(tmp_path), "stages": REPLAYED[:-1]}}, "part-00000.parquet") == {}
+    assert reused_scrubbing({"reused": {"from": str(tmp_path), "stages": [s for s in REPLAYED if s != "pii_findings"]}},
+                            "part-00000.parquet") == {}
     assert reused_scrubbing(resolved, "part-00001.parquet") == {}

@@ -15,7 +15,7 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import build_parser
+from pipeline.cli import COMMANDS, build_parser
 from pipeline.core.errors import RunError
 from pipeline.plan.config import config_from_dict
 from pipeline.plan.inputs import InputError, expand_inputs
@@ -47,6 +47,17 @@ def test_every_command_has_help_ending_with_an_example():
         assert "example:" in text, f"{command.prog}: help has no example"
         example = text.rsplit("example:", 1)[1].strip()
         assert example.startswith("ccpipe "), f"{command.prog}: help does not end with a runnable example"
+
+
+def test_a_command_imports_its_own_module_only():
+    commands = {name for action in build_parser()._subparsers._group_actions for name in action.choices}
+    assert commands == set(COMMANDS)  # every command is found where it is
+    code = ("import json, sys; from pipeline.cli import build_parser; "
+            "parser = build_parser('run'); parser.parse_args(['run', '--input', 'x', '--output', 'y']); "
+            "print(json.dumps([sorted(parser._subparsers._group_actions[0].choices), "
+            "sorted(m for m in sys.modules if m.startswith('pipeline.cli.'))]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert json.loads(done.stdout) == [["finalize", "run", "status"], ["pipeline.cli.run"]]
 
 
 def test_inputs_expand_in_a_stable_order(tmp_path):

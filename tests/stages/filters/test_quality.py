@@ -15,9 +15,8 @@ from stages.filters.quality import (
     QualityFilters,
     SpacyWords,
     quality_filters,
-    top_duplicate_chars,
 )
-from stages.text.ngrams import repeated_chars
+from stages.text.ngrams import TopDuplicates, repeated_chars, top_duplicate_chars
 from stages.text.words import blank_english
 from tests.fixtures import make_doc
 
@@ -121,6 +120,7 @@ def test_ngram_helpers_equal_datatrove_s():
         assert repeated_chars(words, n) == find_all_duplicate(words, n)
         grams = get_n_grams(words, n)
         assert top_duplicate_chars(words, n) == (find_top_duplicate(grams) if grams else None)
+        assert TopDuplicates(words)(n) == top_duplicate_chars(words, n)
     rng = random.Random(5)  # words of 1-3 characters, as jieba's: n-grams shorter than KEY_CHARS
     for _ in range(200):
         words = ["".join(rng.choices("ab", k=rng.randint(1, 3))) for _ in range(rng.randint(0, 60))]

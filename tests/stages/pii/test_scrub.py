@@ -11,8 +11,9 @@ import sys
 import time
 
 import pytest
+import regex
 
-from stages.pii.prefilter import line_windows, phone_possible
+from stages.pii.prefilter import _phone_rules, line_windows, phone_possible
 from stages.pii.scrub import (
     DEFAULT_ENTITIES,
     DEFAULT_MAX_CANDIDATES,
@@ -226,6 +227,23 @@ def test_phone_lines_without_a_possible_number_are_skipped():
     assert phone_possible("Call 030 1234567", regions)
     assert phone_possible("Call 1640", regions)  # a valid 4-digit German number
     assert not phone_possible("Call 2020", regions)
+
+
+def test_phone_possible_judges_every_run_of_phone_characters_that_holds_a_digit():
+    from phonenumbers import phonenumbermatcher, phonenumberutil
+
+    regions = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+    _, short, valid = _phone_rules(regions)
+    run = regex.compile("[\\d" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + "]+")
+
+    def reference(line: str) -> bool:  # every maximal run, as phonenumbers' matcher cuts its candidates
+        return any(len(d := "".join(regex.findall(r"\d", r))) >= short or d in valid for r in run.findall(line))
+
+    rng = random.Random(7)
+    alphabet = list("0123456789 -.()[]/+~xab\u00a0\u3000\uff10\u0663\u2010\uff08")
+    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(5000)]
+    lines += ["Call 1640", "tel. (030) 12 34-56", "x-1-6-4-0-x", "\u0661\u0666\u0664\u0660", "1640" + " -" * 1000]
+    assert [phone_possible(line, regions) for line in lines] == [reference(line) for line in lines]
 
 
 @pytest.mark.timeout(60)

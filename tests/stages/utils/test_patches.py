@@ -46,6 +46,13 @@ def test_an_untested_version_is_left_unpatched():
     assert out["after"] == out["before"]
 
 
+def test_the_distribution_folders_name_the_installed_distributions():
+    # the folder names on sys.path, as datatrove's check reads them; names in either spelling
+    assert patches._distribution_folders() == patches._distribution_names()
+    assert patches._is_distribution_available("fasttext_predict") and patches._is_distribution_available("PyArrow")
+    assert patches._is_distribution_available("no-such-distribution-ccpipe") is None
+
+
 def test_rewritten_xpath_skips_the_python_call_only_where_its_answer_is_known():
     tests = patches.RegexTests()
     path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*') or re:test(@id, '^nav|menu')]"
@@ -84,6 +91,40 @@ def test_the_extraction_patch_keeps_what_each_trafilatura_xpath_selects():
     done = subprocess.run([sys.executable, "-c", SELECTIONS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == ["trafilatura xpath callbacks"]
+    assert out["applied"] == ["trafilatura python selectors", "trafilatura xpath callbacks"]
     assert out["replaced"] >= 10  # OVERALL_DISCARD_XPATH's, the comment XPaths', ...
     assert out["found"] >= 10 and out["same"]  # the page has what they look for
+
+
+PRESIDIO = """
+import json, regex
+from stages.utils import patches
+from stages.utils.loading import without_torch
+%s
+compiled = []
+compile = regex.compile
+regex.compile = lambda pattern, flags=0, **kw: compiled.append(pattern) or compile(pattern, flags, **kw)
+with without_torch():
+    from presidio_analyzer import Pattern
+    from stages.pii.analyzer import build_analyzer
+try:
+    Pattern("ours", "(", 0.5)
+    checked = False
+except ValueError:
+    checked = True
+found = build_analyzer().analyze("mail jane.doe@uni-bonn.de, call +49 30 2019433", language="en")
+print(json.dumps({"compiled": len(compiled), "checked": checked, "found": sorted(r.entity_type for r in found)}))
+"""
+
+
+def test_presidio_s_own_patterns_go_unchecked_and_every_other_is_checked():
+    def run(code: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", PRESIDIO % code], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    patched, unpatched = run("patches.apply()"), run("")
+    assert patched["checked"] and unpatched["checked"]  # a pattern made outside presidio is still checked
+    assert patched["found"] == unpatched["found"] == ["EMAIL_ADDRESS", "PHONE_NUMBER"]
+    assert patched["compiled"] + 150 < unpatched["compiled"]  # presidio's 173 built-in patterns, not compiled
