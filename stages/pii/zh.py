@@ -54,8 +54,11 @@ UNIONPAY_PATTERN = _START + r"62[0-9]{2}(?:[- ]?[0-9]{4}){2}[- ]?[0-9]{4}(?:[- ]
 # national formats take Chinese text's date-times (`04-01 12:19`), postcodes (`030001`) and 6-digit counts for
 # phones (8 such false finds on warc/zh, now 0), while "+CC ..." numbers are found from any region
 PHONE_REGIONS = ("CN", "TW")
-# what a line needs for the Chinese patterns (a superset, as stages/pii/scrub.py's _LINE_NEEDS): 3 digits in a row
-PHONE_LINE_NEED = regex.compile(r"[0-9]{3}")
+# what a line needs for the Chinese phone patterns (a superset, as stages/pii/prefilter.py's LINE_NEEDS): the
+# patterns without their edges and country code. Any 3 digits before: every line with a year went to
+# phonenumbers' matcher (PII on the 151 zh texts of warc/zh: 0.165 s -> 0.114 s, the same findings)
+PHONE_LINE_NEED = regex.compile(MOBILE_PATTERN.removeprefix(_START + r"(?:" + _CC + r")?").removesuffix(_END) + "|" +
+                                LANDLINE_PATTERN.removeprefix(_START).removesuffix(_END))
 
 _INTERNATIONAL_PREFIX = regex.compile(r"\(?\+[0-9]{1,3}\)?")
 _DIGIT = regex.compile(r"[0-9]")

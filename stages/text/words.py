@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
-from stages.text.chinese import BlockCut, load_dictionary, supported
+from stages.text.chinese import JiebaWords, load_dictionary
 from stages.utils import patches
 from stages.utils.loading import without_torch
 
@@ -114,7 +114,7 @@ def shared_words() -> SpacyWords:
 @lru_cache(maxsize=None)
 def word_tokenizer(key: str, fast: bool = True):
     """datatrove's word tokenizer `key` (`load_word_tokenizer`), with spaCy imported without PyTorch first; with
-    `fast`, Chinese words come from `JiebaWords` (the same words, without spaCy's Doc). Built once per key and
+    `fast`, Chinese words come from `JiebaWords` (the same words, without spaCy). Built once per key and
     process: the steps ask for it document by document.
 
     datatrove imports spaCy when a tokenizer is first used, and with torch installed (the `train` extra) spaCy
@@ -123,45 +123,10 @@ def word_tokenizer(key: str, fast: bool = True):
     """
     tokenizer = load_word_tokenizer(key)
     if isinstance(tokenizer, SpaCyTokenizer):
+        if fast and tokenizer.config == {"nlp": {"tokenizer": {"segmenter": "jieba"}}}:  # datatrove's Chinese
+            return JiebaWords(tokenizer)
         if tokenizer.language == "zh":  # jieba's dictionary, before spaCy has jieba load it its own (slower) way
             load_dictionary()
         with without_torch():  # spaCy's import, and its first pipeline (which imports the spaCy plugins installed)
-            nlp = tokenizer.tokenizer
-        if fast and getattr(nlp.tokenizer, "segmenter", None) == "jieba":
-            return JiebaWords(tokenizer)
+            tokenizer.tokenizer  # noqa: B018 (a property that builds the pipeline)
     return tokenizer
-
-
-class JiebaWords:
-    """datatrove's `word_tokenize` for Chinese (spaCy's Chinese tokenizer, jieba inside), without spaCy's Doc.
-
-    The same words: jieba's cut, aligned with the text as spaCy's `get_words_and_spaces` aligns them (the gaps
-    between words become words), stripped, blanks dropped. spaCy then builds a Doc of new lexemes, and its
-    alignment copies the rest of the text for every word: half of the quality stage's time on the zh corpus.
-    jieba's words come from `BlockCut`, which remembers the words of each run of Han characters across the
-    texts it is given (the quality filters' and MinHash's). A text spaCy cannot align goes to datatrove's
-    tokenizer, which raises as it does.
-    """
-
-    def __init__(self, tokenizer: SpaCyTokenizer):
-        self.inner = tokenizer
-        jieba = tokenizer.tokenizer.tokenizer.jieba_seg
-        self.cut = BlockCut() if supported() else (lambda text: list(jieba.cut(text, cut_all=False)))
-
-    def word_tokenize(self, text: str) -> list[str]:
-        words = [w for w in self.cut(text) if w]
-        if "".join("".join(words).split()) != "".join(text.split()):
-            return self.inner.word_tokenize(text)
-        aligned, pos = [], 0
-        for word in (w for w in words if not w.isspace()):
-            start = text.find(word, pos)
-            if start < 0:
-                return self.inner.word_tokenize(text)
-            if start > pos:
-                aligned.append(text[pos:start])
-            aligned.append(word)
-            pos = start + len(word)
-            if pos < len(text) and text[pos] == " ":
-                pos += 1
-        aligned.append(text[pos:])
-        return [w.strip() for w in aligned if w.strip()]

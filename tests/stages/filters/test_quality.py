@@ -1,5 +1,6 @@
 import gzip
 import json
+import random
 
 import pytest
 from datatrove.utils.text import split_into_words
@@ -120,6 +121,11 @@ def test_ngram_helpers_equal_datatrove_s():
         grams = get_n_grams(words, n)
         assert top_duplicate_chars(words, n) == (find_top_duplicate(grams) if grams else None)
         assert TopDuplicates(words)(n) == top_duplicate_chars(words, n)
+    rng = random.Random(5)  # words of 1-3 characters, as jieba's: n-grams shorter than KEY_CHARS
+    for _ in range(200):
+        words = ["".join(rng.choices("ab", k=rng.randint(1, 3))) for _ in range(rng.randint(0, 60))]
+        for n in range(1, 11):
+            assert repeated_chars(words, n) == find_all_duplicate(words, n), (words, n)
 
 
 def real_texts(corpus, limit: int) -> list[str]:

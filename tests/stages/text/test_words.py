@@ -4,7 +4,8 @@ import pytest
 from datatrove.utils.text import TextNormConfig, simplify_text
 from datatrove.utils.word_tokenizers import load_word_tokenizer
 
-from stages.text.words import JiebaWords, word_tokenizer
+from stages.text.chinese import JiebaWords
+from stages.text.words import word_tokenizer
 from tests.stages.recipes.test_profiles import ZH, texts_reaching_quality
 
 ZH_TRICKY = ("北京欢迎你。 Hello,  world!\n\n第二段\t有 tab 和  两个空格  。\u3000全角空格；English words here 3.5kg\n"
