@@ -28,7 +28,7 @@ def serve(conn, worker: int) -> None:
         f.write("1000\n")
     for name in ("trafilatura", "htmldate", "courlan", "justext"):  # crawled pages are messy: as in the worker
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    patches.apply(patches.EXTRACTION_PATCHES)  # the same text, faster (stages/utils/patches.py)
+    patches.apply(patches.EXTRACTION_PATCHES)  # the same text, faster (stages/utils/trafilatura_patches.py)
     extract_fn("")
     conn.send(None)
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; musl has none

@@ -1,4 +1,5 @@
-"""The patches ccpipe makes to other libraries, all here and all applied by one call, `apply()`.
+"""The patches ccpipe makes to other libraries, all listed here and all applied by one call, `apply()`
+(trafilatura's, applied by the extraction child, live in stages/utils/trafilatura_patches.py).
 
 Nothing is patched at import: the CLI calls `apply()` before it builds a run, and every engine's worker calls
 it before its first task (`pipeline/engines/local.py` `quiet_console`). Each patch is guarded by the versions
@@ -19,7 +20,7 @@ import re
 import sys
 import types
 
-from stages.utils.selectors import Selector, attribute_guard, selector
+from stages.utils.trafilatura_patches import trafilatura_python_selectors, trafilatura_xpath_callbacks
 
 logger = logging.getLogger(__name__)
 
@@ -115,101 +116,6 @@ def _minhash_progress_bar() -> bool:
     minhash.tqdm = functools.partial(tqdm, disable=True)
     return True
 
-
-# `re:test(@id|@class, 'pattern')`: EXSLT's regex test on the first of the attributes, with no flags
-_RE_TEST = re.compile(r"re:test\((@[\w-]+(?:\|@[\w-]+)*), '([^']*)'\)")
-_PREDICATES = re.compile(r"\[[^\[\]]*\]")
-_EXSLT_REGEXP = "http://exslt.org/regular-expressions"
-
-
-def _returns_elements(path: str) -> bool:
-    """Whether an XPath's own steps (its predicates aside) can only select elements: no attribute or text."""
-    while _PREDICATES.search(path):
-        path = _PREDICATES.sub("", path)
-    return not any(token in path for token in ("@", "text()", "string(", "::", "re:"))
-
-
-_REGEX_TESTS = "urn:ccpipe:regex-tests"  # the namespace of `cc:test`, RegexTests below
-MEMO_VALUES = 1 << 16  # attribute values remembered per pattern, then forgotten: the child lives as long as its worker
-
-
-class RegexTests:
-    """EXSLT's `re:test(@id|@class, 'pattern')` as an XPath extension function, `cc:test(@id|@class, number)`,
-    the pattern compiled once by its number: the same answer (Python's `re.search` of the pattern in the first
-    attribute's value, in "" when there is none), remembered per value (a page repeats its class names).
-    One call costs 1.5 us instead of 4.4 us for the 559-character pattern of OVERALL_DISCARD_XPATH."""
-
-    def __init__(self):
-        self.patterns: list[re.Pattern] = []
-        self.numbers: dict[str, int] = {}
-        self.memos: list[dict[str, bool]] = []
-
-    def number(self, pattern: str) -> int:
-        if pattern not in self.numbers:
-            compiled = re.compile(pattern)  # lxml's flags for a test without 'i': none
-            self.numbers[pattern] = len(self.patterns)
-            self.patterns.append(compiled)
-            self.memos.append({})
-        return self.numbers[pattern]
-
-    def __call__(self, _context, values: list, number: float) -> bool:
-        value = values[0] if values else ""
-        memo = self.memos[int(number)]
-        found = memo.get(value)
-        if found is None:
-            if len(memo) >= MEMO_VALUES:
-                memo.clear()
-            found = memo[value] = self.patterns[int(number)].search(value) is not None
-        return found
-
-
-def rewritten_xpath(path: str, tests: RegexTests) -> str:
-    """Each `re:test(@id, 'P')` -> `cc:test(@id, N)`, guarded by the attribute's presence, `((@id) and
-    cc:test(@id, N))`, where P cannot match "": an element without the attribute (half of a page's) is then
-    answered in libxml2 instead of by a call into Python."""
-
-    def rewrite(m: re.Match) -> str:
-        attributes, pattern = m.groups()
-        try:
-            number = tests.number(pattern)
-        except re.error:  # EXSLT's call raises the same error
-            return m.group(0)
-        test = f"cc:test({attributes}, {number})"
-        if tests.patterns[number].search("") is not None:  # true on an absent attribute: the call must run
-            return test
-        return f"(({' or '.join(attributes.split('|'))}) and {test})"
-
-    return _RE_TEST.sub(rewrite, path)
-
-
-def _trafilatura_xpath_callbacks() -> bool:
-    """trafilatura prunes each page with XPaths whose `re:test(@class, ...)` calls back into Python for every
-    element they reach, absent attribute or not, each attribute handed over as an lxml "smart string" (a
-    string that knows its parent element), the pattern decoded, hashed and looked up again at each call.
-    Rewritten (`rewritten_xpath`) and compiled with `smart_strings=False` (the regex sees the same plain
-    string; these XPaths select elements, which the option does not touch), the same elements come back: on
-    the raw trees of the 440 pages of warc/bench that reach trafilatura, its pruning XPaths take 3.95 s
-    instead of 6.2 s; extracting the 1,650 pages of warc/bench, zh, other and cc, 28.8 s of CPU instead of
-    34.1 s, the same texts byte for byte."""
-    from lxml.etree import FunctionNamespace, XPath
-    from trafilatura import xpaths
-
-    if getattr(xpaths, "REGEXP_NS", None) != _EXSLT_REGEXP:
-        return False
-    tests = RegexTests()
-    FunctionNamespace(_REGEX_TESTS)["test"] = tests
-    namespaces = {"re": _EXSLT_REGEXP, "cc": _REGEX_TESTS}
-    patched = 0
-    for value in vars(xpaths).values():  # the lists are shared with the modules that import them: patched in place
-        if not (isinstance(value, list) and value and all(isinstance(x, (XPath, Selector)) for x in value)):
-            continue
-        for i, expression in enumerate(value):
-            if not isinstance(expression, XPath) or "re:test(" not in expression.path \
-                    or not _returns_elements(expression.path.strip()):
-                continue
-            value[i] = XPath(rewritten_xpath(expression.path, tests), namespaces=namespaces, smart_strings=False)
-            patched += 1
-    return patched > 0
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -317,43 +223,6 @@ def spacy_without_plugins():
         yield
     finally:
         plugins.entry_points = before
-# the lists of XPaths trafilatura calls only as `expression(tree)` (prune_unwanted_nodes, _extract,
-# extract_comments, extract_metainfo): a Selector can stand in for one of them
-_CALLED_XPATHS = ("BODY_XPATH", "COMMENTS_XPATH", "REMOVE_COMMENTS_XPATH", "REMOVE_COMMENTS_AND_LISTS_XPATH",
-                  "RAW_TREE_PRUNE_XPATH", "OVERALL_DISCARD_XPATH", "TEASER_DISCARD_XPATH", "PRECISION_DISCARD_XPATH",
-                  "DISCARD_IMAGE_ELEMENTS", "COMMENTS_DISCARD_XPATH", "AUTHOR_DISCARD_XPATHS")
-
-
-def _trafilatura_python_selectors() -> bool:
-    """trafilatura's `.//*[self::div or ...][test of the attributes]` XPaths, evaluated by a `Selector`
-    (stages/utils/selectors.py): the tags matched in C, the test answered once per distinct (tag,
-    attributes), the same elements in the same order; those over every element (OVERALL_DISCARD_XPATH[1]),
-    where libxml2 stays faster, guarded by the presence of the attributes they read (`attribute_guard`).
-    Applied before `_trafilatura_xpath_callbacks`, which then rewrites the `re:test` calls of those left.
-    Extracting page by page, alternating with that patch alone in one process, CPU seconds: warc/bench
-    21.2 instead of 23.5, the 355 pages of the English run 5.9 instead of 6.4, zh 4.1 instead of 5.1,
-    extraction/ 18.8 instead of 21.2 (-10 to -20 %); the same texts byte for byte on those 3,176 pages."""
-    from lxml.etree import XPath
-    from trafilatura import xpaths
-
-    lists = [getattr(xpaths, name, None) for name in _CALLED_XPATHS]
-    if getattr(xpaths, "REGEXP_NS", None) != _EXSLT_REGEXP or not all(
-            isinstance(value, list) and all(isinstance(x, (XPath, Selector)) for x in value) for value in lists):
-        return False
-    patched = 0
-    for value in lists:
-        for i, expression in enumerate(value):
-            if not isinstance(expression, XPath):
-                continue
-            if (python := selector(expression)) is not None:
-                value[i] = python
-            elif guarded := attribute_guard(expression.path):
-                value[i] = XPath(guarded, namespaces={"re": _EXSLT_REGEXP})
-            else:
-                continue
-            patched += 1
-    return patched > 0
-
 
 PATCHES = {
     "datatrove dependency check": ("datatrove", _datatrove_dependency_check),
@@ -363,8 +232,8 @@ PATCHES = {
 }
 # applied by the extraction child (stages/extractors/child.py) only: its parent never imports trafilatura
 EXTRACTION_PATCHES = {
-    "trafilatura python selectors": ("trafilatura", _trafilatura_python_selectors),
-    "trafilatura xpath callbacks": ("trafilatura", _trafilatura_xpath_callbacks),
+    "trafilatura python selectors": ("trafilatura", trafilatura_python_selectors),
+    "trafilatura xpath callbacks": ("trafilatura", trafilatura_xpath_callbacks),
 }
 
 

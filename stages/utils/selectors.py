@@ -1,4 +1,4 @@
-"""trafilatura's pruning XPaths evaluated in Python: the same elements, in the same order, 3-5x faster.
+"""trafilatura's pruning XPaths evaluated in Python: the same elements, in the same order, 2-5x faster.
 
 trafilatura 2.3 prunes every page with XPaths of one shape, `.//*[self::div or self::p ...][a test on the
 id, class, style or role attributes]`, evaluated two to five times a page on the raw tree, its copies and

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from stages.utils import patches
+from stages.utils import patches, trafilatura_patches
 from tests.conftest import ROOT
 
 STATE = """
@@ -54,10 +54,10 @@ def test_the_distribution_folders_name_the_installed_distributions():
 
 
 def test_rewritten_xpath_skips_the_python_call_only_where_its_answer_is_known():
-    tests = patches.RegexTests()
+    tests = trafilatura_patches.RegexTests()
     path = "//*[re:test(@id|@class, '^nav|menu') or re:test(@style, 'x*') or re:test(@id, '^nav|menu')]"
     # the first test is false on an element with neither attribute: guarded; 'x*' matches "": left unguarded
-    assert patches.rewritten_xpath(path, tests) == \
+    assert trafilatura_patches.rewritten_xpath(path, tests) == \
         "//*[((@id or @class) and cc:test(@id|@class, 0)) or cc:test(@style, 1) or ((@id) and cc:test(@id, 0))]"
     # EXSLT's answer: re.search in the first value, or in "" (remembered per value)
     assert [tests(None, v, 0) for v in (["nav-top"], ["x menu", "y"], ["top nav"], [])] == [True, True, False, False]
