@@ -9,6 +9,8 @@ import gzip
 import json
 import logging
 import random
+import subprocess
+import sys
 
 import jieba
 import pytest
@@ -16,7 +18,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from stages.text.chinese import SUPPORTED, load_dictionary, load_words, shared_cut
 from stages.text.jieba_cut import LENGTH_BITS, LENGTH_MASK, BlockCut, key
-from stages.text.words import word_tokenizer
+from tests.conftest import ROOT
 
 jieba.setLogLevel(logging.WARNING)
 pytestmark = pytest.mark.skipif(jieba.__version__ != SUPPORTED, reason=f"mirrors jieba {SUPPORTED}'s code")
@@ -93,9 +95,17 @@ def test_the_word_automaton_holds_jieba_s_words(tmp_path, monkeypatch):
     assert load_words()[0].exists(key("北京"))
 
 
+ONE_CUT = """
+from stages.text.words import word_tokenizer
+quality, minhash = word_tokenizer("cmn_Hani"), word_tokenizer("cmn_Hani", fast=True)  # as each asks for it
+assert quality.cut is minhash.cut
+quality.word_tokenize("研究生命起源的北京研究生")
+assert "研究生命起源的北京研究生" in minhash.cut.cache
+assert quality.inner._tokenizer is None, "spaCy's pipeline built"
+"""
+
+
 def test_one_cut_is_shared_by_the_quality_filters_and_minhash():
-    quality, minhash = word_tokenizer("cmn_Hani"), word_tokenizer("cmn_Hani", fast=True)  # as each asks for it
-    assert quality.cut is minhash.cut
-    quality.word_tokenize("研究生命起源的北京研究生")
-    assert "研究生命起源的北京研究生" in minhash.cut.cache
-    assert quality.inner._tokenizer is None  # spaCy's pipeline not built
+    # in a fresh interpreter: the tokenizers are per process, and another test may have built spaCy's pipeline
+    done = subprocess.run([sys.executable, "-c", ONE_CUT], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
