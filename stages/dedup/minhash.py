@@ -136,7 +136,7 @@ class Signature(MinhashDedupSignature):
     def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
         """datatrove's signature (the minimum of each hash function over the shingles), by blocks."""
         if self._replayed is not NOT_REPLAYED:
-            return self._replayed
+            return self._replayed.tolist()  # read_signatures' row: the same lists as computed below
         a, b = self.parameters
         low = None
         for start in range(0, len(shingles), SIGNATURE_BLOCK):

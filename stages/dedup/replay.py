@@ -43,10 +43,12 @@ def documents_file(folder: str, rank: int) -> str:
 
 
 def read_signatures(signatures: str, documents: str, completions: str, rank: int, config: MinhashConfig,
-                    segmenter_of) -> dict[bytes, list[list[int]] | None] | None:
-    """{`signature_key` of a text RUN signed in task `rank`: its signature, as `Signature.get_signature` returns
-    it (None: the text had no shingles)}, or None when RUN's task did not complete (no marker in `completions`)
-    or its files are missing or do not agree. `segmenter_of(language)`: the segmenter of that language."""
+                    segmenter_of) -> dict[bytes, np.ndarray | None] | None:
+    """{`signature_key` of a text RUN signed in task `rank`: its signature, num_buckets x hashes_per_bucket
+    (`.tolist()` is what `Signature.get_signature` returns; None: the text had no shingles)}, or None when RUN's
+    task did not complete (no marker in `completions`) or its files are missing or do not agree.
+    `segmenter_of(language)`: the segmenter of that language. Held per task: a key (16 bytes) and a row of one
+    array (8 bytes a hash) per document, never the texts, which are read one by one."""
     if not os.path.exists(os.path.join(completions, f"{rank:05d}")):
         return None
     dtype = np.dtype([("hashes", f"<{config.hash_config.struct_format}", (config.hashes_per_bucket,)),
@@ -57,24 +59,21 @@ def read_signatures(signatures: str, documents: str, completions: str, rank: int
         timeouts_path = os.path.join(signatures, "timeouts", f"{rank:05d}.json")
         timeouts = set(_read_json(timeouts_path)) if os.path.exists(timeouts_path) else set()
         path = documents_file(documents, rank)
-        docs = _documents(path) if os.path.exists(path) else []  # none: the task kept no document
+        keys = [signature_key(segmenter_of(language), text)  # none: the task kept no document
+                for language, text in _documents(path)] if os.path.exists(path) else []
     except (OSError, ValueError, EOFError):
         return None
     if len(buckets) != config.num_buckets:
         return None
     signed = np.sort(buckets[0]["doc"])
-    if any(not np.array_equal(np.sort(b["doc"]), signed) for b in buckets) or (len(signed) and signed[-1] >= len(docs)):
+    if any(not np.array_equal(np.sort(b["doc"]), signed) for b in buckets) or (len(signed) and signed[-1] >= len(keys)):
         return None  # every bucket holds the same documents, and each is one the step saw
-    hashes = np.zeros((len(docs), config.num_buckets, config.hashes_per_bucket), dtype=config.hash_config.np_dtype)
+    hashes = np.zeros((len(keys), config.num_buckets, config.hashes_per_bucket), dtype=config.hash_config.np_dtype)
     for b, records in enumerate(buckets):
         hashes[records["doc"], b] = records["hashes"]
-    has = np.zeros(len(docs), dtype=bool)
+    has = np.zeros(len(keys), dtype=bool)
     has[signed] = True
-    found: dict[bytes, list[list[int]] | None] = {}
-    for idx, (language, text) in enumerate(docs):
-        if idx not in timeouts:
-            found[signature_key(segmenter_of(language), text)] = hashes[idx].tolist() if has[idx] else None
-    return found
+    return {key: hashes[idx] if has[idx] else None for idx, key in enumerate(keys) if idx not in timeouts}
 
 
 def _read_json(path: str):
@@ -82,11 +81,9 @@ def _read_json(path: str):
         return json.load(f)
 
 
-def _documents(path: str) -> list[tuple[str | None, str]]:
-    """(language, text) of each document of a base phase's task file, in order."""
-    docs = []
+def _documents(path: str):
+    """(language, text) of each document of a base phase's task file, in order, one at a time."""
     with gzip.open(path, "rb") as f:
         for line in f:
             doc = orjson.loads(line)  # ~3x json's speed: bench's 355 documents in ~30 ms with json
-            docs.append(((doc.get("metadata") or {}).get("language"), doc.get("text", "")))
-    return docs
+            yield (doc.get("metadata") or {}).get("language"), doc.get("text", "")
