@@ -54,15 +54,14 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_top_duplicate,
     get_n_grams,
 )
-from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
+from datatrove.utils.text import PUNCTUATION_SET
 
 from stages.filters.quality_chain import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from stages.filters.quality_memo import Drop, ignore, part_names, read_memo, run_part, write_memo
 from stages.recipes.profiles import Profile, fineweb2_filters
 from stages.text.ngrams import RepeatedChars, TopDuplicates
-from stages.text.words import SpacyWords, shared_words, word_tokenizer
+from stages.text.words import SpacyWords, sentence_count, shared_words, word_tokenizer
 from stages.utils.deadline import BoundedFilter
-from stages.utils.loading import without_torch
 from stages.utils.memo import text_key
 from stages.writers.ledger import DropLedger
 
@@ -310,8 +309,7 @@ class QualityFilters(BoundedFilter, BaseFilter):
             if len(kept) >= f.min_num_sentences:
                 sentences = len(kept)
             else:
-                with without_torch():  # datatrove builds its own spaCy pipeline here
-                    sentences = sum(len(split_into_sentences(k)) for k in kept)
+                sentences = sum(map(sentence_count, kept))
             check(p, "too_few_sentences", sentences, sentences < f.min_num_sentences, "<", f.min_num_sentences)
         return "\n".join(kept).strip()
 

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from datatrove.utils.text import split_into_sentences
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_word_tokenizer
 
+from stages.text import english
 from stages.text.chinese import JiebaWords, load_dictionary
-from stages.utils import patches
+from stages.text.english import blank_english
 from stages.utils.loading import without_torch
 
 WORD_CACHE_SIZE = 200_000  # distinct chunks remembered (~40 MB); cleared whole when over
 _SHARED: SpacyWords | None = None
 _SUFFIXES = frozenset(",;:!?.")
-
-
-def blank_english():
-    """spaCy's blank English pipeline (its tokenizer only), built without importing PyTorch, nor the pipeline
-    components other packages register with spaCy: each new pipeline imports them all, and presidio's imports
-    presidio (0.4 s of regex compiling), for a tokenizer that uses none (a reuse run whose PII findings are all
-    replayed never needs presidio)."""
-    with without_torch():
-        import spacy
-
-        with patches.spacy_without_plugins():  # stages/utils/patches.py
-            return spacy.blank("en")
 
 
 class SpacyWords:
@@ -51,18 +41,29 @@ class SpacyWords:
         return {"cache": {}, "cache_size": self.cache_size, "_nlp": None, "_special": None}
 
     def _pipeline(self):
+        """spaCy's English tokenizer: its algorithm on its rules (stages/text/english.py; the same tokens
+        without building spaCy's pipeline, 0.12 s), or spaCy itself where that is not the spaCy it mirrors."""
         if self._nlp is None:
-            self._nlp = blank_english()
-            # spaCy computes 23 lexical attributes (shape, norm, like_num, ...) in Python for each new word; its
-            # tokenizer reads none of them (only the text: rules, prefixes, suffixes, infixes), and we keep only
-            # the tokens' text: the 11,938 chunks spaCy splits on bench's English pages, 0.21 s instead of 0.35 s,
-            # the same tokens
-            self._nlp.vocab.lex_attr_getters = {}
+            data = english.rules()
+            if data is not None:
+                self._nlp = english.Tokenizer(data)
+            else:
+                self._nlp = blank_english()
+                # spaCy computes 23 lexical attributes (shape, norm, like_num, ...) in Python for each new word;
+                # its tokenizer reads none of them (only the text: rules, prefixes, suffixes, infixes), and we
+                # keep only the tokens' text: the 11,938 chunks spaCy splits on bench's English pages, 0.21 s
+                # instead of 0.35 s, the same tokens
+                self._nlp.vocab.lex_attr_getters = {}
         return self._nlp
 
     def _tokenize(self, chunks: list[str]) -> None:
-        # a fresh pipeline whenever our cache is cleared bounds spaCy's vocabulary too
-        tokenizer = self._pipeline().tokenizer
+        # a fresh tokenizer whenever our cache is cleared bounds spaCy's cache (and vocabulary) too
+        tokenizer = self._pipeline()
+        if isinstance(tokenizer, english.Tokenizer):
+            for chunk in chunks:
+                self.cache[chunk] = tuple(tokenizer.words(chunk))
+            return
+        tokenizer = tokenizer.tokenizer
         # one call per chunk: chunks joined by spaces in one call do not always come out the same
         # (after some history, "o.Ä." came back as "o", ".", "Ä." instead of "o.", "Ä.")
         for chunk in chunks:
@@ -71,7 +72,8 @@ class SpacyWords:
     @property
     def special_cases(self) -> set[str]:
         if self._special is None:
-            self._special = set(self._pipeline().tokenizer.rules)
+            nlp = self._pipeline()
+            self._special = set(nlp.specials) if isinstance(nlp, english.Tokenizer) else set(nlp.tokenizer.rules)
         return self._special
 
     def __call__(self, text: str) -> list[str]:
@@ -130,3 +132,19 @@ def word_tokenizer(key: str, fast: bool = True):
         with without_torch():  # spaCy's import, and its first pipeline (which imports the spaCy plugins installed)
             tokenizer.tokenizer  # noqa: B018 (a property that builds the pipeline)
     return tokenizer
+
+
+@lru_cache(maxsize=1)
+def _english_sentences() -> english.Sentences | None:
+    data = english.rules()
+    return english.Sentences(data) if data is not None else None
+
+
+def sentence_count(text: str) -> int:
+    """`len(split_into_sentences(text))`, datatrove's English sentence split (spaCy's tokenizer and
+    sentencizer), from spaCy's rules without building its pipeline (stages/text/english.py)."""
+    sentences = _english_sentences()
+    if sentences is None or "IS_ALPHA" in text:  # where datatrove's split takes its own detour
+        with without_torch():  # datatrove builds its own spaCy pipeline here
+            return len(split_into_sentences(text))
+    return sentences.count(text)
