@@ -5,6 +5,7 @@ one engine per process."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from stages.pii.ner import ner_components
 from stages.pii.zh import PHONE_CONTEXT, PHONE_REGIONS, chinese_recognizers, cn_resident_id_recognizer
@@ -66,21 +67,60 @@ def _recognizers(entities, language: str) -> list:
     return found
 
 
+class BlankPipelines(Mapping):
+    """presidio's spaCy pipelines, by language: those given, and a blank one (`spacy.blank`) for each other
+    language, built when first asked for. With the line pre-filter presidio is handed empty NLP artifacts
+    and never reads a blank pipeline (stages/pii/scrub.py `_empty_artifacts`): building spaCy's English one,
+    0.12 s a process (the first pipeline of a process builds spaCy's registry too), went to a check of its
+    output on three words."""
+
+    def __init__(self, languages: list[str], given: dict | None = None):
+        self.languages = list(languages)
+        self.built = dict(given or {})
+
+    def __getitem__(self, lang: str):
+        if lang not in self.languages:
+            raise KeyError(lang)
+        if lang not in self.built:
+            import spacy
+
+            with without_torch():
+                self.built[lang] = spacy.blank(lang)  # instead of load(): load() would download a model
+        return self.built[lang]
+
+    def __iter__(self):
+        return iter(self.languages)
+
+    def __len__(self) -> int:
+        return len(self.languages)
+
+    def known_empty(self, lang: str) -> bool:
+        """Whether the pipeline for `lang` is a blank one, not built yet, whose tokenizer is spaCy's rule-based
+        `Tokenizer`: it has no component, and that tokenizer sets only a token's text and norm (spaCy refuses
+        special cases with other attributes, E1005), so no entity and no lemma comes from it. Other
+        tokenizers (Japanese, Korean) may set lemmas: those are built and looked at."""
+        if lang in self.built:
+            return False
+        import spacy
+
+        tokenizer = spacy.util.get_lang_class(lang).default_config["nlp"]["tokenizer"]
+        return tokenizer.get("@tokenizers") == "spacy.Tokenizer.v1"
+
+
 def _build_analyzer(entities, language: str, score_threshold: float, ner: tuple | None):
-    import spacy
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
     languages = [language] + (["zh"] if language != "zh" else [])
     recognizers = [r for lang in languages for r in _recognizers(entities, lang)]
-    nlp = {lang: spacy.blank(lang) for lang in languages}  # set instead of load(): load() would download a model
+    given = {}
     ner_config = None
     if ner is not None:
-        nlp[language], recognizer, ner_config = ner_components(ner[0], ner[1], language)
+        given[language], recognizer, ner_config = ner_components(ner[0], ner[1], language)
         recognizers.append(recognizer)
     nlp_engine = SpacyNlpEngine(models=[{"lang_code": lang, "model_name": "blank"} for lang in languages],
                                 ner_model_configuration=ner_config)
-    nlp_engine.nlp = nlp
+    nlp_engine.nlp = BlankPipelines(languages, given)
     registry = RecognizerRegistry(recognizers=recognizers, supported_languages=languages)
     return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=languages,
                           default_score_threshold=score_threshold)

@@ -202,8 +202,13 @@ class PIIScrubber(PipelineStep):
             from presidio_analyzer.nlp_engine import NlpArtifacts
 
         out = {}
-        for lang, nlp in self.analyzer.nlp_engine.nlp.items():
-            real = "ner" in nlp.pipe_names or any(t.lemma_ for t in nlp("calling phone numbers"))
+        pipelines = self.analyzer.nlp_engine.nlp  # stages/pii/analyzer.py BlankPipelines
+        for lang in pipelines:
+            if pipelines.known_empty(lang):
+                real = False
+            else:
+                nlp = pipelines[lang]
+                real = "ner" in nlp.pipe_names or any(t.lemma_ for t in nlp("calling phone numbers"))
             out[lang] = None if real else NlpArtifacts(entities=[], tokens=[], tokens_indices=[], lemmas=[],
                                                        nlp_engine=None, language=lang)
         return out
