@@ -40,6 +40,9 @@ PATHS = [
     "(.//*[self::div or self::p][re:test(@class, 'fulltext', 'i')])[1]",
     ".//*[self::div or self::p][re:test(@class, 'fulltext', 'i')]",
     ".//*[self::div][contains(translate(@class, 'T','t'), 'teaser') or contains(@class, '  ')]",
+    # joined into one regular expression per attribute, but for a back-reference and global flags
+    ".//*[self::div or self::p][re:test(@class, '(t)\\1') or re:test(@class, '(?i)FULLTEXT') or "
+    "contains(@class, 'post') or starts-with(@id, 'nav') or re:test(@id, '^x$|^k')]",
 ]
 
 
@@ -148,5 +151,6 @@ def test_trafilatura_extracts_the_same_texts_with_the_extraction_patches(corpus)
                           input=json.dumps(sample_pages(corpus, 20)))
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == ["trafilatura python selectors", "trafilatura xpath callbacks"]
+    assert out["applied"] == ["trafilatura element classes", "trafilatura python selectors",
+                              "trafilatura xpath callbacks"]
     assert out["texts"] >= 30 and out["same"]
