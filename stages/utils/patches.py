@@ -20,7 +20,11 @@ import re
 import sys
 import types
 
-from stages.utils.trafilatura_patches import trafilatura_python_selectors, trafilatura_xpath_callbacks
+from stages.utils.trafilatura_patches import (
+    trafilatura_element_classes,
+    trafilatura_python_selectors,
+    trafilatura_xpath_callbacks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +238,7 @@ PATCHES = {
 EXTRACTION_PATCHES = {
     "trafilatura python selectors": ("trafilatura", trafilatura_python_selectors),
     "trafilatura xpath callbacks": ("trafilatura", trafilatura_xpath_callbacks),
+    "trafilatura element classes": ("trafilatura", trafilatura_element_classes),
 }
 
 

@@ -91,9 +91,40 @@ def test_the_extraction_patch_keeps_what_each_trafilatura_xpath_selects():
     done = subprocess.run([sys.executable, "-c", SELECTIONS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == ["trafilatura python selectors", "trafilatura xpath callbacks"]
+    assert out["applied"] == ["trafilatura element classes", "trafilatura python selectors",
+                              "trafilatura xpath callbacks"]
     assert out["replaced"] >= 10  # OVERALL_DISCARD_XPATH's, the comment XPaths', ...
     assert out["found"] >= 10 and out["same"]  # the page has what they look for
+
+
+CLASSES = """
+import json
+from lxml import html
+from stages.utils import patches
+from stages.utils.trafilatura_patches import html_element_lookup
+from trafilatura.utils import HTML_PARSER
+PAGE = ("<html><body><FORM action='x'><Input name='a'><select><option>1</select><textarea>t</textarea>"
+        "<label>l</label></FORM><svg:rect/><p>x<!-- c --><?pi x?>&amp;</p></body></html>")
+def classes(parser):
+    tree = html.fromstring(PAGE, parser=parser)
+    return [[e.tag if isinstance(e.tag, str) else str(e.tag), type(e).__name__] for e in tree.iter()]
+plain = html.HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8")  # comments kept
+before = classes(HTML_PARSER) + classes(plain)
+applied = patches.apply(patches.EXTRACTION_PATCHES)
+plain.set_element_class_lookup(html_element_lookup())
+print(json.dumps({"applied": applied, "before": before, "after": classes(HTML_PARSER) + classes(plain)}))
+"""
+
+
+def test_element_classes_from_lxml_s_c_lookup_are_lxml_html_s():
+    done = subprocess.run([sys.executable, "-c", CLASSES], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "trafilatura element classes" in out["applied"]
+    names = {name for _, name in out["before"]}
+    assert {"FormElement", "InputElement", "SelectElement", "TextareaElement", "LabelElement", "HtmlElement",
+            "HtmlComment"} <= names
+    assert out["after"] == out["before"]
 
 
 PRESIDIO = """
