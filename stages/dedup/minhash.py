@@ -51,9 +51,11 @@ from datatrove.pipeline.dedup.minhash import (
     _mersenne_prime,
 )
 from datatrove.utils.hashing import HashConfig
-from datatrove.utils.text import ngrams, simplify_text
+from datatrove.utils.text import ngrams
+from datatrove.utils.text import simplify_text as datatrove_simplify_text
 
 from stages.dedup.replay import read_signatures, signature_key
+from stages.text.normalize import simplify_text
 from stages.text.words import shared_words, word_tokenizer
 from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import write_json_atomic
@@ -179,7 +181,8 @@ class LanguageSignature(Signature):
         if self._segmenter is None:
             return super().shingles(text)
         profile, tokenizer = self._segmenter
-        words = word_tokenizer(tokenizer, fast=self.fast).word_tokenize(simplify_text(text, self.config.norm_config))
+        simplify = simplify_text if self.fast else datatrove_simplify_text
+        words = word_tokenizer(tokenizer, fast=self.fast).word_tokenize(simplify(text, self.config.norm_config))
         return self._hashed(words, profile + "\x00")
 
 
