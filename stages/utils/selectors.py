@@ -116,8 +116,10 @@ class _Either:
     """An `or` of atoms, as a few lookups: the tags in a set, the attributes tested for presence, the values
     compared per attribute in a set, and the `contains`, `starts-with` and `re:test` atoms on the same
     attribute(s) as one regular expression (`(?:a)|(?:b)|...`: it finds a match where one of them would).
-    trafilatura's tests are `or`s of up to ~60 atoms on `@class` and `@id`: one lambda call each, 0.55 s of
-    the 1.3 s its selectors took on the English pages, went to ~15 µs an element; here a search or two."""
+    trafilatura's tests are `or`s of up to ~60 atoms on `@class` and `@id`, a lambda call each before. With the
+    memo keyed on what the tests read and the loop inlined (`Selector`): the 17 selectors over 200 raw trees of
+    the English pages, twice each, best of 5 alternated in one process, 2.78 s -> 2.08 s; trafilatura on the
+    355 pages, 5.8-6.2 s -> 5.1-5.8 s (alternated, a busy machine), the same texts."""
 
     def __init__(self):
         self.tags: set[str] = set()
@@ -148,8 +150,10 @@ class _Either:
 
     def compiled(self) -> Callable:
         tags, present, equals = frozenset(self.tags), tuple(self.present), tuple(self.equals.items())
-        searches = tuple((group, search) for (group, flags), patterns in self.searches.items()
-                         for search in _searches(patterns, flags))
+        searches = [(group, search) for (group, flags), patterns in self.searches.items()
+                    for search in _searches(patterns, flags)]
+        one = tuple((group[0], search) for group, search in searches if len(group) == 1)  # @a
+        first = tuple((group, search) for group, search in searches if len(group) > 1)  # @a|@b
         others = tuple(self.others)
 
         def test(tag, attrs, e) -> bool:
@@ -161,10 +165,13 @@ class _Either:
             for name, values in equals:
                 if attrs.get(name) in values:
                     return True
-            for group, search in searches:
+            for name, search in one:
+                if search(attrs.get(name, "")) is not None:
+                    return True
+            for group, search in first:
                 if search(_first(attrs, group)) is not None:
                     return True
-            return any(other(tag, attrs, e) for other in others)
+            return bool(others) and any(other(tag, attrs, e) for other in others)
 
         return test
 
@@ -191,35 +198,28 @@ class Selector:
     elements of its tags tested in order, the answer remembered per value of what the tests read.
 
     The memo's key is only what the tests read: the values of their attributes (`e.get`, None when absent),
-    with the tag where a test reads it, and, where `@a|@b` takes the first present in the attribute list,
-    those attributes in their order. Keyed by every attribute instead (an `href`, a `src` per element), half
-    the elements of the 355 English pages were misses; keyed so, ~2 % (0.55 s less of trafilatura's 5.0 s)."""
+    with the tag where a test reads it; where `@a|@b` takes the first of them in the attribute list, the tag
+    and every attribute, in their order."""
 
     def __init__(self, xpath, tags: tuple[str, ...], steps: list[tuple[Callable, bool]], first: str,
                  names: set[str] | None = None):
         self.xpath, self.path, self.tags, self.first = xpath, xpath.path, tags, first
-        self.tests = [test for test, below in steps if not below]  # answered once per key
+        tests = [test for test, below in steps if not below]  # answered once per key
         self.below = [test for test, below in steps if below]  # looking below the element: for each
+        self.test = tests[0] if len(tests) == 1 else (lambda tag, attrs, e: all(t(tag, attrs, e) for t in tests))
         self.memo: dict = {}
         # what the tests read: None (unknown) keys on the tag and every attribute, in their order
         self.names = None if names is None or ORDERED in names else tuple(sorted(n for n in names if n))
-        self.tagged = names is None or "" in names
-        self.single = self.names[0] if self.names is not None and len(self.names) == 1 and not self.tagged else None
-
-    def key(self, e):
-        """The memo key of element `e`: what the tests read of it."""
-        if self.single is not None:
-            return e.get(self.single)
-        if self.names is None:
-            return (e.tag, *e.items())
-        values = tuple(map(e.get, self.names))
-        return (e.tag, *values) if self.tagged else values
+        tagged = names is None or "" in names
+        self.single = self.names[0] if self.names is not None and len(self.names) == 1 and not tagged else None
+        self.key = _key_of(self.names, tagged)
 
     def answer(self, e, key) -> bool:
         """The tests on `e`, remembered under `key` (all forgotten past `MEMO_KEYS`)."""
-        if len(self.memo) >= MEMO_KEYS:
-            self.memo.clear()
-        found = self.memo[key] = all(test(e.tag, dict(e.items()), e) for test in self.tests)
+        memo = self.memo
+        if len(memo) >= MEMO_KEYS:
+            memo.clear()
+        found = memo[key] = self.test(e.tag, dict(e.items()), e)
         return found
 
     def passes(self, e) -> bool:
@@ -233,38 +233,55 @@ class Selector:
         if not hasattr(tree, "iterdescendants"):  # a whole document (`_ElementTree`): as it was
             return self.xpath(tree)
         elements = tree.iterdescendants(*self.tags)
-        if self.first == "all" or self.below or self.single is None:
-            return self._select(elements, self.passes)
-        # the common case, inline: one attribute read, not the tag
-        name, memo, answer = self.single, self.memo, self.answer
+        if self.first == "all":
+            return next(([e] for e in elements if self.passes(e)), [])
         selected, parents, each = [], set(), self.first == "each"
-        for e in elements:
-            value = e.get(name)
-            found = memo.get(value)
-            if found is None:
-                found = answer(e, value)
-            if found:
-                if each:
-                    parent = e.getparent()
-                    if parent in parents:
-                        continue
-                    parents.add(parent)
-                selected.append(e)
+        if self.below:
+            passing = filter(self.passes, elements)
+        else:  # inline, as this runs for every element of its tags, 2-5 times a page
+            passing = []
+            memo, answer, name, key = self.memo, self.answer, self.single, self.key
+            if name is not None:  # one attribute read, not the tag
+                for e in elements:
+                    value = e.get(name)
+                    found = memo.get(value)
+                    if found is None:
+                        found = answer(e, value)
+                    if found:
+                        passing.append(e)
+            else:
+                for e in elements:
+                    value = key(e)
+                    found = memo.get(value)
+                    if found is None:
+                        found = answer(e, value)
+                    if found:
+                        passing.append(e)
+            if not each:
+                return passing
+        for e in passing:
+            if each:
+                parent = e.getparent()
+                if parent in parents:
+                    continue
+                parents.add(parent)
+            selected.append(e)
         return selected
 
-    def _select(self, elements, passes) -> list:
-        if self.first == "all":
-            return next(([e] for e in elements if passes(e)), [])
-        selected, parents = [], set()
-        for e in elements:
-            if passes(e):
-                if self.first == "each":
-                    parent = e.getparent()
-                    if parent in parents:
-                        continue
-                    parents.add(parent)
-                selected.append(e)
-        return selected
+
+def _key_of(names: tuple[str, ...] | None, tagged: bool) -> Callable:
+    """The memo key of an element: the values of `names` (and its tag), or its tag and attribute list."""
+    if names is None:
+        return lambda e: (e.tag, *e.items())
+    if tagged:
+        return lambda e: (e.tag, *map(e.get, names))
+    if len(names) == 1:
+        name = names[0]
+        return lambda e: e.get(name)
+    if len(names) == 2:
+        first, second = names
+        return lambda e: (e.get(first), e.get(second))
+    return lambda e: tuple(map(e.get, names))
 
 
 _SHAPE = re.compile(r"(\()?\.//\*((?:\[.*?\])+?)(\[1\])?(\)\[1\])?$")
