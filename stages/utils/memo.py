@@ -49,6 +49,7 @@ def write_memo_file(folder: str, rank: int, values: dict[bytes, object], metadat
                       "value": [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for _, v in rows]},
                      schema=MEMO_SCHEMA).replace_schema_metadata(metadata)
     with atomic_path(memo_path(folder, rank)) as tmp:
-        # no min/max statistics: two whole values a file, never read
-        pq.write_table(table, tmp, compression="zstd", compression_level=15, use_dictionary=False,
+        # no min/max statistics: two whole values a file, never read. zstd level 9: bench's eight quality memos
+        # 48.0 KB in 9 ms of CPU; level 15 took 26 ms for 47.1 KB
+        pq.write_table(table, tmp, compression="zstd", compression_level=9, use_dictionary=False,
                        write_statistics=False)
