@@ -34,6 +34,7 @@ from pipeline.finalize.consolidate import read_back_schema, write_ledger_part
 from stages.pii.fields import scrub_text, scrub_url
 from stages.pii.scrub import DEFAULT_MAX_CANDIDATES, PIIScrubber
 from stages.utils.io import write_text_atomic
+from stages.utils.memo import read_memo_file
 
 
 def public_folder(layout: RunLayout) -> Path:
@@ -122,10 +123,23 @@ def reused_scrubbing(resolved: dict, part: str) -> dict[str, dict]:
     return memo
 
 
-def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None = None
-                 ) -> tuple[pa.Table, dict[str, int]]:
+def stage_url_memo(layout: RunLayout, resolved: dict, part: str) -> dict | None:
+    """The PII stage's memo of the URLs it scrubbed in the final task of ledger part `part` (stages/pii/fields.py
+    `scrub_url`), when that stage's scrubber is the public copy's (`run_scrubber`: the run's entities, replacement
+    and max_candidates; presidio's fast windows and no NER model): what it found in a kept document's URL is
+    what scrubbing the URL again finds. Else None."""
+    config = resolved["config"]
+    pii = config.get("pii", {})
+    if config.get("recipe") == "fineweb" or not pii.get("fast", True) or (pii.get("ner") or {}).get("model"):
+        return None  # FineWeb's own PII step, whole-text presidio or NER: another scrubber than the public copy's
+    return read_memo_file(str(layout.pii_memo), int(Path(part).stem.rsplit("-", 1)[1]))[0]
+
+
+def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None = None,
+                 url_memo: dict | None = None) -> tuple[pa.Table, dict[str, int]]:
     """The public copy of one ledger part (one task's rows), and how many rows had PII in url and detail.
-    `reused`: the scrubbed values of another run with the same settings (`reused_scrubbing`)."""
+    `reused`: the scrubbed values of another run with the same settings (`reused_scrubbing`); `url_memo`: the
+    URLs the run's PII stage scrubbed with the same scrubber (`stage_url_memo`)."""
     scrubber = run_scrubber(resolved)
     root = input_root(resolved.get("inputs", []))
     counts = {"pii_in_urls": 0, "pii_in_details": 0}
@@ -148,9 +162,11 @@ def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None
     hide = pc.fill_null(pc.is_in(table["stage"], pa.array(_unscrubbed(resolved["stages"]), pa.string())), False)
     # excerpts after the PII stage are scrubbed text already: scrubbing them again only guards
     excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"]).to_pylist()
+    # a kept document's URL was scrubbed by the PII stage: on bench's English pages 256 of the 355 rows' URLs
+    urls = functools.partial(scrub_url, memo=url_memo) if url_memo is not None else scrub_url
     columns = {
-        "url": scrubbed(table["url"].to_pylist(), scrub_url, "pii_in_urls", "url"),
-        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), scrub_url, column="duplicate_of_url"),
+        "url": scrubbed(table["url"].to_pylist(), urls, "pii_in_urls", "url"),
+        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), urls, column="duplicate_of_url"),
         "detail": scrubbed(table["detail"].to_pylist(), scrub_text, "pii_in_details", "detail"),
         "excerpt": scrubbed(excerpt, scrub_text, column="excerpt"),
         "warc": pa.array([relative[v] for v in warcs], pa.string()),
@@ -183,7 +199,8 @@ def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = Non
     resolved = resolved or read_resolved(layout)
     dest = public_folder(layout) / "ledger" / part.name
     rows = pq.read_table(part) if rows is None else rows.cast(read_back_schema())
-    table, counts = public_table(rows, resolved, reused_scrubbing(resolved, part.name))
+    table, counts = public_table(rows, resolved, reused_scrubbing(resolved, part.name),
+                                 stage_url_memo(layout, resolved, part.name))
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_ledger_part(table, dest, private=False)
     write_text_atomic(public_folder(layout) / "counts" / f"{part.stem}.json", json.dumps(counts, sort_keys=True))
