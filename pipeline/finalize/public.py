@@ -26,14 +26,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.consolidate import read_back_schema, write_ledger_part
 from stages.pii.fields import scrub_text, scrub_url
 from stages.pii.scrub import DEFAULT_MAX_CANDIDATES, PIIScrubber
-from stages.utils.io import write_text_atomic
+from stages.utils.io import read_parquet, write_text_atomic
 from stages.utils.memo import read_memo_file
 
 
@@ -107,8 +106,8 @@ def reused_scrubbing(resolved: dict, part: str) -> dict[str, dict]:
         return {}
     source = RunLayout(Path(entry["from"]))
     try:
-        raw = pq.read_table(source.ledger / part, columns=list(SCRUBBED))
-        public = pq.read_table(public_folder(source) / "ledger" / part, columns=list(SCRUBBED))
+        raw = read_parquet(source.ledger / part, columns=list(SCRUBBED))
+        public = read_parquet(public_folder(source) / "ledger" / part, columns=list(SCRUBBED))
         counts = json.loads((public_folder(source) / "counts" / f"{Path(part).stem}.json").read_text())
     except (OSError, ValueError, pa.ArrowException):  # deleted or partly written since: scrubbed again, as without
         return {}
@@ -198,7 +197,7 @@ def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = Non
     `rows`: the part's rows when the caller holds them (it has just written the part)."""
     resolved = resolved or read_resolved(layout)
     dest = public_folder(layout) / "ledger" / part.name
-    rows = pq.read_table(part) if rows is None else rows.cast(read_back_schema())
+    rows = read_parquet(part) if rows is None else rows.cast(read_back_schema())
     table, counts = public_table(rows, resolved, reused_scrubbing(resolved, part.name),
                                  stage_url_memo(layout, resolved, part.name))
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.utils.io import atomic_path
+from stages.utils.io import atomic_path, read_parquet
 
 MEMO_SCHEMA = pa.schema([("text", pa.binary(8)), ("value", pa.string())])
 
@@ -36,7 +36,7 @@ def read_memo_file(folder: str, rank: int) -> tuple[dict[bytes, object], dict[by
     """({text digest: value}, the file's key-value metadata); both empty when the file is missing or unreadable
     (a partly deleted work/): the step then computes."""
     try:
-        table = pq.read_table(memo_path(folder, rank))
+        table = read_parquet(memo_path(folder, rank))
         values = dict(zip(table.column("text").to_pylist(), map(json.loads, table.column("value").to_pylist())))
     except (OSError, pa.ArrowInvalid, KeyError, ValueError):
         return {}, {}
