@@ -5,12 +5,14 @@ its MinHash cluster kept. The row format is `stages.writers.ledger`'s; the work 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stages.utils.io import PRIVATE_FILE, atomic_path, make_private
+from stages.writers.ledger import LEDGER_SCHEMA
 
 
 def _sort_key(row: dict):
@@ -30,3 +32,13 @@ def write_ledger_part(table: pa.Table, path: Path, private: bool = True) -> None
         make_private([], [path.parent])
     with atomic_path(path, PRIVATE_FILE if private else 0o644) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=100_000)
+
+
+@functools.cache
+def read_back_schema() -> pa.Schema:
+    """`LEDGER_SCHEMA` as a ledger file gives it back: parquet names a map's entries after its column
+    (`map<string, double ('quality')>`), and a file written from rows read back records that name. The public
+    copy of a part, made from the rows read back before, is made from the rows in memory cast to it: same bytes."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(LEDGER_SCHEMA.empty_table(), buffer)
+    return pq.read_schema(pa.BufferReader(buffer.getvalue()))

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import yaml
 
 from pipeline.core.layout import RunLayout
-from pipeline.finalize.consolidate import write_ledger_part
+from pipeline.finalize.consolidate import read_back_schema, write_ledger_part
 from stages.pii.fields import scrub_text, scrub_url
 from stages.pii.scrub import DEFAULT_MAX_CANDIDATES, PIIScrubber
-from stages.utils.io import write_text_atomic
+from stages.utils.io import parse_yaml, read_parquet, write_text_atomic
+from stages.utils.memo import read_memo_file
 
 
 def public_folder(layout: RunLayout) -> Path:
@@ -106,8 +105,8 @@ def reused_scrubbing(resolved: dict, part: str) -> dict[str, dict]:
         return {}
     source = RunLayout(Path(entry["from"]))
     try:
-        raw = pq.read_table(source.ledger / part, columns=list(SCRUBBED))
-        public = pq.read_table(public_folder(source) / "ledger" / part, columns=list(SCRUBBED))
+        raw = read_parquet(source.ledger / part, columns=list(SCRUBBED))
+        public = read_parquet(public_folder(source) / "ledger" / part, columns=list(SCRUBBED))
         counts = json.loads((public_folder(source) / "counts" / f"{Path(part).stem}.json").read_text())
     except (OSError, ValueError, pa.ArrowException):  # deleted or partly written since: scrubbed again, as without
         return {}
@@ -122,10 +121,23 @@ def reused_scrubbing(resolved: dict, part: str) -> dict[str, dict]:
     return memo
 
 
-def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None = None
-                 ) -> tuple[pa.Table, dict[str, int]]:
+def stage_url_memo(layout: RunLayout, resolved: dict, part: str) -> dict | None:
+    """The PII stage's memo of the URLs it scrubbed in the final task of ledger part `part` (stages/pii/fields.py
+    `scrub_url`), when that stage's scrubber is the public copy's (`run_scrubber`: the run's entities, replacement
+    and max_candidates; presidio's fast windows and no NER model): what it found in a kept document's URL is
+    what scrubbing the URL again finds. Else None."""
+    config = resolved["config"]
+    pii = config.get("pii", {})
+    if config.get("recipe") == "fineweb" or not pii.get("fast", True) or (pii.get("ner") or {}).get("model"):
+        return None  # FineWeb's own PII step, whole-text presidio or NER: another scrubber than the public copy's
+    return read_memo_file(str(layout.pii_memo), int(Path(part).stem.rsplit("-", 1)[1]))[0]
+
+
+def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None = None,
+                 url_memo: dict | None = None) -> tuple[pa.Table, dict[str, int]]:
     """The public copy of one ledger part (one task's rows), and how many rows had PII in url and detail.
-    `reused`: the scrubbed values of another run with the same settings (`reused_scrubbing`)."""
+    `reused`: the scrubbed values of another run with the same settings (`reused_scrubbing`); `url_memo`: the
+    URLs the run's PII stage scrubbed with the same scrubber (`stage_url_memo`)."""
     scrubber = run_scrubber(resolved)
     root = input_root(resolved.get("inputs", []))
     counts = {"pii_in_urls": 0, "pii_in_details": 0}
@@ -143,15 +155,19 @@ def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None
                 counts[count] += 1
         return pa.array(out, pa.string())
 
+    warcs = table["warc"].to_pylist()
+    relative = {v: relative_warc(v, root) for v in set(warcs)}  # a part's rows come from its task's few files
     hide = pc.fill_null(pc.is_in(table["stage"], pa.array(_unscrubbed(resolved["stages"]), pa.string())), False)
     # excerpts after the PII stage are scrubbed text already: scrubbing them again only guards
     excerpt = pc.if_else(hide, pa.scalar(None, pa.string()), table["excerpt"]).to_pylist()
+    # a kept document's URL was scrubbed by the PII stage: on bench's English pages 256 of the 355 rows' URLs
+    urls = functools.partial(scrub_url, memo=url_memo) if url_memo is not None else scrub_url
     columns = {
-        "url": scrubbed(table["url"].to_pylist(), scrub_url, "pii_in_urls", "url"),
-        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), scrub_url, column="duplicate_of_url"),
+        "url": scrubbed(table["url"].to_pylist(), urls, "pii_in_urls", "url"),
+        "duplicate_of_url": scrubbed(table["duplicate_of_url"].to_pylist(), urls, column="duplicate_of_url"),
         "detail": scrubbed(table["detail"].to_pylist(), scrub_text, "pii_in_details", "detail"),
         "excerpt": scrubbed(excerpt, scrub_text, column="excerpt"),
-        "warc": pa.array([relative_warc(v, root) for v in table["warc"].to_pylist()], pa.string()),
+        "warc": pa.array([relative[v] for v in warcs], pa.string()),
         "pii_spans": pa.array([_without_values(v) for v in table["pii_spans"].to_pylist()], pa.string()),
     }
     for name, column in columns.items():
@@ -161,16 +177,25 @@ def public_table(table: pa.Table, resolved: dict, reused: dict[str, dict] | None
 
 
 def read_resolved(layout: RunLayout) -> dict:
-    # libyaml's safe loader where PyYAML has it: every finalize task reads the run's config.resolved.yaml
-    # (~6 KB on bench: ~25 ms in Python, ~2 ms in C; 8 tasks a run)
-    return yaml.load(layout.resolved_config.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The run's config.resolved.yaml, parsed once per process for each content it has had: every finalize task
+    reads it (~6 KB on bench: 1.7 ms with libyaml, 8 tasks a run in one worker). Shared: read it, never change it."""
+    return _parsed_yaml(layout.resolved_config.read_text(encoding="utf-8"))
 
 
-def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = None) -> Path:
-    """The public copy of ledger part `part` and its counts, under work/publish/; returns the copy's path."""
+@functools.lru_cache(maxsize=8)
+def _parsed_yaml(text: str) -> dict:
+    return parse_yaml(text)
+
+
+def write_public_part(layout: RunLayout, part: Path, resolved: dict | None = None, rows: pa.Table | None = None
+                      ) -> Path:
+    """The public copy of ledger part `part` and its counts, under work/publish/; returns the copy's path.
+    `rows`: the part's rows when the caller holds them (it has just written the part)."""
     resolved = resolved or read_resolved(layout)
     dest = public_folder(layout) / "ledger" / part.name
-    table, counts = public_table(pq.read_table(part), resolved, reused_scrubbing(resolved, part.name))
+    rows = read_parquet(part) if rows is None else rows.cast(read_back_schema())
+    table, counts = public_table(rows, resolved, reused_scrubbing(resolved, part.name),
+                                 stage_url_memo(layout, resolved, part.name))
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_ledger_part(table, dest, private=False)
     write_text_atomic(public_folder(layout) / "counts" / f"{part.stem}.json", json.dumps(counts, sort_keys=True))

@@ -68,7 +68,8 @@ def _duckdb(layout: RunLayout, threads: int = 1):
 @functools.cache
 def _process_duckdb(root: str, pid: int):
     """One connection per process (`pid`: never one a forked process inherited), for every finalize task it
-    runs: opening one takes ~30 ms, and a worker ran bench's 8 finalize tasks, each opening its own."""
+    runs, the index's included: opening one takes ~30 ms, and a worker ran bench's 8 finalize tasks and the
+    index task, each opening its own."""
     return _duckdb(RunLayout(Path(root)))
 
 
@@ -89,8 +90,17 @@ def _write_representatives(layout: RunLayout, reps: Path) -> None:
     """(dup_cluster, id, url) of every kept row with a cluster, sorted by cluster. Read `INDEX_BATCH` kept
     files at a time into chunks (DuckDB holds per-file state for every file of a scan: ~4.5 KB each), then
     sorted from the chunks; only the three fields are parsed: a kept row's excerpt is never held."""
-    # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread
-    con = _duckdb(layout, threads=len(os.sched_getaffinity(0)))
+    con = _process_duckdb(str(layout.root), os.getpid())
+    # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread;
+    # then one again, for the lookups of the parts' tasks this process may run next
+    con.execute(f"SET threads = {len(os.sched_getaffinity(0))}")
+    try:
+        _index_chunks(con, layout, reps)
+    finally:
+        con.execute("SET threads = 1")
+
+
+def _index_chunks(con, layout: RunLayout, reps: Path) -> None:
     chunks = finalize_dir(layout) / "representatives.chunks"
     shutil.rmtree(chunks, ignore_errors=True)
     chunks.mkdir(parents=True)
@@ -184,12 +194,13 @@ def _lookup_representatives(layout: RunLayout, clusters: list[int], con) -> dict
     return reps
 
 
-def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect) -> None:
-    """`ledger/part-{rank}.parquet` from the decision rows task `rank` wrote; nothing when it wrote none."""
+def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect) -> pa.Table | None:
+    """`ledger/part-{rank}.parquet` from the decision rows task `rank` wrote, and its rows (the public copy is
+    made from them); nothing, and None, when it wrote none or the part exists."""
     path = layout.ledger / f"part-{rank:05d}.parquet"
     paths = [p for prefix in prefixes if (p := layout.decisions / f"{prefix}{rank:05d}.jsonl").exists()]
     if path.exists() or not paths:
-        return
+        return None
     rows = []
     for p in paths:
         with open(p, "rb") as f:
@@ -202,7 +213,9 @@ def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect)
         else:
             row.setdefault("duplicate_of", None)
             row.setdefault("duplicate_of_url", None)
-    write_ledger_part(pa.Table.from_pylist(sort_rows(rows), schema=LEDGER_SCHEMA), path)
+    table = pa.Table.from_pylist(sort_rows(rows), schema=LEDGER_SCHEMA)
+    write_ledger_part(table, path)
+    return table
 
 
 class FinalizeIndex(PipelineStep):
@@ -242,10 +255,12 @@ class FinalizeParts(PipelineStep):
             connect = functools.partial(_process_duckdb, str(layout.root), os.getpid())
             resolved = read_resolved(layout)
             for part in range(rank, self.parts, world_size):
-                consolidate_part(layout, part, plan["decision_files"], connect)
+                table = consolidate_part(layout, part, plan["decision_files"], connect)
                 path = layout.ledger / f"part-{part:05d}.parquet"
                 if path.exists() and not (public_folder(layout) / "ledger" / path.name).exists():
-                    write_public_part(layout, path, resolved)  # what publishing uploads, PII scrubbed
+                    # what publishing uploads, PII scrubbed; from the rows just written (not read back) unless a
+                    # rerun finds the part written before
+                    write_public_part(layout, path, resolved, table)
                 self.stat_update("ledger_parts")
             if plan["languages"]:
                 layout.bin.mkdir(parents=True, exist_ok=True)

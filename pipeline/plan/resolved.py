@@ -22,7 +22,7 @@ from pipeline.core.lock import LOCK_NAME
 from pipeline.plan.config import Config, config_to_dict
 from pipeline.plan.phases import Phase, early_drops, flat_steps, stage_order, task_count
 from pipeline.plan.reuse import stage_keys
-from stages.utils.io import write_text_atomic
+from stages.utils.io import read_yaml, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def check_resumable(layout: RunLayout, resolved: dict) -> bool:
     if layout.root.exists() and not layout.root.is_dir():
         raise Refused(f"{layout.root}: exists and is not a directory; choose another --output")
     if path.exists():
-        previous = yaml.safe_load(path.read_text())
+        previous = read_yaml(path)
         if _identity(previous) != _identity(resolved):
             raise Refused(f"{layout.root}: holds a run with other inputs, config or task count: "
                            f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "

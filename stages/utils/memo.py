@@ -19,7 +19,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.utils.io import atomic_path
+from stages.utils.io import atomic_path, read_parquet
 
 MEMO_SCHEMA = pa.schema([("text", pa.binary(8)), ("value", pa.string())])
 
@@ -36,7 +36,7 @@ def read_memo_file(folder: str, rank: int) -> tuple[dict[bytes, object], dict[by
     """({text digest: value}, the file's key-value metadata); both empty when the file is missing or unreadable
     (a partly deleted work/): the step then computes."""
     try:
-        table = pq.read_table(memo_path(folder, rank))
+        table = read_parquet(memo_path(folder, rank))
         values = dict(zip(table.column("text").to_pylist(), map(json.loads, table.column("value").to_pylist())))
     except (OSError, pa.ArrowInvalid, KeyError, ValueError):
         return {}, {}
@@ -49,6 +49,7 @@ def write_memo_file(folder: str, rank: int, values: dict[bytes, object], metadat
                       "value": [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for _, v in rows]},
                      schema=MEMO_SCHEMA).replace_schema_metadata(metadata)
     with atomic_path(memo_path(folder, rank)) as tmp:
-        # no min/max statistics: two whole values a file, never read
-        pq.write_table(table, tmp, compression="zstd", compression_level=15, use_dictionary=False,
+        # no min/max statistics: two whole values a file, never read. zstd level 9: bench's eight quality memos
+        # 48.0 KB in 9 ms of CPU; level 15 took 26 ms for 47.1 KB
+        pq.write_table(table, tmp, compression="zstd", compression_level=9, use_dictionary=False,
                        write_statistics=False)

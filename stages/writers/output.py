@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 
 import pyarrow as pa
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.io import OutputFileManager
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers import JsonlReader
@@ -55,13 +55,22 @@ class FastGzipFiles(OutputFileManager):
         return self._output_files[filename]
 
 
+def task_row(writer, doc: Document) -> dict:
+    """datatrove's default row, the document's non-empty fields, without the deep copy of the document that its
+    `dataclasses.asdict` makes: orjson writes the same bytes from the document's own values (the copy was 2/3
+    of this writer's CPU on bench: 0.04 s of 0.06 s). A document with media gets datatrove's row."""
+    if doc.media:
+        return writer._default_adapter(doc)
+    return {key: value for key, value in (("text", doc.text), ("id", doc.id), ("metadata", doc.metadata)) if value}
+
+
 class TaskFileWriter(JsonlWriter):
     """The base phase's surviving documents, one file per task: `{rank:05d}.jsonl.gz`."""
 
     stage = "write"
 
     def __init__(self, folder: str):
-        super().__init__(folder, output_filename="${rank}.jsonl.gz")
+        super().__init__(folder, output_filename="${rank}.jsonl.gz", adapter=task_row)
         self.output_mg = FastGzipFiles(self.output_folder)
 
 

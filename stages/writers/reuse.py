@@ -72,7 +72,7 @@ class ReuseStore(PipelineStep):
     Rows go to the file a row group at a time, each of ~`group_chars` characters of text, so that a task
     holds one group, not all its texts (issue 18: a 1 GB WARC is ~70 MB of text, a hostile one 20 pages of
     1 MB, held until the task ended). 1 M characters: writing a group of the hostile corpus's texts peaks at
-    +52 MB RSS (zstd 15 on megabyte values), 8 M at +107 MB; bench's tasks are under 1 M each, one group as
+    +52 MB RSS (zstd 15, then, on megabyte values), 8 M at +107 MB; bench's tasks are under 1 M each, one group as
     before, and bench's texts as one task take 4% more bytes in 1 M groups than in one.
     A document's language is read when its group is written, after this step has been asked for a later
     document: language ID, the next step, takes one document at a time and has stamped it by then. The file
@@ -120,10 +120,10 @@ class ReuseStore(PipelineStep):
 
 @contextlib.contextmanager
 def _store_writer(path) -> Iterator[pq.ParquetWriter]:
-    # zstd level 15: bench's store 0.96 MB (1.47x its 0.65 MB parquet output) instead of level 1's 1.10 MB,
-    # for 0.3 s of CPU over its 411 texts (level 19: 0.93 MB for 1.0 s; trafilatura takes 9 s); without
-    # min/max statistics (two whole texts a file, never read): 0.90 MB
-    writer = pq.ParquetWriter(str(path), STORE_SCHEMA, compression="zstd", compression_level=15,
+    # zstd level 9: bench's store 0.91 MB in 0.07 s of CPU, where level 15 took 0.33 s for 0.89 MB (on its English
+    # pages: 0.72 MB in 0.05 s, level 15 0.70 MB in 0.31 s, level 12 0.72 MB in 0.16 s, level 1 0.82 MB in 0.01 s);
+    # without min/max statistics (two whole texts a file, never read)
+    writer = pq.ParquetWriter(str(path), STORE_SCHEMA, compression="zstd", compression_level=9,
                               use_dictionary=["kind", "language"], write_statistics=False)
     try:
         yield writer

@@ -11,10 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.finalize.public import TOO_DENSE, public_table
+from pipeline.core.layout import RunLayout
+from pipeline.finalize.public import TOO_DENSE, public_table, stage_url_memo
 from stages.pii.scrub import DEFAULT_ENTITIES
 from stages.tokens.binformat import HEADER_INTS
 from stages.tokens.tokenize import BPETokenizer
+from stages.utils.memo import text_key, write_memo_file
 from stages.writers.ledger import LEDGER_SCHEMA
 from tests.fixtures import html_page, write_warc
 from tests.pipeline.clusterkit import ccpipe
@@ -128,3 +130,29 @@ def test_a_ledger_field_too_dense_to_scrub_is_withheld_whole():
     assert urls[0] == TOO_DENSE
     assert urls[1].startswith("https://www.example.com/contact?email=") and "jane.roe" not in urls[1]
     assert counts["pii_in_urls"] == 2
+
+
+def test_a_url_the_pii_stage_scrubbed_is_taken_from_its_memo_and_a_dense_one_still_withheld(tmp_path):
+    """The public copy scrubs with the PII stage's scrubber: the URLs in that stage's memo (stages/pii/fields.py)
+    are its answers, taken as they are; the density limit of a whole URL still applies first."""
+    dense = "https://www.example.com/" + "555 0100 " * 7282
+    plain = "https://www.example.com/contact?email=jane.roe@example.org"
+    memo = {text_key("\x00url\x00" + plain): [1, "https://www.example.com/contact?email=from-the-memo"],
+            text_key("\x00url\x00" + dense): [0]}
+    rows = [{"id": "a", "url": dense, "decision": "dropped", "stage": "reader", "reason": "bad_url", "detail": None},
+            {"id": "b", "url": plain, "decision": "kept", "stage": None, "reason": None, "detail": None}]
+    config = {"recipe": "ccpipe", "pii": {"entities": list(DEFAULT_ENTITIES), "replacement": "surrogate",
+                                          "fast": True, "ner": {"model": None}}}
+    resolved = {"config": config, "inputs": [], "stages": ["reader", "extract", "pii"]}
+    public, counts = public_table(pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA), resolved, url_memo=memo)
+    assert public["url"].to_pylist() == [TOO_DENSE, "https://www.example.com/contact?email=from-the-memo"]
+    assert counts["pii_in_urls"] == 2
+
+    layout = RunLayout(tmp_path)
+    write_memo_file(str(layout.pii_memo), 3, memo)
+    assert stage_url_memo(layout, resolved, "part-00003.parquet") == memo
+    # another scrubber than the public copy's: its memo is not the public copy's answers
+    for other in ({"fast": False}, {"ner": {"model": "en_core_web_sm"}}):
+        assert stage_url_memo(layout, {**resolved, "config": {**config, "pii": {**config["pii"], **other}}},
+                              "part-00003.parquet") is None
+    assert stage_url_memo(layout, {**resolved, "config": {**config, "recipe": "fineweb"}}, "part-00003.parquet") is None

@@ -1,9 +1,11 @@
 """The quality filters' memo: a filter's result replayed on a text it judged gives what measuring gives."""
 
 import itertools
+import random
+from fractions import Fraction
 
 from stages.filters.quality import QualityFilters
-from stages.filters.quality_memo import read_memo, write_memo
+from stages.filters.quality_memo import MAX_DENOMINATOR, _limit_denominator, read_memo, write_memo
 from stages.text.words import shared_words
 from stages.utils.memo import memo_path, text_key
 from tests.fixtures import make_doc
@@ -105,3 +107,15 @@ def test_gopher_quality_with_other_thresholds_is_re_decided_from_fineweb_signals
     # with FineWeb's thresholds, a text dropped for its word count has no later signal: measured (words split)
     _fresh_run((False, {"min_doc_words": 10}, False, False), memo_source=str(tmp_path))
     assert [c for c in shared_words().cache if c.startswith("zq")]
+
+
+def test_ratios_are_fractions_limit_denominator():
+    # _limit_denominator is fractions.py's algorithm on ints: the memo's bytes are what Fraction gave
+    rng = random.Random(7)
+    values = [i / j for i in range(0, 60) for j in range(1, 60)]
+    values += [rng.randrange(1 << 30) / rng.randrange(1, 1 << 26) for _ in range(3000)]
+    values += [rng.uniform(-5, 5) for _ in range(2000)] + [rng.random() * 1e-9 for _ in range(200)]
+    values += [1 / 3, -2 / 7, 0.1 + 0.2, 5.378048780487805, 1e-300, 123456789.123, (1 << 24) + 0.5]
+    for v in values:
+        ratio = Fraction(v).limit_denominator(MAX_DENOMINATOR)
+        assert _limit_denominator(v) == (ratio.numerator, ratio.denominator), v
