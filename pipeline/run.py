@@ -75,7 +75,7 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
 def reused_inputs(run: str | Path) -> list[str]:
     """The input files of the run at `run` (its config.resolved.yaml): `--reuse RUN` without `--input`."""
     try:
-        return list(yaml.safe_load(RunLayout(Path(run)).resolved_config.read_text())["inputs"])
+        return list(RunLayout(Path(run)).read_resolved()["inputs"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise Refused(f"--reuse {run}: not a ccpipe run directory (no readable config.resolved.yaml with its "
                       f"inputs: {getattr(exc, 'strerror', None) or exc})") from None

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from stages.utils.io import cache_dir
 
 
@@ -82,6 +84,11 @@ class RunLayout:
     @property
     def resolved_config(self) -> Path:
         return self.root / "config.resolved.yaml"
+
+    def read_resolved(self):
+        """config.resolved.yaml, parsed by libyaml's safe loader where PyYAML has it (~6 KB on bench: ~10 ms
+        in Python, ~2 ms in C); a `--reuse` run reads its source run's twice, each finalize task its own."""
+        return yaml.load(self.resolved_config.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
     @property
     def summary(self) -> Path:

@@ -13,8 +13,6 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-
 from pipeline.core.errors import RunError
 from pipeline.core.layout import RunLayout
 from pipeline.core.lock import run_lock
@@ -79,7 +77,7 @@ def finalize_dir(root: Path) -> dict:
 
 def _finalize_dir(layout: RunLayout) -> dict:
     root = layout.root
-    resolved = yaml.safe_load(layout.resolved_config.read_text())
+    resolved = layout.read_resolved()
     config = config_from_dict(resolved["config"])
     phases = build_phases(config, resolved["inputs"], root, reuse_of(resolved))  # the steps whose stats were kept
     missing = {p.name: incomplete_tasks(layout, p) for p in phases}

@@ -104,7 +104,7 @@ def check_resumable(layout: RunLayout, resolved: dict) -> bool:
     if layout.root.exists() and not layout.root.is_dir():
         raise Refused(f"{layout.root}: exists and is not a directory; choose another --output")
     if path.exists():
-        previous = yaml.safe_load(path.read_text())
+        previous = layout.read_resolved()
         if _identity(previous) != _identity(resolved):
             raise Refused(f"{layout.root}: holds a run with other inputs, config or task count: "
                            f"{_what_changed(previous, resolved)}; rerun it as it was started, or use another "

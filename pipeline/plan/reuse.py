@@ -88,7 +88,7 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     """(how the base phase reuses `source`'s work, or None; the `reused` entry of the new resolved config)."""
     layout = RunLayout(Path(source).absolute())  # task processes (Ray workers) may run in another directory
     try:
-        previous = yaml.safe_load(layout.resolved_config.read_text())
+        previous = layout.read_resolved()
     except (OSError, yaml.YAMLError) as exc:
         raise Refused(f"--reuse {source}: not a ccpipe run directory (no readable config.resolved.yaml: "
                       f"{getattr(exc, 'strerror', None) or exc})") from None
