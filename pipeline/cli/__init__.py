@@ -74,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     # no garbage collection while the command's modules import (datatrove, numpy, pydantic, pyarrow, ...): they
     # make ~150,000 objects that all live as long as the process, and the collector walked them over and over,
     # a full collection included (~60 ms of `ccpipe run`'s ~0.75 s of imports). Then frozen: later collections,
-    # this process's and its forked workers', skip them. Nothing a command writes depends on collection times.
+    # this process's and its forked workers', skip them, the last one at exit too (~0.2 s). Once per process (a
+    # second call imports nothing new, and would freeze whatever garbage was waiting). Nothing a command writes
+    # depends on collection times.
+    first = gc.get_freeze_count() == 0
     gc.disable()
     try:
         args = build_parser(command).parse_args(argv)
     finally:
-        gc.freeze()
+        if first:
+            gc.freeze()
         gc.enable()
     patches.apply()  # before any step is built: datatrove checks each step's dependencies as it is made
     try:
