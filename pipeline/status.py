@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pipeline.core.layout import RunLayout
 from pipeline.engines.slurm import queued_jobs
 from pipeline.finalize.finish import finalize_phases
@@ -55,7 +53,7 @@ def _slurm_jobs_queued(root: Path) -> bool | None:
 
 def _phase_tasks(root: Path) -> list[tuple[str, int]]:
     """(phase, task count) in run order, from the run's resolved config."""
-    resolved = yaml.safe_load(RunLayout(root).resolved_config.read_text())
+    resolved = RunLayout(root).read_resolved()
     config = config_from_dict(resolved["config"])
     phases = build_phases(config, resolved["inputs"], root)
     return [(p.name, p.tasks) for p in phases + finalize_phases(config, RunLayout(root), phases)]

@@ -4,6 +4,7 @@ errors into one clear message and a non-zero exit (2: bad config or arguments, 1
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -70,7 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     # the command: the first word (the only options before it are --help and --version); none or another
     # word: every command's parser, for the list of commands or argparse's "invalid choice"
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    # no garbage collection while the command's modules import (datatrove, numpy, pydantic, pyarrow, ...): they
+    # make ~150,000 objects that all live as long as the process, and the collector walked them over and over,
+    # a full collection included (~60 ms of `ccpipe run`'s ~0.75 s of imports). Then frozen: later collections,
+    # this process's and its forked workers', skip them, the last one at exit too (~0.2 s). Once per process (a
+    # second call imports nothing new, and would freeze whatever garbage was waiting). Nothing a command writes
+    # depends on collection times.
+    first = gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        args = build_parser(command).parse_args(argv)
+    finally:
+        if first:
+            gc.freeze()
+        gc.enable()
     patches.apply()  # before any step is built: datatrove checks each step's dependencies as it is made
     try:
         return args.func(args)

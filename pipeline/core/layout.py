@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.utils.io import cache_dir
+from stages.utils.io import cache_dir, read_yaml
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class RunLayout:
     @property
     def resolved_config(self) -> Path:
         return self.root / "config.resolved.yaml"
+
+    def read_resolved(self):
+        """config.resolved.yaml, parsed by libyaml where PyYAML has it (`read_yaml`)."""
+        return read_yaml(self.resolved_config)
 
     @property
     def summary(self) -> Path:

@@ -11,14 +11,13 @@ import json
 import os
 from pathlib import Path
 
-import fasttext
-
 from pipeline.plan.config import Config, ConfigError
 from stages.filters.blocklist import PROJECT_LISTS
 from stages.filters.langid import default_model_path
 from stages.filters.quality import FILTERS, params, tunable
 from stages.recipes.profiles import ProfileError, check_overrides
 from stages.tokens.tokenize import BPETokenizer, TokenizerError
+from stages.utils.loading import fasttext_model
 
 
 def check_config(config: Config) -> None:
@@ -40,7 +39,7 @@ def _check_langid(config: Config) -> None:
         raise ConfigError(f"langid.model: {path}: no such file (a fastText lid.176.bin or .ftz)", key="langid.model")
     try:
         # fasttext-predict has no get_labels(): every label, each with its (possibly tiny) probability
-        labels, _ = fasttext.load_model(path).predict("label", k=-1, threshold=-1.0)
+        labels, _ = fasttext_model(path).predict("label", k=-1, threshold=-1.0)
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ConfigError(f"langid.model: {path}: not a fastText model ({str(exc).splitlines()[0][:80]})",
                           key="langid.model") from None
@@ -67,7 +66,7 @@ def _check_quality(config: Config) -> None:
         raise ConfigError(f"quality.classifier.model: {c.model}: no such file (a fastText supervised model; "
                           "`ccpipe classifier train` makes one)", key="quality.classifier.model")
     try:
-        labels, _ = fasttext.load_model(c.model).predict("label", k=-1, threshold=-1.0)
+        labels, _ = fasttext_model(c.model).predict("label", k=-1, threshold=-1.0)
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ConfigError(f"quality.classifier.model: {c.model}: not a fastText model "
                           f"({str(exc).splitlines()[0][:80]})", key="quality.classifier.model") from None

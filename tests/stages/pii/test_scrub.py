@@ -269,6 +269,20 @@ def test_phone_possible_judges_every_run_of_phone_characters_that_holds_a_digit(
     assert [phone_possible(line, regions) for line in lines] == [reference(line) for line in lines]
 
 
+def test_short_valid_phone_numbers_are_kept_in_the_cache_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path))
+    regions = ("DE", "FR")
+    computed = _phone_rules.__wrapped__(regions)[2]  # not the process's cached answer
+    assert "1640" in computed
+    [path] = (tmp_path / "pii").glob("short-phones-*-DE-FR.json")
+    assert frozenset(json.loads(path.read_text())) == computed
+    path.write_text('["12"]')
+    assert _phone_rules.__wrapped__(regions)[2] == {"12"}  # read from there, not computed
+    path.write_text('["1640", "x"]')
+    assert _phone_rules.__wrapped__(regions)[2] == computed  # no list of digit strings: computed again
+    assert frozenset(json.loads(path.read_text())) == computed
+
+
 @pytest.mark.timeout(60)
 def test_resolving_overlaps_is_not_quadratic():
     # one 1 MB line dense with PII gave ~85,000 findings, and checking each against every kept one never ended
