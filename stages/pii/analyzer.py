@@ -67,6 +67,9 @@ def _recognizers(entities, language: str) -> list:
     return found
 
 
+_WORDS_ONLY = ("spacy.Tokenizer.v1", "spacy.zh.ChineseTokenizer")  # tokenizers that set no lemma
+
+
 class BlankPipelines(Mapping):
     """presidio's spaCy pipelines, by language: those given, and a blank one (`spacy.blank`) for each other
     language, built when first asked for. With the line pre-filter presidio is handed empty NLP artifacts
@@ -95,16 +98,17 @@ class BlankPipelines(Mapping):
         return len(self.languages)
 
     def known_empty(self, lang: str) -> bool:
-        """Whether the pipeline for `lang` is a blank one, not built yet, whose tokenizer is spaCy's rule-based
-        `Tokenizer`: it has no component, and that tokenizer sets only a token's text and norm (spaCy refuses
-        special cases with other attributes, E1005), so no entity and no lemma comes from it. Other
-        tokenizers (Japanese, Korean) may set lemmas: those are built and looked at."""
+        """Whether the pipeline for `lang` is a blank one, not built yet, that can give no entity and no lemma:
+        it has no component, and its tokenizer is spaCy's rule-based `Tokenizer` (it sets only a token's text
+        and norm: spaCy refuses special cases with other attributes, E1005) or its Chinese one (words and
+        spaces only, whatever the segmenter: spacy/lang/zh). Other tokenizers (Japanese, Korean) may set
+        lemmas: those are built and looked at."""
         if lang in self.built:
             return False
         import spacy
 
         tokenizer = spacy.util.get_lang_class(lang).default_config["nlp"]["tokenizer"]
-        return tokenizer.get("@tokenizers") == "spacy.Tokenizer.v1"
+        return tokenizer.get("@tokenizers") in _WORDS_ONLY
 
 
 def _build_analyzer(entities, language: str, score_threshold: float, ner: tuple | None):

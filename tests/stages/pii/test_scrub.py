@@ -170,24 +170,25 @@ def test_findings_identical_to_presidio(scrubber):
 
 
 def test_blank_pipelines_are_built_only_when_read():
-    """presidio is handed empty NLP artifacts: its blank English pipeline is never built (0.12 s), and a
-    language whose blank tokenizer could set lemmas is built and looked at."""
+    """presidio is handed empty NLP artifacts: its blank pipelines are never built (0.12 s for the first)."""
     s = PIIScrubber(entities=["PHONE_NUMBER", "EMAIL_ADDRESS"])  # an engine of its own (one per process and entities)
     out, findings = s.scrub("mail a.b@gmail.com or call +49 30 2019433")
     assert {f.entity_type for f in findings} == {"EMAIL_ADDRESS", "PHONE_NUMBER"}
     pipelines = s.analyzer.nlp_engine.nlp
-    assert list(pipelines) == ["en", "zh"] and "en" not in pipelines.built
+    assert list(pipelines) == ["en", "zh"] and not pipelines.built
     assert pipelines["en"].pipe_names == [] and "en" in pipelines.built  # built when read (presidio's spaCy pass)
 
 
-@pytest.mark.parametrize("lang", ["en", "de", "fr", "es", "nl", "zh"])
+@pytest.mark.parametrize("lang", ["en", "de", "fr", "es", "nl", "zh", "ja"])
 def test_known_empty_pipelines_give_no_entity_and_no_lemma(lang):
     import spacy
 
     from stages.pii.analyzer import BlankPipelines
 
     known = BlankPipelines([lang]).known_empty(lang)
-    assert known == (lang != "zh")  # Chinese has its own tokenizer: built and looked at
+    assert known == (lang != "ja")  # Japanese's tokenizer sets lemmas: built and looked at
+    if not known:
+        return  # (building it needs SudachiPy)
     nlp = spacy.blank(lang)
     assert nlp.pipe_names == [] and not any(t.lemma_ or t.ent_type_ for t in nlp("calling phone numbers, 3 times"))
 
