@@ -47,16 +47,19 @@ def record_deadline(seconds: float | None):
     started = time.monotonic()
     armed = threading.current_thread() is threading.main_thread()
     _active = True
-    if armed:
-        previous = signal.signal(signal.SIGALRM, _expired(seconds))
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
+    previous = signal.signal(signal.SIGALRM, _expired(seconds)) if armed else None
+    try:  # armed inside: an alarm due at once must still find `_active` reset, or no later bound would arm
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
         yield
     finally:
-        _active = False
-        if armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        try:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)  # an alarm due just now raises here: still reset below
+        finally:
+            _active = False
+            if armed:
+                signal.signal(signal.SIGALRM, previous)
     if time.monotonic() - started > seconds:
         raise RecordTimeout(f"over {seconds:g} s")
 

@@ -3,7 +3,9 @@ stage as `timeout`, counted, and the stage goes on with the next record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 
 import pytest
 
@@ -29,6 +31,19 @@ def test_the_deadline_interrupts_python_code():
                 pass
     with record_deadline(None):
         pass
+
+
+def test_a_bound_that_expires_as_it_starts_leaves_the_next_one_armed():
+    # the alarm of a bound due at once went off before the block was entered: the bound stayed marked as
+    # running, and every later record of the process ran unbounded (`a bound inside a bound`)
+    for _ in range(50):
+        with contextlib.suppress(RecordTimeout), record_deadline(1e-6):
+            sum(range(1000))
+    with pytest.raises(RecordTimeout, match="over 0.05 s"):
+        with record_deadline(0.05):
+            end = time.monotonic() + 1
+            while time.monotonic() < end:
+                pass
 
 
 def test_a_record_over_the_bound_in_the_reader_is_a_counted_timeout(tmp_path):
