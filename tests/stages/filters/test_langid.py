@@ -64,6 +64,23 @@ def test_precheck_threshold_zero_keeps_everything():
     assert LanguagePrecheck(threshold=0.0).filter(make_doc(html_page("Wetter", DE, DE))) is True
 
 
+def test_precheck_decides_a_batch_as_page_by_page():
+    # the pre-check takes 16 pages at a time (fastText runs on them one after the other): the same decisions,
+    # scores and details as one page at a time, in the same order
+    pages = [html_page("Weather", EN), html_page("Wetter", DE, DE), "<html><body><script>x()</script></body></html>",
+             html_page("Wetter", DE, EN), EN]
+    docs = [make_doc(pages[i % 5], doc_id=f"d{i}", **({"text_source": "wet"} if i % 5 == 4 else {}))
+            for i in range(37)]
+    step = LanguagePrecheck()
+    assert step.batch_size == 16 and LanguageID().batch_size == 1  # the reuse store reads what language ID stamped
+    alone = [make_doc(d.text, doc_id=d.id, **d.metadata) for d in docs]
+    decided = [step.filter(d) for d in alone]
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == [d.id for d, r in zip(alone, decided) if r is True]
+    assert [d.metadata for d in docs] == [d.metadata for d in alone]
+    assert 0 < step.stats["dropped"].total == len(docs) - decided.count(True)
+
+
 def test_precheck_is_built_before_extraction_and_can_be_switched_off(tmp_path):
     from pipeline.plan.config import config_from_dict
     from pipeline.plan.phases import build_phases
