@@ -2,7 +2,12 @@ import pickle
 import re
 import time
 
-from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, html_text, nesting_depth
+import fasttext
+
+from pipeline.plan.checks import check_config
+from pipeline.plan.config import config_from_dict
+from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, default_model_path, html_text, nesting_depth
+from stages.utils import loading
 from tests.fixtures import html_page, make_doc
 
 EN = "The weather was lovely this morning, so we walked along the river and talked about the book we were reading."
@@ -34,6 +39,15 @@ def test_picklable_after_use_and_provenance():
     clone = pickle.loads(pickle.dumps(lid))
     assert clone.filter(make_doc(EN)) is True
     assert len(lid.provenance()["sha256"]) == 64
+
+
+def test_the_config_check_loads_the_model_the_steps_then_use(monkeypatch):
+    # the check runs before the workers fork: they inherit its model instead of loading their own
+    loads, load = [], fasttext.load_model
+    monkeypatch.setattr(fasttext, "load_model", lambda path: loads.append(path) or load(path))
+    monkeypatch.setattr(loading, "_LOADED", {})  # as in a fresh process
+    check_config(config_from_dict({}))
+    assert LanguagePrecheck().model is LanguageID().model and loads == [default_model_path()]
 
 
 # ------------------------------------------------------------------ the pre-check before trafilatura
