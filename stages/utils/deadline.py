@@ -47,16 +47,19 @@ def record_deadline(seconds: float | None):
     started = time.monotonic()
     armed = threading.current_thread() is threading.main_thread()
     _active = True
-    if armed:
-        previous = signal.signal(signal.SIGALRM, _expired(seconds))
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
+    previous = signal.signal(signal.SIGALRM, _expired(seconds)) if armed else None
+    try:  # armed inside: an alarm due at once must still find `_active` reset, or no later bound would arm
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
         yield
     finally:
-        _active = False
-        if armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        try:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)  # an alarm due just now raises here: still reset below
+        finally:
+            _active = False
+            if armed:
+                signal.signal(signal.SIGALRM, previous)
     if time.monotonic() - started > seconds:
         raise RecordTimeout(f"over {seconds:g} s")
 
@@ -73,14 +76,21 @@ class BoundedFilter:
             cls.filter = _bounded(cls.__dict__["filter"])
 
 
+def bounded(doc, seconds: float | None, fn, *args, spent: float = 0.0):
+    """`fn(*args)`, the work of one stage on `doc`, within `seconds`, else `(False, "timeout")` with the detail on
+    `doc`. A step that works on a record in parts gives each part what is left after the `spent` before it."""
+    left = max(seconds - spent, 1e-6) if seconds and spent else seconds  # 0 would mean no bound
+    try:
+        with record_deadline(left):
+            return fn(*args)
+    except RecordTimeout:
+        doc.metadata["drop_detail"] = f"over {seconds:g} s"
+        return False, "timeout"
+
+
 def _bounded(filter_fn):
     @functools.wraps(filter_fn)
     def filter(self, doc):
-        try:
-            with record_deadline(self.record_timeout):
-                return filter_fn(self, doc)
-        except RecordTimeout as exc:
-            doc.metadata["drop_detail"] = str(exc)
-            return False, "timeout"
+        return bounded(doc, self.record_timeout, filter_fn, self, doc)
 
     return filter

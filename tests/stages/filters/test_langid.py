@@ -2,7 +2,12 @@ import pickle
 import re
 import time
 
-from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, html_text, nesting_depth
+import fasttext
+
+from pipeline.plan.checks import check_config
+from pipeline.plan.config import config_from_dict
+from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, default_model_path, html_text, nesting_depth
+from stages.utils import loading
 from tests.fixtures import html_page, make_doc
 
 EN = "The weather was lovely this morning, so we walked along the river and talked about the book we were reading."
@@ -36,6 +41,15 @@ def test_picklable_after_use_and_provenance():
     assert len(lid.provenance()["sha256"]) == 64
 
 
+def test_the_config_check_loads_the_model_the_steps_then_use(monkeypatch):
+    # the check runs before the workers fork: they inherit its model instead of loading their own
+    loads, load = [], fasttext.load_model
+    monkeypatch.setattr(fasttext, "load_model", lambda path: loads.append(path) or load(path))
+    monkeypatch.setattr(loading, "_LOADED", {})  # as in a fresh process
+    check_config(config_from_dict({}))
+    assert LanguagePrecheck().model is LanguageID().model and loads == [default_model_path()]
+
+
 # ------------------------------------------------------------------ the pre-check before trafilatura
 
 
@@ -62,6 +76,23 @@ def test_precheck_keeps_english_mixed_and_empty_pages():
 
 def test_precheck_threshold_zero_keeps_everything():
     assert LanguagePrecheck(threshold=0.0).filter(make_doc(html_page("Wetter", DE, DE))) is True
+
+
+def test_precheck_decides_a_batch_as_page_by_page():
+    # the pre-check takes 16 pages at a time (fastText runs on them one after the other): the same decisions,
+    # scores and details as one page at a time, in the same order
+    pages = [html_page("Weather", EN), html_page("Wetter", DE, DE), "<html><body><script>x()</script></body></html>",
+             html_page("Wetter", DE, EN), EN]
+    docs = [make_doc(pages[i % 5], doc_id=f"d{i}", **({"text_source": "wet"} if i % 5 == 4 else {}))
+            for i in range(37)]
+    step = LanguagePrecheck()
+    assert step.batch_size == 16 and LanguageID().batch_size == 1  # the reuse store reads what language ID stamped
+    alone = [make_doc(d.text, doc_id=d.id, **d.metadata) for d in docs]
+    decided = [step.filter(d) for d in alone]
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == [d.id for d, r in zip(alone, decided) if r is True]
+    assert [d.metadata for d in docs] == [d.metadata for d in alone]
+    assert 0 < step.stats["dropped"].total == len(docs) - decided.count(True)
 
 
 def test_precheck_is_built_before_extraction_and_can_be_switched_off(tmp_path):

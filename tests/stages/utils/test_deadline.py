@@ -3,7 +3,9 @@ stage as `timeout`, counted, and the stage goes on with the next record."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 
 import pytest
 
@@ -11,7 +13,7 @@ from pipeline.plan.config import ConfigError, config_from_dict
 from stages.filters.langid import LanguagePrecheck
 from stages.pii.scrub import PIIScrubber
 from stages.tokens.tokenize import BPETokenizer, Tokenize
-from stages.utils.deadline import RecordTimeout, record_deadline
+from stages.utils.deadline import RecordTimeout, bounded, record_deadline
 from stages.writers.ledger import DropLedger
 from tests.fixtures import html_page, make_doc, write_warc
 from tests.stages.readers.test_warc import assert_conserved, read
@@ -31,6 +33,19 @@ def test_the_deadline_interrupts_python_code():
         pass
 
 
+def test_a_bound_that_expires_as_it_starts_leaves_the_next_one_armed():
+    # the alarm of a bound due at once went off before the block was entered: the bound stayed marked as
+    # running, and every later record of the process ran unbounded (`a bound inside a bound`)
+    for _ in range(50):
+        with contextlib.suppress(RecordTimeout), record_deadline(1e-6):
+            sum(range(1000))
+    with pytest.raises(RecordTimeout, match="over 0.05 s"):
+        with record_deadline(0.05):
+            end = time.monotonic() + 1
+            while time.monotonic() < end:
+                pass
+
+
 def test_a_record_over_the_bound_in_the_reader_is_a_counted_timeout(tmp_path):
     path = write_warc(tmp_path / "a.warc.gz", [{"url": "https://example.com/big", "body": BIG_PAGE.encode(),
                                                 "content_type": "text/html"}])  # no charset: detection
@@ -44,6 +59,18 @@ def test_a_filter_over_the_bound_drops_the_document_as_timeout():
     precheck.record_timeout = SLOW
     doc = make_doc(BIG_PAGE)
     assert precheck.filter(doc) == (False, "timeout") and doc.metadata["drop_detail"] == f"over {SLOW:g} s"
+
+
+def test_a_page_over_the_bound_in_a_batch_of_the_precheck_is_a_timeout():
+    # the pre-check reads a batch's pages, then scores them: a page's two parts share its bound
+    precheck = LanguagePrecheck()
+    precheck.record_timeout = SLOW
+    docs = [make_doc(BIG_PAGE, doc_id=str(i)) for i in range(3)]
+    assert precheck.filter_batch(docs) == [(False, "timeout")] * 3
+    assert {d.metadata["drop_detail"] for d in docs} == {f"over {SLOW:g} s"}
+    doc = make_doc("x")  # a part that starts with the whole bound spent: over it, in the record's own terms
+    assert bounded(doc, 60, sum, range(1000), spent=60) == (False, "timeout")
+    assert doc.metadata["drop_detail"] == "over 60 s" and bounded(doc, 60, sum, range(1000), spent=59) == 499500
 
 
 def test_a_document_over_the_bound_in_pii_is_dropped_never_kept_unscrubbed(tmp_path):
