@@ -120,10 +120,10 @@ class ReuseStore(PipelineStep):
 
 @contextlib.contextmanager
 def _store_writer(path) -> Iterator[pq.ParquetWriter]:
-    # zstd level 9: bench's store 0.91 MB in 0.07 s of CPU, where level 15 took 0.33 s for 0.89 MB (on its English
-    # pages: 0.72 MB in 0.05 s, level 15 0.70 MB in 0.31 s, level 12 0.72 MB in 0.16 s, level 1 0.82 MB in 0.01 s);
-    # without min/max statistics (two whole texts a file, never read)
-    writer = pq.ParquetWriter(str(path), STORE_SCHEMA, compression="zstd", compression_level=9,
+    # zstd level 12: bench's eight stores 904,900 B in 0.105 s of CPU (level 9: 909,608 B in 0.061 s, which put
+    # the whole store, memos included, at 1.504x the parquet output, over its 1.5x budget; level 13: 895,078 B in
+    # 0.20 s; 15: 891,493 B in 0.24 s); without min/max statistics (two whole texts a file, never read)
+    writer = pq.ParquetWriter(str(path), STORE_SCHEMA, compression="zstd", compression_level=12,
                               use_dictionary=["kind", "language"], write_statistics=False)
     try:
         yield writer
