@@ -25,7 +25,7 @@ from stages.dedup.minhash import MinhashDedup
 from stages.extractors.html import Extractor
 from stages.filters.blocklist import URLBlocklist
 from stages.filters.classifier import ClassifierTopFraction, QualityClassifier
-from stages.filters.langid import LanguageID, LanguagePrecheck
+from stages.filters.langid import LanguageID, LanguagePrecheck, LanguageScores
 from stages.filters.quality import quality_filters
 from stages.formatters.multilingual import FixEncoding, RemoveTableLines
 from stages.pii.scrub import PIIScrubber
@@ -143,6 +143,7 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
     base.append(Extractor(ledger, favor_precision=config.extract.favor_precision, timeout=config.extract.timeout,
                           cache=cache, cached_scores=bool(reuse and reuse.scores),
                           max_elements=config.extract.max_elements))
+    base.append(LanguageScores(config.langid.languages, config.langid.model))  # language ID's, 16 texts at a time
     base.append(ReuseStore(str(layout.reuse_store), ledger, str(layout.files_report), drop_prefixes(base)))
     if reuse and reuse.mode == "replay":
         base = [ReuseReader(str(reuse.store), str(layout.reuse_store), ledger, str(layout.files_report), base,

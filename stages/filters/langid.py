@@ -27,6 +27,7 @@ import time
 import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.utils.batching import batched
 from selectolax.lexbor import LexborHTMLParser
 
 from stages.readers.wet import is_wet
@@ -42,10 +43,12 @@ REUSED_LANGUAGE = "_reused_language"
 # caches when Lexbor, trafilatura and the other stages ran since the last page: on 355 English pages each of the
 # two predictions took 0.55-0.60 s of CPU one page at a time in a run, 0.20-0.23 s back to back. The pre-check
 # takes its pages PRECHECK_BATCH at a time: Lexbor on each, then fastText on each (0.55 -> ~0.35-0.39 s; 8 and
-# 32 did about as well). 16 pages of HTML held: ~2.6 MB here, 16 MiB at most (1 MiB payloads). Language ID keeps
-# one page at a time: the reuse store after extraction reads each page's language when it writes a group,
-# counting on language ID having stamped every page it was given (stages/writers/reuse.py ReuseStore)
+# 32 did about as well). 16 pages of HTML held: ~2.6 MB here, 16 MiB at most (1 MiB payloads). Language ID
+# decides one page at a time (the reuse store before it reads each page's language when it writes a group,
+# counting on language ID having stamped every page it was given: stages/writers/reuse.py ReuseStore), but its
+# predictions are made before the store, 16 texts at a time (`LanguageScores`)
 PRECHECK_BATCH = 16
+SCORES_MAX_CHARS = 100_000  # longer texts are predicted by language ID itself, under its time bound per record
 
 
 def default_model_path() -> str:
@@ -102,6 +105,28 @@ class LanguageID(FastTextModel, BoundedFilter, BaseFilter):
         if self.thresholds:
             out["thresholds"] = dict(self.thresholds)
         return out
+
+
+class LanguageScores(LanguageID):
+    """Language ID's predictions, made after extraction and before the reuse store, `batch_size` texts back to
+    back (fastText's tables stay in the CPU cache: see PRECHECK_BATCH), handed to `LanguageID` as
+    `REUSED_LANGUAGE`, which it takes instead of predicting again: the same (language, score) of the same text.
+    Drops nothing. A text over `SCORES_MAX_CHARS` is left to language ID, under its time bound per record."""
+
+    name = "🌍 Language scores"
+
+    def __init__(self, languages: tuple[str, ...] = ("en",), model_path: str | None = None,
+                 batch_size: int = PRECHECK_BATCH):
+        super().__init__(languages, model_path=model_path)
+        self.scores_batch = batch_size
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for batch in batched(data, self.scores_batch):
+            with self.track_time():
+                for doc in batch:
+                    if REUSED_LANGUAGE not in doc.metadata and len(doc.text) <= SCORES_MAX_CHARS:
+                        doc.metadata[REUSED_LANGUAGE] = self.predict(doc.text)
+            yield from batch
 
 
 # Lexbor's tree builder scans the stack of open elements at each block start tag: `'<div>' * 200_000` took

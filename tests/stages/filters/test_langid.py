@@ -6,7 +6,17 @@ import fasttext
 
 from pipeline.plan.checks import check_config
 from pipeline.plan.config import config_from_dict
-from stages.filters.langid import _VOID, LanguageID, LanguagePrecheck, default_model_path, html_text, nesting_depth
+from stages.filters.langid import (
+    _VOID,
+    REUSED_LANGUAGE,
+    SCORES_MAX_CHARS,
+    LanguageID,
+    LanguagePrecheck,
+    LanguageScores,
+    default_model_path,
+    html_text,
+    nesting_depth,
+)
 from stages.utils import loading
 from tests.fixtures import html_page, make_doc
 
@@ -51,6 +61,25 @@ def test_the_config_check_loads_the_model_the_steps_then_use(monkeypatch):
 
 
 # ------------------------------------------------------------------ the pre-check before trafilatura
+
+
+def test_language_scores_made_before_are_language_id_s_own():
+    """LanguageScores predicts 16 texts at a time for language ID to take: the same labels and scores, the same
+    decisions; a text over SCORES_MAX_CHARS and one already scored (a reused store's) are left as they are."""
+    texts = [EN, DE, "Le temps était magnifique ce matin.", "x", EN + "\n" + DE] * 7 + [EN * (SCORES_MAX_CHARS // len(EN) + 1)]
+    alone = [make_doc(t) for t in texts]
+    ahead = [make_doc(t) for t in texts]
+    ahead[3].metadata[REUSED_LANGUAGE] = ("zz", 0.5)
+    scored = list(LanguageScores(("en", "de")).run(iter(ahead)))
+    assert scored == ahead  # every document, in order
+    assert ahead[3].metadata[REUSED_LANGUAGE] == ("zz", 0.5) and REUSED_LANGUAGE not in ahead[-1].metadata
+    ahead[3].metadata.pop(REUSED_LANGUAGE)
+    step = LanguageID(("en", "de"))
+    for a, b in zip(alone, ahead):
+        assert step.filter(a) == step.filter(b)
+        assert (a.metadata["language"], a.metadata["language_score"]) == \
+            (b.metadata["language"], b.metadata["language_score"])
+        assert REUSED_LANGUAGE not in b.metadata
 
 
 def test_html_text_skips_scripts_and_styles():
