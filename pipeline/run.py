@@ -33,7 +33,6 @@ from pipeline.plan.probe import probe_inputs
 from pipeline.plan.resolved import check_resumable, prepare_output, resolved_config
 from pipeline.plan.reuse import plan_reuse
 from stages.readers.warc import failed_reads
-from stages.utils.io import read_yaml
 
 
 def start_run(config: Config, inputs: list[str], output: str | Path, write: bool = True,
@@ -76,7 +75,7 @@ def start_run(config: Config, inputs: list[str], output: str | Path, write: bool
 def reused_inputs(run: str | Path) -> list[str]:
     """The input files of the run at `run` (its config.resolved.yaml): `--reuse RUN` without `--input`."""
     try:
-        return list(read_yaml(RunLayout(Path(run)).resolved_config)["inputs"])
+        return list(RunLayout(Path(run)).read_resolved()["inputs"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise Refused(f"--reuse {run}: not a ccpipe run directory (no readable config.resolved.yaml with its "
                       f"inputs: {getattr(exc, 'strerror', None) or exc})") from None

@@ -24,7 +24,7 @@ from pipeline.finalize.summary import build_summary, stage_seconds
 from pipeline.plan.config import Config, config_from_dict
 from pipeline.plan.phases import Phase, build_phases, early_drops, stage_order
 from pipeline.plan.reuse import reuse_of
-from stages.utils.io import read_yaml, write_json_atomic
+from stages.utils.io import write_json_atomic
 
 FINALIZE_LOCK_WAIT = 60.0  # seconds `ccpipe finalize` waits for a live writer of the run before it is refused
 
@@ -77,7 +77,7 @@ def finalize_dir(root: Path) -> dict:
 
 def _finalize_dir(layout: RunLayout) -> dict:
     root = layout.root
-    resolved = read_yaml(layout.resolved_config)
+    resolved = layout.read_resolved()
     config = config_from_dict(resolved["config"])
     phases = build_phases(config, resolved["inputs"], root, reuse_of(resolved))  # the steps whose stats were kept
     missing = {p.name: incomplete_tasks(layout, p) for p in phases}

@@ -34,7 +34,6 @@ import yaml
 
 from pipeline.core.errors import Refused
 from pipeline.core.layout import RunLayout
-from stages.utils.io import read_yaml
 
 # the stages a store stands for, in pipeline order, as config.resolved.yaml's `reused` names them
 REPLAYED = ("reader", "blocklist", "langid_precheck", "extract")
@@ -89,7 +88,7 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     """(how the base phase reuses `source`'s work, or None; the `reused` entry of the new resolved config)."""
     layout = RunLayout(Path(source).absolute())  # task processes (Ray workers) may run in another directory
     try:
-        previous = read_yaml(layout.resolved_config)
+        previous = layout.read_resolved()
     except (OSError, yaml.YAMLError) as exc:
         raise Refused(f"--reuse {source}: not a ccpipe run directory (no readable config.resolved.yaml: "
                       f"{getattr(exc, 'strerror', None) or exc})") from None
