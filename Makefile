@@ -24,6 +24,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	@# an editable install leaves ccpipe's own modules uncompiled; where PYTHONDONTWRITEBYTECODE is set nothing
+	@# would ever write their .pyc, and every run (every worker, every extraction child) compiled them again
+	$(BIN)/python -m compileall -q pipeline stages >/dev/null
 	$(if $(findstring classifier,$(EXTRAS)),$(BIN)/pip install --quiet --force-reinstall --no-deps 'fasttext-numpy2-wheel==0.9.2')
 	touch $@
 	@echo "make: $(VENV) ready ($$(du -sh $(VENV) | cut -f1)); \`make run\` skips this step from now on"
@@ -51,6 +54,7 @@ system-deps:
 	else echo "not root or no apt-get: tests that need $(SYSTEM_PACKAGES) will skip"; fi
 
 run: install
+	@$(BIN)/python -m compileall -q pipeline stages >/dev/null  # up-to-date .pyc (see the install step)
 	$(BIN)/ccpipe run --input $(INPUT) --output $(OUTPUT) --max-records $(MAX_RECORDS) --workers $(WORKERS) $(RUN_ARGS)
 
 # the whole suite: ~16 minutes on 2 cores. PYTEST_ARGS picks: PYTEST_ARGS='-m "not slow"' leaves out the runs over

@@ -51,6 +51,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 from pipeline_measure import (  # noqa: E402
     build_tokenizer_json,
+    compile_checkout,
     count_responses,
     english_subset,
     measure,
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     pick_core(args.cores)
+    compile_checkout()
     input_dir = Path(args.input).resolve()
     if not any(input_dir.glob("*.warc.gz")):
         print(f"bench: no *.warc.gz in {input_dir}", file=sys.stderr)

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_measure import compile_checkout  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 # the quality stage re-decides. Gopher's min_doc_words is FineWeb's 50: at 100 documents only leave (no new text
@@ -112,6 +115,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
+    compile_checkout()
     tmp = Path(tempfile.mkdtemp(prefix="bench_reuse."))
     try:
         source = tmp / "source"

@@ -14,6 +14,7 @@ import io
 import os
 import resource
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -89,6 +90,15 @@ class ProcessTree:
 
     def _forkserver(self, pid: int) -> bool:
         return any(b"multiprocessing.forkserver" in cmd for (p, _), cmd in self.cmdlines.items() if p == pid)
+
+
+def compile_checkout() -> None:
+    """Byte-compile this checkout's `pipeline` and `stages`, as `make install` does and as pip does for every
+    package the peer runs from site-packages. Where PYTHONDONTWRITEBYTECODE is set (this machine's containers set
+    it) nothing else writes ccpipe's `.pyc` files, and each run compiled its ~100 modules again: a run over one
+    record, 1.68 -> 1.60 CPU seconds (median of 5, alternated)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "pipeline", "stages"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def measure(cmd: list[str], log: Path, env: dict | None = None, worker_depth: int = 0, core: int | None = None) -> dict:
