@@ -33,13 +33,12 @@ import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils._import_utils import ASSETS_PATH
-from tldextract import TLDExtract
 
 import blocklists
 from stages.utils import io
 from stages.utils.deadline import BoundedFilter
 from stages.utils.io import atomic_path, sha256_file
-from stages.utils.loading import load_once
+from stages.utils.loading import load_once, tld_extractor
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +105,6 @@ def ut1_index(asset: str | Path, cache_dir: str | Path, sha256: str | None = Non
 
 def default_lists_dir() -> Path:
     return Path(blocklists.__file__).parent
-
-
-def tld_extractor():
-    """tldextract on its bundled public-suffix snapshot: no fetch, no cache directory."""
-
-    return TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 class _HashSet:

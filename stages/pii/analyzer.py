@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from stages.pii.ner import ner_components
 from stages.pii.zh import PHONE_CONTEXT, PHONE_REGIONS, chinese_recognizers, cn_resident_id_recognizer
-from stages.utils.loading import without_torch
+from stages.utils.loading import tld_extractor, without_torch
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
                     "CN_RESIDENT_ID")
@@ -19,10 +19,9 @@ def _offline_email_recognizer(language: str):
     """presidio's EmailRecognizer checks the domain with tldextract, whose default extractor fetches the
     public suffix list over the network. Use the snapshot bundled with tldextract instead: offline and the
     same answer on every machine."""
-    import tldextract
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-    extract = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+    extract = tld_extractor()
 
     class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:

@@ -33,6 +33,15 @@ def fasttext_model(path: str):
     return load_once(("fasttext", path, stat.st_mtime_ns, stat.st_size), lambda: fasttext.load_model(path))
 
 
+def tld_extractor():
+    """tldextract on its bundled public-suffix snapshot (no fetch, no cache directory), one per process: the
+    blocklist's host rules and presidio's e-mail check (stages/pii/analyzer.py) each built their own suffix
+    trie (25-40 ms)."""
+    from tldextract import TLDExtract
+
+    return load_once(("tldextract",), lambda: TLDExtract(suffix_list_urls=(), cache_dir=None))
+
+
 class FastTextModel:
     """A step scoring with the fastText model at `self.model_path` (language ID, the quality classifier): the
     model loads lazily, once per worker process, and stays out of the pickle a step is sent to workers in."""

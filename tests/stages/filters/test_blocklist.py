@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from stages.filters.blocklist import URLBlocklist, default_lists_dir, tld_extractor, ut1_index
+from stages.filters.blocklist import URLBlocklist, default_lists_dir, ut1_index
+from stages.utils.loading import tld_extractor
 from tests.fixtures import make_doc
 
 
