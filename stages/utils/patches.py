@@ -22,6 +22,7 @@ import types
 
 from stages.utils.trafilatura_patches import (
     trafilatura_element_classes,
+    trafilatura_justext_stoplist,
     trafilatura_python_selectors,
     trafilatura_xpath_callbacks,
 )
@@ -239,6 +240,7 @@ EXTRACTION_PATCHES = {
     "trafilatura python selectors": ("trafilatura", trafilatura_python_selectors),
     "trafilatura xpath callbacks": ("trafilatura", trafilatura_xpath_callbacks),
     "trafilatura element classes": ("trafilatura", trafilatura_element_classes),
+    "trafilatura justext stoplist": ("trafilatura", trafilatura_justext_stoplist),
 }
 
 

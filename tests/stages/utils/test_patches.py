@@ -1,6 +1,7 @@
 """Importing `stages` patches nothing; `stages.utils.patches.apply()` patches, once, and only tested versions."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -91,8 +92,8 @@ def test_the_extraction_patch_keeps_what_each_trafilatura_xpath_selects():
     done = subprocess.run([sys.executable, "-c", SELECTIONS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["applied"] == ["trafilatura element classes", "trafilatura python selectors",
-                              "trafilatura xpath callbacks"]
+    assert out["applied"] == ["trafilatura element classes", "trafilatura justext stoplist",
+                              "trafilatura python selectors", "trafilatura xpath callbacks"]
     assert out["replaced"] >= 10  # OVERALL_DISCARD_XPATH's, the comment XPaths', ...
     assert out["found"] >= 10 and out["same"]  # the page has what they look for
 
@@ -125,6 +126,41 @@ def test_element_classes_from_lxml_s_c_lookup_are_lxml_html_s():
     assert {"FormElement", "InputElement", "SelectElement", "TextareaElement", "LabelElement", "HtmlElement",
             "HtmlComment"} <= names
     assert out["after"] == out["before"]
+
+
+STOPLIST = """
+import json
+from justext.core import define_stoplist
+from trafilatura import external
+from stages.utils import patches
+%s
+print(json.dumps({"applied": patches.apply(patches.EXTRACTION_PATCHES), "words": sorted(define_stoplist(words)),
+                  "size": len(words), "type": type(external.JT_STOPLIST).__name__}))
+"""
+
+
+def test_justext_s_stoplists_come_from_the_cache_as_trafilatura_joins_them(tmp_path):
+    """The stoplist of trafilatura's justext fallback from ccpipe's cache: the words trafilatura's own
+    `jt_stoplist_init` gives, first read from justext (and cached), then from the cache, in new processes."""
+    env = dict(os.environ, CCPIPE_CACHE=str(tmp_path))
+
+    def words(code: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", STOPLIST % code], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    unpatched = words("words = external.jt_stoplist_init()")  # before apply(): trafilatura's
+    assert unpatched["size"] > 100_000 and not list(tmp_path.rglob("*.txt"))
+    patched = "patches.apply(patches.EXTRACTION_PATCHES); words = external.jt_stoplist_init()"
+    first = words(patched)  # reads justext's files, writes the cache
+    assert "trafilatura justext stoplist" in first["applied"]
+    [cached] = tmp_path.rglob("stoplists-*.txt")
+    second = words(patched)  # from the cache
+    assert first["type"] == second["type"] == "frozenset" and first["size"] == unpatched["size"]
+    assert first["words"] == second["words"] == unpatched["words"]
+    cached.write_text("not\nthe\nwords")  # whatever the file holds is what it reads: the key is both versions
+    assert words(patched)["size"] == 3
 
 
 PRESIDIO = """
