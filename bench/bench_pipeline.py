@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_pipeline.py --cores 0              # ../shared/corpus/warc/bench, then English, zh
     .venv/bin/python bench/bench_pipeline.py --input DIR --cores 1 --json out/bench_pipeline.json
     .venv/bin/python bench/bench_pipeline.py --peer-tasks per-file  # the peer as round two ran it
+    .venv/bin/python bench/bench_pipeline.py --repeat 3             # each side 3 times in turn, each side's best
 
 The PEER is datatrove's blocks wired as `examples/fineweb.py` wires them (bench/pipeline_peer.py), workers=1, by
 default as ONE task over the whole input (its lists and models loaded once, as ccpipe's are, and as at dump scale
@@ -71,6 +72,21 @@ STAGES = ("reader", "blocklist", "extract", "langid", "quality", "dedup", "pii",
 
 def run_both(input_dir: Path, tmp: Path, tokenizer_json: Path, args, recipe: str = "fineweb",
              config: dict | None = None, tokenizer: Path = GPT2 / "gpt2.tiktoken") -> dict:
+    """`run_once`, `args.repeat` times in turn (peer, ccpipe, peer, ...); each side's figures from its run of
+    fewest CPU seconds (as timeit takes the best: on a shared machine a slower run measures the neighbours), and
+    every run's CPU and wall seconds in `runs`."""
+    runs = [run_once(input_dir, tmp / f"run{i}" if args.repeat > 1 else tmp, tokenizer_json, args, recipe, config,
+                     tokenizer) for i in range(args.repeat)]
+    best = {side: min((r[side] for r in runs), key=lambda fig: fig["cpu_s"]) for side in ("peer", "ccpipe")}
+    fig = dict(runs[0], **best, ratio_records_per_s=best["peer"]["wall_s"] / best["ccpipe"]["wall_s"],
+               ratio_cpu=best["peer"]["cpu_s"] / best["ccpipe"]["cpu_s"])
+    fig["runs"] = [{f"{side}_{key}": r[side][key] for side in ("peer", "ccpipe") for key in ("cpu_s", "wall_s")}
+                   for r in runs]
+    return fig
+
+
+def run_once(input_dir: Path, tmp: Path, tokenizer_json: Path, args, recipe: str = "fineweb",
+             config: dict | None = None, tokenizer: Path = GPT2 / "gpt2.tiktoken") -> dict:
     """The peer (`recipe`) then ccpipe (with `config`, `tokenizer`) on `input_dir`, each measured; raises
     RuntimeError with the log's tail on a failure."""
     peer_work, out = tmp / "peer", tmp / "ccpipe"
@@ -135,6 +151,11 @@ def report(title: str, fig: dict) -> str:
         if a or b:
             lines.append(f"    {stage:<20} {a:>10.2f} {b:>10.2f} {(f'{a / b:.1f}x' if b else '-'):>12}")
     lines.append(f"    {'sum':<20} {sum(p['stage_s'].values()):>10.2f} {sum(c['stage_s'].values()):>10.2f}")
+    if len(fig.get("runs", ())) > 1:
+        lines.append(f"  {len(fig['runs'])} runs each, in turn; the figures above are each side's run of fewest CPU "
+                     "seconds. CPU seconds, peer / ccpipe (ratio): " + ", ".join(
+                         f"{r['peer_cpu_s']:.1f} / {r['ccpipe_cpu_s']:.1f} ({r['peer_cpu_s'] / r['ccpipe_cpu_s']:.2f}x)"
+                         for r in fig["runs"]))
     covered = sum(c["stage_s"].values())
     if c.get("elapsed_s"):
         lines.append(f"  ccpipe's seconds_per_stage: {covered:.2f} s = {covered / c['elapsed_s']:.1%} of summary.json's "
@@ -162,9 +183,16 @@ deduplicate=True as FineWeb did; ccpipe does neither."""
 def summary_lines(figs: dict) -> list[str]:
     """The ratios the targets are stated in, one line each, and the worker's peak RSS."""
     names = {"all": "mixed bench", "english": "English pages", "zh": "Chinese (FineWeb-2 cmn_Hani)"}
-    return [f"  {names[k]:<30} {f['ratio_records_per_s']:.2f}x records/s (wall), {f['ratio_cpu']:.2f}x CPU seconds; "
-            f"ccpipe peak RSS: worker {f['ccpipe']['worker_rss_mib']:.0f} MiB, tree {f['ccpipe']['peak_rss_mib']:.0f} MiB"
-            for k, f in figs.items()]
+    def each(f: dict) -> str:
+        runs = f.get("runs", ())
+        if len(runs) < 2:
+            return ""
+        return f" (best of {len(runs)}; each run: " + " / ".join(
+            f"{r['peer_cpu_s'] / r['ccpipe_cpu_s']:.2f}x" for r in runs) + ")"
+
+    return [f"  {names[k]:<30} {f['ratio_records_per_s']:.2f}x records/s (wall), {f['ratio_cpu']:.2f}x CPU seconds"
+            f"{each(f)}; ccpipe peak RSS: worker {f['ccpipe']['worker_rss_mib']:.0f} MiB, tree "
+            f"{f['ccpipe']['peak_rss_mib']:.0f} MiB" for k, f in figs.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default=str(DEFAULT_INPUT), help="directory of *.warc.gz files")
     parser.add_argument("--cores", type=int, default=0, metavar="CORE", help="the one CPU core both runs are pinned to")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each side N times, in turn, and report each side's best (fewest CPU seconds) "
+                             "with every run's figures: steadier ratios on a machine others share (default: 1)")
     parser.add_argument("--peer-tasks", choices=("one", "per-file"), default="one",
                         help="the peer as one task over the whole input (its lists and models loaded once, as at "
                              "dump scale), or one task per WARC file (default: %(default)s)")
