@@ -48,13 +48,22 @@ def _scrub_url(scrubber, url: str) -> tuple[str, int]:
         if not _MAY_HOLD_PII.search(piece) and "%" not in piece:
             out.append(piece)
             continue
-        plain = unquote(piece) if "%" in piece else piece
-        findings = [r for r in scrubber._resolve(plain, scrubber.analyze(plain)) if not _an_id(plain, r)]
-        for r in reversed(findings):
-            plain = plain[:r.start] + scrubber._replacement_for(r.entity_type, plain[r.start:r.end], "en") + plain[r.end:]
-        out.append(plain if findings else piece)
-        found += len(findings)
+        scrubbed, n = _scrubbed_piece(scrubber, piece)
+        out.append(scrubbed)
+        found += n
     return "".join(out), found
+
+
+# URLs repeat their pieces (a site's paths, dates, page numbers): the public ledger copy of bench's 1,416 rows
+# analyses 1,789 pieces, 934 of them different, each through presidio's phone matcher for 8 regions where its
+# digits could be a phone (~0.25 ms). A scrubber's answer for a piece never changes.
+@functools.lru_cache(maxsize=8192)
+def _scrubbed_piece(scrubber, piece: str) -> tuple[str, int]:
+    plain = unquote(piece) if "%" in piece else piece
+    findings = [r for r in scrubber._resolve(plain, scrubber.analyze(plain)) if not _an_id(plain, r)]
+    for r in reversed(findings):
+        plain = plain[:r.start] + scrubber._replacement_for(r.entity_type, plain[r.start:r.end], "en") + plain[r.end:]
+    return (plain if findings else piece), len(findings)
 
 
 def _an_id(piece: str, finding) -> bool:
