@@ -18,9 +18,11 @@ the output is the from-scratch run's, byte for byte; the quality filters replay 
 they already judged when they are the same code (`quality_memo`, stages/filters/quality_memo.py), which
 re-decides, not re-measures, a change of which filters run; MinHash takes RUN's signatures of the texts it
 signed when the MinHash settings and word segmenters are the same (`minhash_signatures`,
-stages/dedup/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII settings are the same
-(`pii_memo`). A base task whose store is missing (a partly deleted `work/`) is recomputed from the WARC files,
-one whose signature files are missing computes its signatures.
+stages/dedup/replay.py), and the tokenizer RUN's ids of the texts it kept when it is the same vocabulary
+(`bpe_tokens`, stages/tokens/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII
+settings are the same (`pii_memo`). A base task whose store is missing (a partly deleted `work/`) is
+recomputed from the WARC files, one whose signature files are missing computes its signatures, one whose
+token files are missing encodes its texts.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Reuse:
     pii: bool = False  # its PII findings hold (same PII settings and code): replayed on the same texts
     signatures: bool = False  # its MinHash signatures hold (same settings and segmenters): taken for the same texts
     unsigned: tuple[int, ...] = field(default=())  # base tasks without signature files there: computed
+    tokens: bool = False  # its token ids hold (same tokenizer): taken for the same texts (stages/tokens/replay.py)
 
 
 def _digest(*parts) -> str:
@@ -77,7 +80,10 @@ def stage_keys(resolved: dict) -> dict[str, str]:
             "pii_memo": _digest(resolved["ccpipe_version"], config["pii"], found.get("PIIScrubber")),
             # a signature: the text's words (spaCy's, datatrove's segmenters) hashed with the MinHash settings
             "minhash_signatures": _digest(resolved["ccpipe_version"], versions["datatrove"], versions.get("spacy"),
-                                          found.get("Signature") or found.get("LanguageSignature"))}
+                                          found.get("Signature") or found.get("LanguageSignature")),
+            # a text's ids: the vocabulary (its sha256, end-of-text id, pattern) and the library that encodes
+            "bpe_tokens": _digest(resolved["ccpipe_version"], versions.get("tiktoken"), versions.get("tokenizers"),
+                                  found.get("tokenizer"))}
 
 
 def _changed(old: dict, new: dict, keys: tuple[str, ...]) -> list[str]:
@@ -118,6 +124,9 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     signatures = resolved["config"]["dedup"]["enabled"] and old.get("minhash_signatures") == new["minhash_signatures"]
     if signatures:
         stages.append("minhash_signatures")
+    tokens = old.get("bpe_tokens") == new["bpe_tokens"]
+    if tokens:
+        stages.append("bpe_tokens")
     missing = tuple(rank for rank in range(resolved["tasks"])
                     if not (layout.reuse_store / f"{rank:05d}.parquet").is_file())
     entry.update({"mode": mode, "stages": stages})
@@ -127,7 +136,8 @@ def plan_reuse(source: str | Path, resolved: dict) -> tuple[Reuse | None, dict]:
     unsigned = tuple(rank for rank in range(resolved["tasks"]) if signatures and not _signed(layout, rank, buckets))
     if unsigned:
         entry["signatures_computed"] = list(unsigned)
-    return Reuse(layout.root, layout.reuse_store, mode, scores, missing, quality, pii, signatures, unsigned), entry
+    return Reuse(layout.root, layout.reuse_store, mode, scores, missing, quality, pii, signatures, unsigned,
+                 tokens), entry
 
 
 def _signed(layout: RunLayout, rank: int, buckets: int) -> bool:
@@ -146,4 +156,4 @@ def reuse_of(resolved: dict) -> Reuse | None:
     return Reuse(source, RunLayout(source).reuse_store, entry["mode"], "langid_scores" in entry["stages"],
                  tuple(entry.get("tasks_recomputed", ())), "quality_signals" in entry["stages"],
                  "pii_findings" in entry["stages"], "minhash_signatures" in entry["stages"],
-                 tuple(entry.get("signatures_computed", ())))
+                 tuple(entry.get("signatures_computed", ())), "bpe_tokens" in entry["stages"])

@@ -25,7 +25,7 @@ from pipeline.run import run_pipeline
 
 MAX_RECORDS = 30
 REPLAYED = ["reader", "blocklist", "langid_precheck", "extract", "langid_scores", "quality_signals", "pii_findings",
-            "minhash_signatures"]
+            "minhash_signatures", "bpe_tokens"]
 
 
 def _config(**sections) -> dict:
@@ -67,7 +67,7 @@ CHANGES = {
 
 
 KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_scores", "quality_memo", "pii_memo",
-        "minhash_signatures"}
+        "minhash_signatures", "bpe_tokens"}
 
 
 @pytest.mark.parametrize("change, changed", [
@@ -82,7 +82,8 @@ KEYS = {"reader", "blocklist", "langid_precheck", "extract", "store", "langid_sc
     ({"langid": {"precheck": False}}, {"langid_precheck", "store"}),
     ({"blocklist": {"ut1": False}}, {"blocklist", "langid_precheck", "store"}),
     ({"extract": {"favor_precision": False}}, {"extract", "store"}),
-    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo", "minhash_signatures"}),
+    ({"input": {"max_records": 5}}, KEYS - {"langid_scores", "quality_memo", "pii_memo", "minhash_signatures",
+                                            "bpe_tokens"}),
     ({"run": {"workers": 4}, "input": {"retry": {"attempts": 2}}}, set()),  # how it runs, not what it computes
 ])
 def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed, tmp_path):
@@ -94,6 +95,18 @@ def test_a_stage_key_changes_with_its_stage_and_those_before_it(change, changed,
 
     before, after = keys({}), keys(change)
     assert set(before) == KEYS and {k for k in KEYS if before[k] != after[k]} == changed
+
+
+def test_another_vocabulary_changes_the_token_key_only(corpus, tmp_path):
+    files = [str(tmp_path / "a.warc.gz")]
+
+    def keys(settings: dict) -> dict:
+        config = config_from_dict(settings)
+        return resolved_config(config, files, build_phases(config, files, tmp_path / "run"))["reuse_keys"]
+
+    cl100k = str(corpus / "tokenizers" / "cl100k_base" / "cl100k_base.tiktoken")
+    before, after = keys({}), keys({"tokenizer": {"name": cl100k}})
+    assert {k for k in KEYS if before[k] != after[k]} == {"bpe_tokens"}
 
 
 @pytest.mark.slow
@@ -112,9 +125,11 @@ def test_reuse_gives_the_from_scratch_bytes(change, source, inputs, corpus, tmp_
     entry = _reused(tmp_path / "reused")
     assert entry["from"] == str(source) and entry["mode"] == mode
     # (extraction: Chinese is kept too, its shingles cut by jieba's words: the signatures are not RUN's)
-    stages = REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals", "pii_findings"]
-    # other PII entities: the findings are looked for again
-    assert entry["stages"] == [s for s in stages if not (change == "pii_entities" and s == "pii_findings")]
+    stages = REPLAYED if mode == "replay" else ["extract", "langid_scores", "quality_signals", "pii_findings",
+                                                "bpe_tokens"]
+    # other PII entities: the findings are looked for again; another vocabulary: the texts are encoded again
+    assert entry["stages"] == [s for s in stages if (change, s) not in {("pii_entities", "pii_findings"),
+                                                                         ("tokenizer", "bpe_tokens")}]
     if change == "languages":
         assert "zh" in reused["kept_by_language"] and "langid_precheck" in entry["recomputed_because"]
     if change == "pii_entities":  # reused text is the pre-PII text: the PII stage scrubbed it again
@@ -141,6 +156,7 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     shutil.copytree(source, partial)
     (partial / "work" / "reuse" / "00001.parquet").unlink()
     (partial / "work" / "minhash" / "signatures" / "bucket_005" / "00000.minhash.sig").unlink()
+    (partial / "work" / "tokens" / "en" / "00000.keys").unlink()  # that task's texts encoded again
     config = config_from_dict(_config(quality={"c4": False}))
     reused = run_pipeline(config, [], tmp_path / "reused", reuse=partial)
     run_pipeline(config, [], tmp_path / "whole", reuse=source)  # replayed whole: the from-scratch bytes (above)
