@@ -30,7 +30,8 @@ from stages.utils.trafilatura_patches import (
 logger = logging.getLogger(__name__)
 
 # the versions each patch was written against (major.minor); another version skips the patch
-TESTED = {"datatrove": ("0.10",), "loguru": ("0.7",), "presidio-analyzer": ("2.2",), "spacy": ("3.8",),
+# (loguru 0.8.0's `_get_lib_dirs` is 0.7.3's, line for line)
+TESTED = {"datatrove": ("0.10",), "loguru": ("0.7", "0.8"), "presidio-analyzer": ("2.2",), "spacy": ("3.8",),
           "trafilatura": ("2.3",)}
 
 _APPLIED: set[str] = set()
