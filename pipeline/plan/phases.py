@@ -211,7 +211,8 @@ def _final_steps(config: Config, layout: RunLayout, dedup: MinhashDedup, profile
         Tokenize(BPETokenizer(config.tokenizer.name, config.tokenizer.eot_token, config.tokenizer.pattern),
                  str(layout.tokens), exclusion_writer=DropLedger(ledger, Tokenize.stage),
                  record_timeout=config.run.record_timeout,
-                 replay_from=str(RunLayout(reuse.source).tokens) if reuse and reuse.tokens else None),
+                 replay_from=(str(RunLayout(reuse.source).tokens), str(RunLayout(reuse.source).parquet))
+                 if reuse and reuse.tokens else None),
         FineWebParquet(str(layout.parquet), compression),
         KeptLedger(ledger),
         TaskTally(str(layout.tally)),

@@ -18,8 +18,8 @@ the output is the from-scratch run's, byte for byte; the quality filters replay 
 they already judged when they are the same code (`quality_memo`, stages/filters/quality_memo.py), which
 re-decides, not re-measures, a change of which filters run; MinHash takes RUN's signatures of the texts it
 signed when the MinHash settings and word segmenters are the same (`minhash_signatures`,
-stages/dedup/replay.py), and the tokenizer RUN's ids of the texts it kept when it is the same vocabulary
-(`bpe_tokens`, stages/tokens/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII
+stages/dedup/replay.py), and the tokenizer RUN's ids of the texts it kept (its token files and parquet) when
+it is the same vocabulary (`bpe_tokens`, stages/tokens/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII
 settings are the same (`pii_memo`). A base task whose store is missing (a partly deleted `work/`) is
 recomputed from the WARC files, one whose signature files are missing computes its signatures, one whose
 token files are missing encodes its texts.
@@ -55,7 +55,7 @@ class Reuse:
     pii: bool = False  # its PII findings hold (same PII settings and code): replayed on the same texts
     signatures: bool = False  # its MinHash signatures hold (same settings and segmenters): taken for the same texts
     unsigned: tuple[int, ...] = field(default=())  # base tasks without signature files there: computed
-    tokens: bool = False  # its token ids hold (same tokenizer): taken for the same texts (stages/tokens/replay.py)
+    tokens: bool = False  # its token ids hold (same tokenizer): taken for the texts it kept (stages/tokens/replay.py)
 
 
 def _digest(*parts) -> str:

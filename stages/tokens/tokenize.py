@@ -31,7 +31,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 
 from stages.tokens import binformat
-from stages.tokens.replay import key_record, keys_file_name, read_token_ids, token_key
+from stages.tokens.replay import read_token_ids, token_key
 from stages.tokens.vocabularies import NAMED, PUBLISHED, locate
 from stages.utils.deadline import DEFAULT_RECORD_TIMEOUT, RecordTimeout, record_deadline
 from stages.utils.io import sha256_file
@@ -217,14 +217,15 @@ class Tokenize(PipelineStep):
     type = "🔢 - TOKENIZER"
 
     def __init__(self, tokenizer: BPETokenizer, output_folder: str, batch_size: int = 256, exclusion_writer=None,
-                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT, replay_from: str | None = None):
+                 record_timeout: float | None = DEFAULT_RECORD_TIMEOUT, replay_from: tuple[str, str] | None = None):
         super().__init__()
         self.tokenizer = tokenizer
         self.output_folder = get_datafolder(output_folder)
         self.batch_size = batch_size
         # a document over record_timeout is dropped as `timeout` (needs the writer: without one, no bound)
         self.exclusion_writer, self.record_timeout = exclusion_writer, record_timeout
-        # another run's work/tokens, same tokenizer (`--reuse`): the ids of the texts it kept (stages/tokens/replay.py)
+        # (work/tokens, parquet/) of another run with this tokenizer (`--reuse`): the ids of the texts it kept
+        # (stages/tokens/replay.py)
         self.replay_from = replay_from
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
@@ -236,19 +237,17 @@ class Tokenize(PipelineStep):
         replay = None
         if self.replay_from:
             with self.track_time("replay"):
-                replay = read_token_ids(self.replay_from, rank, fmt, typecode, eot)
+                replay = read_token_ids(*self.replay_from, rank, fmt, typecode, eot)
             if replay is None:
                 self.stat_update("replay_files_unusable")
         with (self.output_folder.get_output_file_manager(mode="wb") as files,
               self.exclusion_writer or contextlib.nullcontext() as writer):
             for batch in batched(data, self.batch_size):
                 with self.track_time("batch"):
-                    # one write per language per batch, in document order: the ids, and which text they are
-                    by_language: dict[str, tuple[array, bytearray]] = {}
+                    by_language: dict[str, array] = {}  # one write per language per batch, in document order
                     n_tokens, kept = 0, []
                     for doc in batch:
-                        key = token_key(doc.text)
-                        ids = replay.get(key) if replay is not None else None
+                        ids = replay.get(token_key(doc.text)) if replay is not None else None
                         if ids is not None:
                             self.stat_update("tokens_replayed")
                         else:
@@ -262,14 +261,12 @@ class Tokenize(PipelineStep):
                         kept.append(doc)
                         doc.metadata["token_count"] = len(ids)
                         n_tokens += len(ids) + 1
-                        buf, keys = by_language.setdefault(doc.metadata["language"], (array(typecode), bytearray()))
+                        buf = by_language.setdefault(doc.metadata["language"], array(typecode))
                         buf.append(eot)
                         buf.extend(ids)  # every id < n_vocab fits the format's width
-                        keys += key_record(key, len(ids))
-                    for language, (buf, keys) in by_language.items():
+                    for language, buf in by_language.items():
                         if sys.byteorder != "little":
                             buf.byteswap()
                         files.get_file(binformat.token_file_name(f"{language}/{rank:05d}", fmt)).write(buf.tobytes())
-                        files.get_file(keys_file_name(language, rank)).write(bytes(keys))
                 self.stat_update("tokens", value=n_tokens)
                 yield from kept

@@ -156,7 +156,7 @@ def test_missing_store_tasks_are_recomputed_and_said(source, tmp_path, capfd):
     shutil.copytree(source, partial)
     (partial / "work" / "reuse" / "00001.parquet").unlink()
     (partial / "work" / "minhash" / "signatures" / "bucket_005" / "00000.minhash.sig").unlink()
-    (partial / "work" / "tokens" / "en" / "00000.keys").unlink()  # that task's texts encoded again
+    (partial / "work" / "tokens" / "en" / "00000.tokens").unlink()  # that task's texts encoded again
     config = config_from_dict(_config(quality={"c4": False}))
     reused = run_pipeline(config, [], tmp_path / "reused", reuse=partial)
     run_pipeline(config, [], tmp_path / "whole", reuse=source)  # replayed whole: the from-scratch bytes (above)
