@@ -19,10 +19,10 @@ they already judged when they are the same code (`quality_memo`, stages/filters/
 re-decides, not re-measures, a change of which filters run; MinHash takes RUN's signatures of the texts it
 signed when the MinHash settings and word segmenters are the same (`minhash_signatures`,
 stages/dedup/replay.py), and the tokenizer RUN's ids of the texts it kept (its token files and parquet) when
-it is the same vocabulary (`bpe_tokens`, stages/tokens/replay.py); PII replays RUN's findings on the texts it scrubbed when the PII
-settings are the same (`pii_memo`). A base task whose store is missing (a partly deleted `work/`) is
-recomputed from the WARC files, one whose signature files are missing computes its signatures, one whose
-token files are missing encodes its texts.
+it is the same vocabulary (`bpe_tokens`, stages/tokens/replay.py); PII replays RUN's findings on the texts it
+scrubbed when the PII settings are the same (`pii_memo`). A base task whose store is missing (a partly
+deleted `work/`) is recomputed from the WARC files, one whose signature files are missing computes its
+signatures, one whose token files are missing encodes its texts.
 """
 
 from __future__ import annotations

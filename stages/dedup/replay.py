@@ -18,7 +18,6 @@ missing or that do not agree (a partly deleted `work/`) make the task compute ev
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 
@@ -26,12 +25,14 @@ import numpy as np
 import orjson
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 
+from stages.utils.memo import text_key
+
 
 def signature_key(segmenter, text: str) -> bytes:
     """The text and the segmenter that cut its words (None: English), as a 128-bit digest: a pair of distinct
     texts collides with odds ~3e-39, and a task holds thousands of texts, not their megabytes."""
     prefix = "\x00".join(segmenter) if segmenter else ""
-    return hashlib.blake2b(f"{prefix}\x01{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return text_key(f"{prefix}\x01{text}", 16)
 
 
 def signature_files(folder: str, rank: int, buckets: int) -> list[str]:

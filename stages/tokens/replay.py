@@ -14,19 +14,20 @@ On bench, a re-decided quality threshold keeps 256 texts of RUN's and 21 new one
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
 from array import array
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from stages.tokens import binformat
-from stages.utils.io import read_parquet
+from stages.utils.memo import text_key
 
 
 def token_key(text: str) -> bytes:
-    """A text's 128-bit digest: a pair of distinct texts collides with odds ~3e-39."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return text_key(text, 16)
 
 
 class TokenIds:
@@ -56,8 +57,6 @@ def read_token_ids(tokens: str, parquet: str, rank: int, fmt: binformat.BinForma
                    ) -> TokenIds | None:
     """Task `rank`'s ids in another run, from its work/tokens (`tokens`) and its texts in its parquet output
     (`parquet`); None when a language's files are not all there or do not agree."""
-    import pyarrow as pa
-
     out: dict[bytes, tuple[array, int, int]] = {}
     try:
         languages = sorted(e for e in os.listdir(tokens) if os.path.isdir(os.path.join(tokens, e)))
@@ -68,22 +67,29 @@ def read_token_ids(tokens: str, parquet: str, rank: int, fmt: binformat.BinForma
         parts = parquet_parts(os.path.join(parquet, language), rank)
         if not parts and not os.path.exists(tokens_path):
             continue  # that task kept nothing in this language
+        pos = 0
         try:
             ids = array(typecode)
             with open(tokens_path, "rb") as f:
                 ids.frombytes(f.read())
-            tables = [read_parquet(p, columns=["text", "token_count"]) for p in parts]
-        except (OSError, ValueError, KeyError, pa.ArrowException):  # missing, cut, or not a parquet of texts
-            return None
-        if sys.byteorder != "little":
-            ids.byteswap()
-        pos = 0
-        for table in tables:
-            for text, n in zip(table["text"].to_pylist(), table["token_count"].to_pylist()):
+            if sys.byteorder != "little":
+                ids.byteswap()
+            for text, n in _kept_texts(parts):
                 if text is None or n is None or pos + n >= len(ids) or ids[pos] != eot:
                     return None  # each document's ids follow its <|endoftext|>
                 out[token_key(text)] = (ids, pos + 1, pos + 1 + n)
                 pos += 1 + n
+        except (OSError, ValueError, KeyError, pa.ArrowException):  # missing, cut, or not a parquet of texts
+            return None
         if pos != len(ids):
             return None
     return TokenIds(out)
+
+
+def _kept_texts(parts: list[str]):
+    """(text, token_count) of each row of the parquet files `parts`, a batch of rows at a time: a task's texts
+    are never all held (tens of MB at 30,000 records)."""
+    for path in parts:
+        with pq.ParquetFile(path) as f:
+            for batch in f.iter_batches(batch_size=1024, columns=["text", "token_count"]):
+                yield from zip(batch.column("text").to_pylist(), batch.column("token_count").to_pylist())

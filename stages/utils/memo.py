@@ -24,8 +24,10 @@ from stages.utils.io import atomic_path, read_parquet
 MEMO_SCHEMA = pa.schema([("text", pa.binary(8)), ("value", pa.string())])
 
 
-def text_key(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+def text_key(text: str, size: int = 8) -> bytes:
+    """blake2b of the text, `size` bytes: 8 for a task's memo (~400 texts: no collision), 16 where a collision
+    would put another text's result in an output (MinHash signatures, token ids: odds ~3e-39 a pair)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size).digest()
 
 
 def memo_path(folder: str, rank: int) -> str:
