@@ -13,6 +13,7 @@ import sys
 import pipeline
 from pipeline.plan.configfile import ConfigFileError, read_config_file
 from stages.utils import patches
+from stages.utils.stack import run_deep
 
 # each command and its module, which adds it through `add_commands(subparsers)`; imported by name once
 # TQDM_DISABLE is set (tqdm reads it when first imported, and every command module brings it in), and only the
@@ -57,7 +58,10 @@ def config_file_problem(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    return run_deep(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
     if (problem := config_file_problem(argv)) is not None:
         print(f"ccpipe: config error: {problem}", file=sys.stderr)
         return 2

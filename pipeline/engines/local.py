@@ -32,6 +32,7 @@ from stages.extractors.html import Extractor, close_sandboxes
 from stages.utils import patches
 from stages.utils.io import write_text_atomic
 from stages.utils.lifetime import die_with
+from stages.utils.stack import run_deep
 
 DIED = "ERROR    | task process died (SIGKILL, or killed for memory): rerun the same command to redo this task"
 
@@ -69,7 +70,7 @@ class QuietLocalExecutor(LocalPipelineExecutor):
         quiet_console()
         try:
             # datatrove prints a task's log on the console only for local_rank 0
-            return super()._run_for_rank(rank, local_rank + 1, node_rank)
+            return run_deep(super()._run_for_rank, rank, local_rank + 1, node_rank)
         finally:
             quiet_console()  # datatrove re-adds its console logger when a task ends
 

@@ -12,6 +12,7 @@ from pipeline.core.layout import RunLayout
 from pipeline.engines.local import quiet_console
 from pipeline.plan.config import Config
 from pipeline.plan.phases import Phase
+from stages.utils.stack import run_deep
 
 
 class QuietRayExecutor(RayPipelineExecutor):
@@ -20,7 +21,7 @@ class QuietRayExecutor(RayPipelineExecutor):
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         quiet_console()
         try:
-            return super()._run_for_rank(rank, local_rank + 1, node_rank)
+            return run_deep(super()._run_for_rank, rank, local_rank + 1, node_rank)
         finally:
             quiet_console()
 

@@ -20,6 +20,7 @@ from pipeline.engines.local import quiet_console
 from pipeline.plan.config import Config, SlurmConfig
 from pipeline.plan.phases import Phase
 from stages.utils.io import write_text_atomic
+from stages.utils.stack import run_deep
 
 
 def _sbatch_options(options: tuple[str, ...]) -> dict:
@@ -61,7 +62,7 @@ class CcpipeSlurmExecutor(SlurmPipelineExecutor):
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         quiet_console()
-        return super()._run_for_rank(rank, local_rank + 1, node_rank)
+        return run_deep(super()._run_for_rank, rank, local_rank + 1, node_rank)
 
     def sbatch_directives(self, array_size: int) -> dict:
         """The `#SBATCH` lines, without touching the disk (for --dry-run)."""

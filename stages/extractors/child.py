@@ -11,6 +11,7 @@ import os
 
 from stages.utils import patches
 from stages.utils.lifetime import die_with
+from stages.utils.stack import run_deep
 
 # after a page over this many characters the child gives its free heap back (glibc's `malloc_trim`): parsing
 # it grew the heap (lxml's tree, trafilatura's copies), and glibc keeps what was freed. The hostile corpus's
@@ -36,6 +37,10 @@ def serve(conn, worker: int) -> None:
     gc.freeze()
     gc.enable()
     conn.send(None)
+    run_deep(_extract_pages, conn, extract_fn)
+
+
+def _extract_pages(conn, extract_fn) -> None:
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; musl has none
     while True:
         try:
