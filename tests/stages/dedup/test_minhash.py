@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
+from stages.dedup import minhash
 from stages.dedup.minhash import SIGNATURE_BLOCK, CompleteClusterFiles, MinhashDedup, Signature
 from stages.writers.ledger import DropLedger
 from tests.fixtures import make_doc
@@ -45,6 +46,27 @@ def test_signatures_by_blocks_are_datatrove_s(tmp_path):
     for n in (1, SIGNATURE_BLOCK - 1, SIGNATURE_BLOCK, SIGNATURE_BLOCK + 1, 3 * SIGNATURE_BLOCK + 7):
         shingles = rng.integers(0, 2**63, size=(n, 1), dtype=np.uint64)
         assert ours.get_signature(shingles) == peer.get_signature(shingles), n
+
+
+@pytest.mark.parametrize("memory", [None, 1, 5_000])  # all held, each document spilled, spilled every few
+def test_signature_files_are_datatrove_s_byte_for_byte(tmp_path, monkeypatch, memory):
+    # ours sort each bucket's records in memory and write its file once (spilled to the files past
+    # SIGNATURE_MEMORY bytes, then sorted there); datatrove writes, reads back, sorts and writes again
+    if memory is not None:
+        monkeypatch.setattr(minhash, "SIGNATURE_MEMORY", memory)
+    words = [f"w{i}" for i in range(60)]
+    rng = np.random.default_rng(1)
+    docs = [make_doc(" ".join(rng.choice(words, size=30)), doc_id=str(i), language="en") for i in range(40)]
+    docs[7] = make_doc("too short", doc_id="7", language="en")  # no shingle: no record, its index skipped
+    config = MinhashDedup(tmp_path).config
+    Signature(str(tmp_path / "ours"), config).run(iter(docs), rank=3)
+    MinhashDedupSignature(str(tmp_path / "peer"), config=config).run(iter(docs), rank=3)
+    peer = sorted(p.relative_to(tmp_path / "peer") for p in (tmp_path / "peer").rglob("*.sig"))
+    assert len(peer) == config.num_buckets
+    assert sorted(p.relative_to(tmp_path / "ours") for p in (tmp_path / "ours").rglob("*.sig")) == peer
+    for path in peer:
+        assert (tmp_path / "ours" / path).read_bytes() == (tmp_path / "peer" / path).read_bytes(), path
+    assert (tmp_path / "ours" / peer[0]).stat().st_size == 39 * 68
 
 
 def test_a_document_whose_shingles_run_out_of_time_is_a_counted_dedup_timeout(tmp_path):
