@@ -81,9 +81,10 @@ def stage_keys(resolved: dict) -> dict[str, str]:
             # a signature: the text's words (spaCy's, datatrove's segmenters) hashed with the MinHash settings
             "minhash_signatures": _digest(resolved["ccpipe_version"], versions["datatrove"], versions.get("spacy"),
                                           found.get("Signature") or found.get("LanguageSignature")),
-            # a text's ids: the vocabulary (its sha256, end-of-text id, pattern) and the library that encodes
+            # a text's ids: the vocabulary (its sha256, end-of-text id, pattern), not where it was read from (a
+            # name or a path), and the library that encodes
             "bpe_tokens": _digest(resolved["ccpipe_version"], versions.get("tiktoken"), versions.get("tokenizers"),
-                                  found.get("tokenizer"))}
+                                  {k: v for k, v in found.get("tokenizer", {}).items() if k not in ("name", "path")})}
 
 
 def _changed(old: dict, new: dict, keys: tuple[str, ...]) -> list[str]:

@@ -107,6 +107,10 @@ def test_another_vocabulary_changes_the_token_key_only(corpus, tmp_path):
     cl100k = str(corpus / "tokenizers" / "cl100k_base" / "cl100k_base.tiktoken")
     before, after = keys({}), keys({"tokenizer": {"name": cl100k}})
     assert {k for k in KEYS if before[k] != after[k]} == {"bpe_tokens"}
+    # the same vocabulary by its file: the same ids (the key had the name in it, and a run made with
+    # `--tokenizer PATH` had its tokens encoded again by a reuse naming gpt2)
+    gpt2 = str(corpus / "tokenizers" / "gpt2" / "gpt2.tiktoken")
+    assert keys({"tokenizer": {"name": gpt2}}) == before
 
 
 @pytest.mark.slow
