@@ -127,6 +127,9 @@ def run_phases(config: Config, layout: RunLayout, phases: list[Phase], progress:
     are skipped, and a phase with a task that did not complete stops the run."""
     if any(len(incomplete_tasks(layout, phase)) < phase.tasks for phase in phases):
         print(f"resuming: {_tasks_done(layout, phases)}", file=sys.stderr, flush=True)
+    if config.run.executor == "local":  # what the steps load, loaded once here: the workers fork with it
+        for step in (step for phase in phases for step in phase.steps if hasattr(step, "warm")):
+            step.warm()
     with engine_session(config):
         for phase in phases:
             stop = threading.Event()

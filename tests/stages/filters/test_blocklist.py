@@ -174,6 +174,25 @@ def test_provenance_lists_every_list_in_use(blocklist):
     assert "ut1-adult" not in without and "ccpipe-host-words" not in without
 
 
+def test_provenance_is_kept_until_a_list_changes(tmp_path):
+    lists = tmp_path / "lists"
+    shutil.copytree(default_lists_dir(), lists)
+    cache = tmp_path / "cache"
+    first = URLBlocklist(lists_dir=str(lists), cache_dir=str(cache), use_ut1=False).provenance()
+    again = URLBlocklist(lists_dir=str(lists), cache_dir=str(cache), use_ut1=False)
+    assert again.provenance() == first and again._state is None  # read back: no list loaded
+    with open(lists / "ccpipe-domains.txt", "a") as f:
+        f.write("one-more.example\n")
+    changed = {row["name"]: row for row in
+               URLBlocklist(lists_dir=str(lists), cache_dir=str(cache), use_ut1=False).provenance()}
+    before = {row["name"]: row for row in first}
+    assert changed["ccpipe-domains"]["entries"] == before["ccpipe-domains"]["entries"] + 1
+    assert changed["ccpipe-domains"]["sha256"] != before["ccpipe-domains"]["sha256"]
+    assert changed["allowlist"] == before["allowlist"]
+    fresh = URLBlocklist(lists_dir=str(lists), cache_dir=str(tmp_path / "empty"), use_ut1=False)
+    assert fresh.provenance() == list(changed.values())  # what the cache holds is what loading the lists gives
+
+
 def test_bench_truth(corpus, blocklist):
     truth = corpus / "warc" / "bench" / "truth.jsonl"
     if not truth.is_file():
