@@ -17,7 +17,7 @@ from stages.filters.langid import default_model_path
 from stages.filters.quality import FILTERS, params, tunable
 from stages.recipes.profiles import ProfileError, check_overrides
 from stages.tokens.tokenize import BPETokenizer, TokenizerError
-from stages.utils.loading import fasttext_model
+from stages.utils.loading import fasttext_labels
 
 
 def check_config(config: Config) -> None:
@@ -38,8 +38,7 @@ def _check_langid(config: Config) -> None:
     if not os.path.isfile(path):
         raise ConfigError(f"langid.model: {path}: no such file (a fastText lid.176.bin or .ftz)", key="langid.model")
     try:
-        # fasttext-predict has no get_labels(): every label, each with its (possibly tiny) probability
-        labels, _ = fasttext_model(path).predict("label", k=-1, threshold=-1.0)
+        labels = fasttext_labels(path)
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ConfigError(f"langid.model: {path}: not a fastText model ({str(exc).splitlines()[0][:80]})",
                           key="langid.model") from None
@@ -66,7 +65,7 @@ def _check_quality(config: Config) -> None:
         raise ConfigError(f"quality.classifier.model: {c.model}: no such file (a fastText supervised model; "
                           "`ccpipe classifier train` makes one)", key="quality.classifier.model")
     try:
-        labels, _ = fasttext_model(c.model).predict("label", k=-1, threshold=-1.0)
+        labels = fasttext_labels(c.model)
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ConfigError(f"quality.classifier.model: {c.model}: not a fastText model "
                           f"({str(exc).splitlines()[0][:80]})", key="quality.classifier.model") from None

@@ -148,10 +148,13 @@ def _base_steps(config: Config, files: list[str], layout: RunLayout, dedup: Minh
     if reuse and reuse.mode == "replay":
         base = [ReuseReader(str(reuse.store), str(layout.reuse_store), ledger, str(layout.files_report), base,
                             scores=reuse.scores)]
+    langid = LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
+                        exclusion_writer=DropLedger(ledger, LanguageID.stage),
+                        thresholds={k: p.language_score for k, p in profiles.items()})
+    # replayed: the store hands it each text's scores (a task recomputed from the WARC files loads the model)
+    langid.model_unused = bool(reuse and reuse.mode == "replay" and reuse.scores)
     base += [
-        LanguageID(config.langid.languages, config.langid.threshold, config.langid.model,
-                   exclusion_writer=DropLedger(ledger, LanguageID.stage),
-                   thresholds={k: p.language_score for k, p in profiles.items()}),
+        langid,
         *quality_filters(config.quality.model_copy(update={"fast": False}) if fineweb else config.quality, ledger,
                          profiles, memo_folder=str(layout.quality_memo),
                          memo_source=str(RunLayout(reuse.source).quality_memo) if reuse and reuse.quality else None),

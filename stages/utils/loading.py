@@ -25,12 +25,40 @@ def load_once(key: tuple, load):
 
 
 def fasttext_model(path: str):
-    """The fastText model at `path`, loaded once per process: by the steps, and by `ccpipe run`'s check of the
-    config before it forks its workers, which then have it already (lid.176.ftz: ~20 ms a load, 4 MB)."""
+    """The fastText model at `path`, loaded once per process: by the steps, and by `ccpipe run` before it forks
+    its workers (`FastTextModel.warm`), which then have it already (lid.176.ftz: ~20 ms a load, 4 MB)."""
     import fasttext  # fasttext-predict's loader suffices to predict; never at import (steps are pickled)
 
     stat = os.stat(path)
     return load_once(("fasttext", path, stat.st_mtime_ns, stat.st_size), lambda: fasttext.load_model(path))
+
+
+def fasttext_labels(path: str) -> list[str]:
+    """The labels of the fastText model at `path` ("__label__en", ...), kept in the cache directory under the
+    file's path, size and modification time: `ccpipe run` checks the config's languages against them, and
+    loading the model for that (~25 ms with fastText's import) was wasted in a run that reuses the language
+    scores. Raises what loading raises for a file that is no fastText model."""
+    import json
+
+    import xxhash
+
+    from stages.utils.io import cache_dir, write_text_atomic
+
+    stat = os.stat(path)
+    key = xxhash.xxh3_128_hexdigest(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    cached = cache_dir("fasttext-labels") / f"{key}.json"
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
+    # fasttext-predict has no get_labels(): every label, each with its (possibly tiny) probability
+    labels = list(fasttext_model(path).predict("label", k=-1, threshold=-1.0)[0])
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cached, json.dumps(labels))
+    except OSError:  # a read-only cache: the model is loaded again next time
+        pass
+    return labels
 
 
 def tld_extractor():
@@ -47,10 +75,16 @@ class FastTextModel:
     model loads lazily, once per worker process, and stays out of the pickle a step is sent to workers in."""
 
     model_path: str
+    model_unused = False  # set where the step will be handed every score it needs (a reuse run's language ID)
 
     @cached_property
     def model(self):
         return fasttext_model(self.model_path)
+
+    def warm(self) -> None:
+        """Load the model now: `ccpipe run` calls this before it forks its local workers, which then have it."""
+        if not self.model_unused:
+            self.model
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -1,9 +1,12 @@
 """`without_torch()`: spaCy imported inside it brings neither PyTorch nor its own command line; the shared English
-words build spaCy's tokenizer without the components other packages register."""
+words build spaCy's tokenizer without the components other packages register; a fastText model's labels come
+back from the cache directory without loading it."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -45,3 +48,29 @@ def test_the_shared_english_words_import_no_spacy_plugin():
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == {"words": ["Do", "n't", "stop", ",", "U.S.", "folks", "!", "2019", "-", "10", "e",
                                                  "-", "mail"], "presidio": False, "plugins": True}
+
+
+def test_fasttext_labels_are_read_back_from_the_cache(tmp_path, monkeypatch):
+    from stages.filters.langid import LanguageID, default_model_path
+    from stages.utils import loading
+
+    monkeypatch.setenv("CCPIPE_CACHE", str(tmp_path))
+    model = default_model_path()
+    labels = loading.fasttext_labels(model)
+    assert len(labels) == 176 and "__label__en" in labels and "__label__zh" in labels
+
+    def no_load(path):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(loading, "fasttext_model", no_load)
+    assert loading.fasttext_labels(model) == labels  # from the cache: no load
+    step = LanguageID(("en",))
+    step.model_unused = True
+    step.warm()  # a reuse run's language ID, handed every score: nothing loaded
+    with pytest.raises(AssertionError):
+        LanguageID(("en",)).warm()
+    bogus = tmp_path / "bogus.bin"
+    bogus.write_bytes(b"not a model")
+    monkeypatch.undo()
+    with pytest.raises(ValueError):
+        loading.fasttext_labels(str(bogus))
