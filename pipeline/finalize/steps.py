@@ -1,16 +1,17 @@
 """Finalize as tasks on the run's own engine (local, Slurm, Ray), each in memory bounded by one task's share.
 
     finalize_index  (1 task)  the kept document of every MinHash cluster, as a parquet sorted by cluster
-                              (DuckDB, spilling to disk past its memory limit); the shards, each with the
-                              token-file ranges it copies (from the files' sizes); the decision files' names:
+                              (DuckDB, spilling to disk past its memory limit; a small run's in memory,
+                              `IN_MEMORY_KEPT_BYTES`); the shards, each with the token-file ranges it
+                              copies (from the files' sizes); the decision files' names:
                               `work/finalize/representatives.parquet`, `plan.json`, `shards/*.json`
     finalize_parts  (N tasks) task r: the ledger parts p with p % N == r (one base task's rows at a time,
-                              duplicates resolved by DuckDB lookups in the index), and the `.bin` shards k
+                              duplicates resolved by lookups in the index), and the `.bin` shards k
                               with k % N == r, each copied from the byte ranges of the token files it spans
 
 Every output file is written atomically and skipped when it exists, and each task leaves datatrove's
 completion marker: a rerun redoes only what is missing. `summary.json` is then counted from the ledger
-(`pipeline.finalize.summary`, DuckDB aggregates) by one small step.
+(`pipeline.finalize.summary`, DuckDB aggregates, pyarrow's for a small ledger) by one small step.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import re
 import shutil
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
@@ -38,6 +39,12 @@ from stages.utils.io import atomic_path, write_json_atomic
 from stages.writers.ledger import LEDGER_SCHEMA
 
 DUCKDB_MEMORY = "1GB"  # DuckDB spills sorts past it (to work/finalize/duckdb.tmp)
+# a small run's index is built and looked up in memory, without DuckDB, whose import (~55 ms) and connection per
+# process (15-30 ms) were most of its finalize (bench: 230 KB of kept decisions, an index of 64 KB): under
+# these many bytes of kept decisions (~25,000 rows with their excerpts), of index (~100,000 clusters: a
+# ~25 MB dict per process); the same rows either way
+IN_MEMORY_KEPT_BYTES = 32 << 20
+IN_MEMORY_INDEX_BYTES = 4 << 20
 COPY_TOKENS = 1 << 24  # tokens copied per read while assembling a shard: 32 MB, whatever the shard size
 LOOKUP_BATCH = 1000  # clusters per lookup query
 INDEX_BATCH = 1000  # kept files per DuckDB scan of the index task
@@ -57,6 +64,8 @@ def plan_file(layout: RunLayout) -> Path:
 
 
 def _duckdb(layout: RunLayout, threads: int = 1):
+    import duckdb  # for a run too large to finalize in memory (`IN_MEMORY_KEPT_BYTES`)
+
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
     con.execute(f"SET threads = {threads}")
@@ -89,7 +98,11 @@ def build_index(layout: RunLayout, shard_tokens: int, val_tokens: int | None = N
 def _write_representatives(layout: RunLayout, reps: Path) -> None:
     """(dup_cluster, id, url) of every kept row with a cluster, sorted by cluster. Read `INDEX_BATCH` kept
     files at a time into chunks (DuckDB holds per-file state for every file of a scan: ~4.5 KB each), then
-    sorted from the chunks; only the three fields are parsed: a kept row's excerpt is never held."""
+    sorted from the chunks; only the three fields are parsed: a kept row's excerpt is never held. Under
+    `IN_MEMORY_KEPT_BYTES` of kept decisions, read and sorted here instead."""
+    kept = sorted(str(p) for p in (layout.decisions / "kept").glob("*.jsonl"))
+    if sum(os.path.getsize(p) for p in kept) <= IN_MEMORY_KEPT_BYTES:
+        return _index_in_memory(kept, reps)
     con = _process_duckdb(str(layout.root), os.getpid())
     # every CPU this task was given (Slurm's cpuset: run.slurm.finalize_cpus): ~110 MB/s of JSON per thread;
     # then one again, for the lookups of the parts' tasks this process may run next
@@ -98,6 +111,23 @@ def _write_representatives(layout: RunLayout, reps: Path) -> None:
         _index_chunks(con, layout, reps)
     finally:
         con.execute("SET threads = 1")
+
+
+REPRESENTATIVES = pa.schema([("dup_cluster", pa.int64()), ("id", pa.string()), ("url", pa.string())])
+
+
+def _index_in_memory(kept: list[str], reps: Path) -> None:
+    rows = []
+    for path in kept:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.strip() and (row := orjson.loads(line)).get("dup_cluster") is not None:
+                    rows.append((row["dup_cluster"], row.get("id"), row.get("url")))
+    rows.sort(key=lambda row: row[0])
+    table = pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in
+                                  zip(zip(*rows) if rows else ((), (), ()), REPRESENTATIVES)], schema=REPRESENTATIVES)
+    with atomic_path(reps) as tmp:
+        pq.write_table(table, tmp, row_group_size=2048)
 
 
 def _index_chunks(con, layout: RunLayout, reps: Path) -> None:
@@ -182,9 +212,16 @@ def write_shard(layout: RunLayout, name: str) -> None:
         raise OSError(f"{path}: {path.stat().st_size} bytes, expected {HEADER_BYTES + fmt.itemsize * total}")
 
 
-def _lookup_representatives(layout: RunLayout, clusters: list[int], con) -> dict[int, tuple[str, str]]:
+def _lookup_representatives(layout: RunLayout, clusters: list[int], connect) -> dict[int, tuple[str, str]]:
     """cluster -> (id, url) of its kept document. Constant IN lists: DuckDB then reads only the row groups
-    whose min/max hold one (a 1,000-cluster lookup in a 20 M-row index: ~0.1 s, not a scan)."""
+    whose min/max hold one (a 1,000-cluster lookup in a 20 M-row index: ~0.1 s, not a scan). An index under
+    `IN_MEMORY_INDEX_BYTES` is read whole instead, once per process."""
+    path = representatives_file(layout)
+    stat = path.stat()
+    if stat.st_size <= IN_MEMORY_INDEX_BYTES:
+        index = _index_read(str(path), stat.st_mtime_ns, stat.st_size)
+        return {c: index[c] for c in clusters if c in index}
+    con = connect()
     reps = {}
     for i in range(0, len(clusters), LOOKUP_BATCH):
         batch = ",".join(str(int(c)) for c in clusters[i:i + LOOKUP_BATCH])
@@ -192,6 +229,12 @@ def _lookup_representatives(layout: RunLayout, clusters: list[int], con) -> dict
             f"SELECT dup_cluster, id, url FROM read_parquet('{representatives_file(layout)}') "
             f"WHERE dup_cluster IN ({batch})").fetchall())
     return reps
+
+
+@functools.lru_cache(maxsize=1)
+def _index_read(path: str, mtime_ns: int, size: int) -> dict[int, tuple[str, str]]:
+    table = pq.read_table(path)
+    return {c: (d, u) for c, d, u in zip(*(table.column(n).to_pylist() for n in REPRESENTATIVES.names))}
 
 
 def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect) -> pa.Table | None:
@@ -206,7 +249,7 @@ def consolidate_part(layout: RunLayout, rank: int, prefixes: list[str], connect)
         with open(p, "rb") as f:
             rows += [orjson.loads(line) for line in f if line.strip()]
     clusters = sorted({r["dup_cluster"] for r in rows if r["stage"] == "dedup" and r.get("dup_cluster") is not None})
-    reps = _lookup_representatives(layout, clusters, connect()) if clusters else {}
+    reps = _lookup_representatives(layout, clusters, connect) if clusters else {}
     for row in rows:
         if row["stage"] == "dedup" and row.get("dup_cluster") in reps:
             row["duplicate_of"], row["duplicate_of_url"] = reps[row["dup_cluster"]]

@@ -12,10 +12,10 @@ what the final phase wrote and to the tokens in the `.bin` shards, is checked on
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import duckdb
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
 from pipeline.core.layout import RunLayout
@@ -23,6 +23,10 @@ from pipeline.finalize.public import public_counts
 from pipeline.plan.phases import Phase, stage_of
 
 COUNT_BATCH = 1000  # ledger parts per DuckDB scan
+# a ledger under this many bytes is counted here with pyarrow, one part at a time, without DuckDB, whose import
+# (~55 ms) and connection (15-30 ms) took longer than bench's whole count (1,416 rows, 56 KB)
+IN_MEMORY_LEDGER_BYTES = 8 << 20
+_GROUP = ("decision", "stage", "reason", "language")
 BY_LANGUAGE = ("quality", "dedup", "pii", "tokenize")  # the stages after language ID: their drops per language
 
 
@@ -63,6 +67,45 @@ def funnel(records: int, dropped: dict[str, dict[str, int]], stages: list[str],
     return rows
 
 
+def _counted_by_duckdb(parts: list[str]) -> tuple[list[tuple], list[tuple]]:
+    """([(decision, stage, reason, language, rows, tokens + 1 a row)], [(PII kind, values in kept rows)]).
+    Aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python; and in
+    batches of parts, since DuckDB holds every file's metadata of a scan (~5 KB a part: 0.45 GB for 90,000)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
+    groups, kinds = [], []
+    for i in range(0, len(parts), COUNT_BATCH):
+        source = f"read_parquet({parts[i:i + COUNT_BATCH]!r})"
+        # one scan for the rows' counts by (decision, stage, reason, language): a few hundred groups on a dump,
+        # where a scan per count read every part's metadata four times (bench: 45 ms -> 25 ms)
+        groups += con.execute(f"SELECT decision, stage, reason, language, count(*), "
+                              f"sum(coalesce(token_count, 0) + 1) FROM {source} GROUP BY ALL").fetchall()
+        kinds += con.execute(f"SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e FROM "
+                             f"{source} WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall()
+    return groups, kinds
+
+
+def _counted_in_memory(parts: list[str]) -> tuple[list[tuple], list[tuple]]:
+    """`_counted_by_duckdb`'s counts with pyarrow, a part at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from stages.utils.io import read_parquet
+
+    groups, kinds = [], []
+    for part in parts:
+        table = read_parquet(part, columns=[*_GROUP, "token_count", "pii"])
+        tokens = pc.add(pc.fill_null(table["token_count"], 0), 1)
+        counted = pa.table({**{k: table[k] for k in _GROUP}, "tokens": tokens}).group_by(
+            list(_GROUP), use_threads=False).aggregate([("tokens", "count"), ("tokens", "sum")])
+        groups += zip(*(counted.column(k).to_pylist() for k in (*_GROUP, "tokens_count", "tokens_sum")))
+        kept = table.filter(pc.equal(table["decision"], "kept"))["pii"].to_pylist()
+        kinds += [entry for entries in kept if entries for entry in entries]
+    return groups, kinds
+
+
 def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) -> dict:
     """The funnel, counted from the ledger's rows: what `summary.json` and `ccpipe audit summary` report.
 
@@ -75,28 +118,19 @@ def ledger_counts(ledger: Path, stages: list[str], early: dict | None = None) ->
     # after language ID, per kept language: {lang: {stage: {reason: n}}} (each language has its own filters)
     by_lang: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     parts = sorted(str(p) for p in Path(ledger).glob("part-*.parquet"))
-    # aggregated in DuckDB: a dump's ledger has billions of rows, far too many to bring into Python; and in
-    # batches of parts, since DuckDB holds every file's metadata of a scan (~5 KB a part: 0.45 GB for 90,000)
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '1GB'")  # group-bys of a few keys: far below it, but never more
-    for i in range(0, len(parts), COUNT_BATCH):
-        source = f"read_parquet({parts[i:i + COUNT_BATCH]!r})"
-        # one scan for the rows' counts by (decision, stage, reason, language): a few hundred groups on a dump,
-        # where a scan per count read every part's metadata four times (bench: 45 ms -> 25 ms)
-        for decision, stage, reason, lang, n, tokens in con.execute(
-                f"SELECT decision, stage, reason, language, count(*), sum(coalesce(token_count, 0) + 1) "
-                f"FROM {source} GROUP BY ALL").fetchall():
-            records += n  # every row, whatever its decision: conservation then checks kept + dropped against it
-            if decision == "dropped":
-                dropped[stage][reason] += n
-                if stage in BY_LANGUAGE:
-                    by_lang[lang][stage][reason] += n
-            elif decision == "kept":
-                kept_by_lang[lang] += n
-                tokens_by_lang[lang] += int(tokens)
-        for kind, n in con.execute(f"SELECT e.key, sum(e.value) FROM (SELECT unnest(map_entries(pii)) AS e FROM "
-                                   f"{source} WHERE decision = 'kept' AND pii IS NOT NULL) GROUP BY ALL").fetchall():
-            pii[kind] += int(n)
+    small = sum(os.path.getsize(p) for p in parts) <= IN_MEMORY_LEDGER_BYTES
+    groups, kinds = _counted_in_memory(parts) if small else _counted_by_duckdb(parts)
+    for decision, stage, reason, lang, n, tokens in groups:
+        records += n  # every row, whatever its decision: conservation then checks kept + dropped against it
+        if decision == "dropped":
+            dropped[stage][reason] += n
+            if stage in BY_LANGUAGE:
+                by_lang[lang][stage][reason] += n
+        elif decision == "kept":
+            kept_by_lang[lang] += n
+            tokens_by_lang[lang] += int(tokens)
+    for kind, n in kinds:
+        pii[kind] += int(n)
     order = {s: i for i, s in enumerate(stages)}
     dropped_sorted = {stage: dict(sorted(dropped[stage].items()))
                       for stage in sorted(dropped, key=lambda s: order.get(s, len(order)))}

@@ -9,9 +9,11 @@ import os
 import numpy as np
 import orjson
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from pipeline.core.layout import RunLayout
+from pipeline.finalize import steps, summary
 from pipeline.finalize.public import public_folder
 from pipeline.finalize.shards import validation_tokens, write_shards
 from pipeline.finalize.steps import FinalizeIndex, FinalizeParts, plan_file
@@ -72,7 +74,17 @@ def test_shards_from_ranges_equal_streamed_shards(tmp_path):
         assert (layout.bin / shard["file"]).read_bytes() == (tmp_path / "streamed" / shard["file"]).read_bytes()
 
 
-def test_ledger_parts_name_the_kept_twin_and_a_rerun_redoes_only_what_is_missing(tmp_path):
+@pytest.fixture(params=["in memory", "duckdb"])
+def index_path(request, monkeypatch):
+    """A small run's index is built and read in memory; a large one's by DuckDB (forced here): the same rows."""
+    if request.param == "duckdb":
+        monkeypatch.setattr(steps, "IN_MEMORY_KEPT_BYTES", -1)
+        monkeypatch.setattr(steps, "IN_MEMORY_INDEX_BYTES", -1)
+        monkeypatch.setattr(summary, "IN_MEMORY_LEDGER_BYTES", -1)
+    return request.param
+
+
+def test_ledger_parts_name_the_kept_twin_and_a_rerun_redoes_only_what_is_missing(tmp_path, index_path):
     layout = _fabricate(tmp_path / "run", [4, 4])
     _finalize(layout, tasks=2, shard_tokens=3)
     parts = sorted(p.name for p in layout.ledger.glob("*.parquet"))
@@ -94,3 +106,8 @@ def test_ledger_parts_name_the_kept_twin_and_a_rerun_redoes_only_what_is_missing
     for path, (data, mtime) in before.items():  # untouched: not rewritten
         assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime
     assert not [p for p in os.listdir(layout.bin) if p.endswith(".tmp")]
+    counts = summary.ledger_counts(layout.ledger, ["reader", "quality", "dedup"])
+    assert (counts["records_total"], counts["kept"], counts["dropped"]) == (
+        5, 2, {"quality": {"c4_too_few_sentences": 1}, "dedup": {"near_duplicate": 2}})
+    assert pq.read_table(steps.representatives_file(layout)).to_pylist() == [
+        {"dup_cluster": 7, "id": "keep-7", "url": "https://example.com/keep-7"}]
