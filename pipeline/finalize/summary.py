@@ -16,11 +16,14 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
 from pipeline.core.layout import RunLayout
 from pipeline.finalize.public import public_counts
 from pipeline.plan.phases import Phase, stage_of
+from stages.utils.io import read_parquet
 
 COUNT_BATCH = 1000  # ledger parts per DuckDB scan
 # a ledger under this many bytes is counted here with pyarrow, one part at a time, without DuckDB, whose import
@@ -89,11 +92,6 @@ def _counted_by_duckdb(parts: list[str]) -> tuple[list[tuple], list[tuple]]:
 
 def _counted_in_memory(parts: list[str]) -> tuple[list[tuple], list[tuple]]:
     """`_counted_by_duckdb`'s counts with pyarrow, a part at a time."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from stages.utils.io import read_parquet
-
     groups, kinds = [], []
     for part in parts:
         table = read_parquet(part, columns=[*_GROUP, "token_count", "pii"])

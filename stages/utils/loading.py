@@ -2,11 +2,15 @@
 (`FastTextModel`), and spaCy or presidio without PyTorch or spaCy's command line (`without_torch`)."""
 
 import contextlib
+import json
 import os
 import sys
 from functools import cached_property
 
+import xxhash
+
 from stages.utils import patches
+from stages.utils.io import cache_dir, write_text_atomic
 
 _LOADED: dict = {}
 
@@ -38,12 +42,6 @@ def fasttext_labels(path: str) -> list[str]:
     file's path, size and modification time: `ccpipe run` checks the config's languages against them, and
     loading the model for that (~25 ms with fastText's import) was wasted in a run that reuses the language
     scores. Raises what loading raises for a file that is no fastText model."""
-    import json
-
-    import xxhash
-
-    from stages.utils.io import cache_dir, write_text_atomic
-
     stat = os.stat(path)
     key = xxhash.xxh3_128_hexdigest(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}")
     cached = cache_dir("fasttext-labels") / f"{key}.json"
