@@ -124,8 +124,7 @@ def _index_in_memory(kept: list[str], reps: Path) -> None:
                 if line.strip() and (row := orjson.loads(line)).get("dup_cluster") is not None:
                     rows.append((row["dup_cluster"], row.get("id"), row.get("url")))
     rows.sort(key=lambda row: row[0])
-    table = pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in
-                                  zip(zip(*rows) if rows else ((), (), ()), REPRESENTATIVES)], schema=REPRESENTATIVES)
+    table = pa.Table.from_pylist([dict(zip(REPRESENTATIVES.names, row)) for row in rows], schema=REPRESENTATIVES)
     with atomic_path(reps) as tmp:
         pq.write_table(table, tmp, row_group_size=2048)
 

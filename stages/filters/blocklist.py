@@ -233,22 +233,10 @@ class URLBlocklist(BoundedFilter, BaseFilter):
         `ccpipe run` asks for it before any task, and working it out loads every list (UT1's 18 MB hashed,
         the word alternations compiled: 55 ms), which a run whose blocklist decisions are reused never needs."""
         sources = self._sources()
-        stats = [(str(s["path"]), os.stat(s["path"]).st_size, os.stat(s["path"]).st_mtime_ns) for s in sources]
-        code = os.stat(__file__)
-        key = xxhash.xxh3_128_hexdigest(json.dumps([self.use_ut1, self.use_banned_words, self.host_word_rules,
-                                                    [code.st_size, code.st_mtime_ns], sources, stats], default=str))
-        cached = self.cache_dir / "blocklist-provenance" / f"{key}.json"
-        try:
-            return json.loads(cached.read_text())
-        except (OSError, ValueError):
-            pass
-        out = self._provenance(sources)
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            io.write_text_atomic(cached, json.dumps(out))  # in its order: config.resolved.yaml lists it so
-        except OSError:  # a read-only cache: worked out again next time
-            pass
-        return out
+        key = io.files_key(__file__, *(s["path"] for s in sources),
+                           extra=[self.use_ut1, self.use_banned_words, self.host_word_rules, sources])
+        return io.cached_json(self.cache_dir / "blocklist-provenance" / f"{key}.json",
+                              lambda: self._provenance(sources))
 
     def _provenance(self, sources: list[dict]) -> list[dict]:
         st = self._load()

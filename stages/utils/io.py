@@ -1,4 +1,4 @@
-"""The three file helpers every layer uses: atomic writes, file digests and the cache directory.
+"""The file helpers every layer uses: atomic writes, file digests and the cache directory.
 
 They live at the bottom (`stages/`) because the steps need them too, and `stages/` imports nothing above it.
 """
@@ -11,6 +11,8 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+import xxhash
 
 
 def cache_dir(*parts: str) -> Path:
@@ -56,6 +58,28 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data) -> None:
     """Indented, keys sorted, newline-terminated: the same data gives the same bytes."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def files_key(*paths: str | Path, extra=()) -> str:
+    """A name for what is derived from `paths` (and `extra`): their absolute paths, sizes and modification times."""
+    stats = [(os.path.abspath(p), (st := os.stat(p)).st_size, st.st_mtime_ns) for p in paths]
+    return xxhash.xxh3_128_hexdigest(json.dumps([stats, extra], default=str))
+
+
+def cached_json(path: Path, compute):
+    """`compute()`, kept as JSON at `path` (in the cache directory) and read back from there the next time, in
+    its order; a cache that cannot be written is only slower."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(value))
+    except OSError:
+        pass
+    return value
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None):

@@ -2,15 +2,12 @@
 (`FastTextModel`), and spaCy or presidio without PyTorch or spaCy's command line (`without_torch`)."""
 
 import contextlib
-import json
 import os
 import sys
 from functools import cached_property
 
-import xxhash
-
 from stages.utils import patches
-from stages.utils.io import cache_dir, write_text_atomic
+from stages.utils.io import cache_dir, cached_json, files_key
 
 _LOADED: dict = {}
 
@@ -42,21 +39,9 @@ def fasttext_labels(path: str) -> list[str]:
     file's path, size and modification time: `ccpipe run` checks the config's languages against them, and
     loading the model for that (~25 ms with fastText's import) was wasted in a run that reuses the language
     scores. Raises what loading raises for a file that is no fastText model."""
-    stat = os.stat(path)
-    key = xxhash.xxh3_128_hexdigest(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}")
-    cached = cache_dir("fasttext-labels") / f"{key}.json"
-    try:
-        return json.loads(cached.read_text())
-    except (OSError, ValueError):
-        pass
     # fasttext-predict has no get_labels(): every label, each with its (possibly tiny) probability
-    labels = list(fasttext_model(path).predict("label", k=-1, threshold=-1.0)[0])
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(cached, json.dumps(labels))
-    except OSError:  # a read-only cache: the model is loaded again next time
-        pass
-    return labels
+    return cached_json(cache_dir("fasttext-labels") / f"{files_key(path)}.json",
+                       lambda: list(fasttext_model(path).predict("label", k=-1, threshold=-1.0)[0]))
 
 
 def tld_extractor():
